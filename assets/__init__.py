@@ -1,0 +1,7 @@
+"""The demo feature repository: raw sources, feature groups and views, one file per domain."""
+
+from assets import fraud, merchants, raw, users
+
+raw_sources = [raw.transactions, raw.users]
+feature_groups = [*users.feature_groups, *merchants.feature_groups]
+feature_views = [*fraud.feature_views]

@@ -1,0 +1,48 @@
+"""The fraud domain: the feature view the fraud model consumes."""
+
+import pandas as pd
+
+from feature_platform import Feature, FeatureView, OnDemandTransformation
+
+
+def amount_vs_history(df: pd.DataFrame) -> pd.DataFrame:
+    """How unusual the requested amount is for this card holder and merchant."""
+    return pd.DataFrame(
+        {
+            "amount_to_user_mean_30d": df["amount"] / df["amount_mean_30d"],
+            "amount_to_merchant_mean_7d": df["amount"] / df["merchant_amount_mean_7d"],
+        }
+    )
+
+
+fraud_detection = FeatureView(
+    "fraud_detection",
+    features=[
+        "user_transaction_features:txn_count_7d",
+        "user_transaction_features:amount_sum_7d",
+        "user_transaction_features:amount_mean_30d",
+        "user_transaction_features:amount_max_30d",
+        "user_transaction_features:distinct_merchants_30d",
+        "user_last_transaction:last_amount",
+        "user_profile:age",
+        "user_profile:is_premium",
+        "merchant_features:merchant_txn_count_7d",
+        "merchant_features:merchant_amount_mean_7d",
+        "merchant_features:merchant_fraud_rate_7d",
+        "merchant_country_features:country_txn_count_1d",
+    ],
+    description="Card-not-present fraud model: card holder history, merchant risk and request amount.",
+    on_demand=[
+        OnDemandTransformation(
+            "amount_vs_history",
+            function=amount_vs_history,
+            outputs=[Feature("amount_to_user_mean_30d", "float64"), Feature("amount_to_merchant_mean_7d", "float64")],
+            inputs=["amount_mean_30d", "merchant_amount_mean_7d"],
+            request_inputs=["amount"],
+        )
+    ],
+    owner="team:fraud-ml",
+    tags={"model": "fraud-v3"},
+)
+
+feature_views = [fraud_detection]

@@ -1,0 +1,9 @@
+"""Partitions of the demo repository, as named constants."""
+
+from feature_platform import DailyPartitions
+
+DAILY = DailyPartitions(start="2024-04-01")
+
+# The window `make demo` materializes (inclusive).
+DEMO_FIRST_DAY = "2024-04-01"
+DEMO_LAST_DAY = "2024-05-15"

@@ -1,0 +1,35 @@
+"""Errors raised by the feature platform; each names what is wrong and where."""
+
+
+class FeaturePlatformError(Exception):
+    """Base class of every error the platform raises on purpose."""
+
+
+class DefinitionError(FeaturePlatformError, ValueError):
+    """A definition (entity, feature, group, view) is invalid."""
+
+
+class ContractError(FeaturePlatformError, ValueError):
+    """A frame breaks a feature group's contract; nothing was written.
+
+    `group`, `column` and `rule` say which group, which column (or None for
+    frame-wide rules) and which rule was broken.
+    """
+
+    def __init__(self, group: str, column: str | None, rule: str, detail: str) -> None:
+        self.group = group
+        self.column = column
+        self.rule = rule
+        where = f"column '{column}'" if column else "frame"
+        super().__init__(f"feature group '{group}', {where}: {rule}: {detail}")
+
+
+class FeatureReferenceError(FeaturePlatformError, LookupError):
+    """A feature, group or view reference is unknown or ambiguous."""
+
+    def __str__(self) -> str:  # LookupError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class EntityFrameError(FeaturePlatformError, ValueError):
+    """An entity frame (or entity rows) cannot be used for retrieval."""

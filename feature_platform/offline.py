@@ -1,0 +1,227 @@
+"""The offline store: one Delta table per feature group and version, with time travel.
+
+Tables live at `<root>/<project>/<group>/v<version>`, partitioned by the UTC day
+of event time (`_partition`). Writing a partition replaces exactly that
+partition in one atomic Delta commit; commits that lose a race are retried.
+"""
+
+import random
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.dataset as pds
+from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
+
+from feature_platform.concepts import DailyPartitions, FeatureGroup
+from feature_platform.contract import UTC_MICROS, conform, utc_timestamp
+from feature_platform.errors import ContractError, FeaturePlatformError
+
+COMMIT_ATTEMPTS = 8
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What one write committed: rows, the new Delta version and where."""
+
+    group: str
+    rows: int
+    version: int
+    uri: str
+    partition_key: str | None = None
+
+
+class OfflineStore:
+    """Delta Lake tables of feature groups under one root (a local path or `s3://bucket/prefix`)."""
+
+    def __init__(self, root: str, *, project: str = "default", storage_options: dict[str, str] | None = None) -> None:
+        self.root = str(root).rstrip("/")
+        self.project = project
+        self.storage_options = dict(storage_options or {})
+
+    def table_uri(self, group: FeatureGroup) -> str:
+        return f"{self.root}/{self.project}/{group.name}/v{group.version}"
+
+    def _table(self, group: FeatureGroup, version: int | None = None) -> DeltaTable | None:
+        try:
+            return DeltaTable(self.table_uri(group), version=version, storage_options=self.storage_options or None)
+        except TableNotFoundError:
+            return None
+
+    def exists(self, group: FeatureGroup) -> bool:
+        return self._table(group) is not None
+
+    def version(self, group: FeatureGroup) -> int | None:
+        """The table's current Delta version, or None before the first write."""
+        table = self._table(group)
+        return None if table is None else table.version()
+
+    def write_partition(
+        self,
+        group: FeatureGroup,
+        partition_key: str | None,
+        df: Any,
+        *,
+        commit_metadata: dict[str, str] | None = None,
+    ) -> WriteResult:
+        """Replace one daily partition of `group` with `df` (idempotent).
+
+        For a group without partitions, `partition_key=None` replaces the whole table.
+        """
+        if group.partitions is None:
+            if partition_key is not None:
+                raise ContractError(group.name, None, "partition key", f"the group is not partitioned, got {partition_key!r}")
+            table = conform(group, df, written_at=datetime.now(timezone.utc))
+            return self._commit(group, table, predicate=None, partition_key=None, metadata=commit_metadata)
+        if partition_key is None:
+            raise ContractError(group.name, None, "partition key", "a partitioned group needs a partition key 'YYYY-MM-DD'")
+        return self.write_partitions(group, partition_key, partition_key, df, commit_metadata=commit_metadata)
+
+    def write_partitions(
+        self,
+        group: FeatureGroup,
+        first_key: str,
+        last_key: str,
+        df: Any,
+        *,
+        commit_metadata: dict[str, str] | None = None,
+    ) -> WriteResult:
+        """Replace the daily partitions `first_key..last_key` (inclusive) with `df` in one atomic commit."""
+        if group.partitions is None:
+            raise ContractError(group.name, None, "partition key", "the group is not partitioned")
+        start, end = DailyPartitions.window(first_key)[0], DailyPartitions.window(last_key)[1]
+        if end <= start:
+            raise ContractError(group.name, None, "partition key", f"range {first_key}..{last_key} is empty")
+        table = conform(group, df, window=(start, end), written_at=datetime.now(timezone.utc))
+        first, last = start.date().isoformat(), (end - timedelta(days=1)).date().isoformat()
+        predicate = f"_partition = '{first}'" if first == last else f"_partition >= '{first}' AND _partition <= '{last}'"
+        key = first if first == last else f"{first}..{last}"
+        return self._commit(group, table, predicate=predicate, partition_key=key, metadata=commit_metadata)
+
+    def append(self, group: FeatureGroup, df: Any, *, commit_metadata: dict[str, str] | None = None) -> WriteResult:
+        """Append rows that may span any partitions; later writes win exact time ties."""
+        table = conform(group, df, written_at=datetime.now(timezone.utc))
+        return self._commit(group, table, predicate=None, partition_key=None, metadata=commit_metadata, mode="append")
+
+    def _commit(
+        self,
+        group: FeatureGroup,
+        table: pa.Table,
+        *,
+        predicate: str | None,
+        partition_key: str | None,
+        metadata: dict[str, str] | None,
+        mode: str = "overwrite",
+    ) -> WriteResult:
+        uri = self.table_uri(group)
+        custom = {
+            "feature_group": group.name,
+            "group_version": str(group.version),
+            "write_id": uuid.uuid4().hex,
+            **(metadata or {}),
+        }
+        if partition_key:
+            custom["partition_key"] = partition_key
+        for attempt in range(COMMIT_ATTEMPTS):
+            existing = self._table(group)
+            try:
+                write_deltalake(
+                    existing if existing is not None else uri,
+                    table,
+                    partition_by=["_partition"],
+                    mode=mode if existing is not None else "append",
+                    predicate=predicate if existing is not None else None,
+                    storage_options=self.storage_options or None,
+                    commit_properties=CommitProperties(custom_metadata=custom),
+                )
+                break
+            except CommitFailedError:
+                if attempt == COMMIT_ATTEMPTS - 1:
+                    raise
+            except Exception as exc:  # a racing writer created the table first
+                if existing is not None or "already exists" not in str(exc).lower() or attempt == COMMIT_ATTEMPTS - 1:
+                    raise
+            time.sleep(random.uniform(0.05, 0.2) * (attempt + 1))
+        version = self._committed_version(group, custom)
+        return WriteResult(group.name, table.num_rows, version, uri, partition_key)
+
+    def _committed_version(self, group: FeatureGroup, custom: dict[str, str]) -> int:
+        """The version our commit got, found by its write id (other writers may have committed since)."""
+        table = self._table(group)
+        assert table is not None
+        for entry in table.history(limit=64):
+            if entry.get("write_id") == custom["write_id"]:
+                return int(entry["version"])
+        return table.version()
+
+    def read(
+        self,
+        group: FeatureGroup,
+        *,
+        start: datetime | str | None = None,
+        end: datetime | str | None = None,
+        as_of: int | datetime | str | None = None,
+        columns: list[str] | None = None,
+    ) -> pa.Table:
+        """Rows with `start <= event_time < end`, read from the partitions that can hold them.
+
+        `as_of` is a Delta version (int) or a time (the table as it was then).
+        Returns an Arrow table of `columns` (default: the group's columns and `_written_at`).
+        """
+        names = columns or [*group.input_columns, "_written_at"]
+        schema = pa.schema([group.schema.field(n) for n in names])
+        table = self._table(group, as_of if isinstance(as_of, int) and not isinstance(as_of, bool) else None)
+        if table is None:
+            if as_of is not None:
+                raise FeaturePlatformError(f"feature group '{group.name}' has no table to read as of {as_of!r}")
+            return schema.empty_table()
+        if as_of is not None and not isinstance(as_of, int):
+            when = utc_timestamp(as_of).to_pydatetime()
+            try:
+                table.load_as_version(when)
+            except Exception as exc:
+                raise FeaturePlatformError(f"feature group '{group.name}' has no version as of {when.isoformat()}: {exc}") from None
+        dataset = table.to_pyarrow_dataset()
+        event_time = pds.field(group.event_time)
+        condition = None
+        if start is not None:
+            lower = utc_timestamp(start)
+            condition = (pds.field("_partition") >= pa.scalar(lower.date(), pa.date32())) & (
+                event_time >= pa.scalar(lower, UTC_MICROS)
+            )
+        if end is not None:
+            upper = utc_timestamp(end)
+            bound = (pds.field("_partition") <= pa.scalar(upper.date(), pa.date32())) & (event_time < pa.scalar(upper, UTC_MICROS))
+            condition = bound if condition is None else condition & bound
+        result = dataset.to_table(columns=names, filter=condition)
+        return result.cast(schema)
+
+    def history(self, group: FeatureGroup) -> list[dict[str, Any]]:
+        """Delta versions of the group's table, newest first: version, time, operation, metadata."""
+        table = self._table(group)
+        if table is None:
+            return []
+        entries = []
+        for entry in table.history():
+            entries.append(
+                {
+                    "version": entry.get("version"),
+                    "timestamp": datetime.fromtimestamp(entry["timestamp"] / 1000, timezone.utc) if "timestamp" in entry else None,
+                    "operation": entry.get("operation"),
+                    "parameters": entry.get("operationParameters", {}),
+                    **{k: v for k, v in entry.items() if k in ("partition_key", "dagster_run_id", "feature_group")},
+                }
+            )
+        return entries
+
+    def partitions(self, group: FeatureGroup) -> list[date]:
+        """Days that hold rows, ascending."""
+        table = self._table(group)
+        if table is None:
+            return []
+        days = table.to_pyarrow_dataset().to_table(columns=["_partition"]).column("_partition").unique()
+        return sorted(d for d in days.to_pylist() if d is not None)

@@ -1,0 +1,32 @@
+"""Resources of the repository, configured from the environment (nothing hard-coded).
+
+| variable | meaning | default |
+| --- | --- | --- |
+| FEATURE_PLATFORM_PROJECT | namespace of tables and online keys | `default` |
+| FEATURE_PLATFORM_HOME | folder of the embedded defaults | `.feature_platform` |
+| FEATURE_PLATFORM_OFFLINE_ROOT | Delta root, a path or `s3://bucket/prefix` | `<home>/offline` |
+| FEATURE_PLATFORM_RAW_ROOT | raw landing files | `<home>/raw` |
+| FEATURE_PLATFORM_REDIS_URL | online store | the embedded Redis server |
+"""
+
+import os
+
+import dagster as dg
+
+from feature_platform.orchestration import FeatureStoreResource
+
+
+def from_env(name: str, default: str | None = None) -> dg.EnvVar | str | None:
+    """`EnvVar(name)` when the variable is set (so the UI shows where a value came from), else `default`."""
+    return dg.EnvVar(name) if os.environ.get(name) else default
+
+
+feature_store = FeatureStoreResource(
+    project=from_env("FEATURE_PLATFORM_PROJECT", "default"),
+    home=from_env("FEATURE_PLATFORM_HOME", ".feature_platform"),
+    offline_root=from_env("FEATURE_PLATFORM_OFFLINE_ROOT"),
+    raw_root=from_env("FEATURE_PLATFORM_RAW_ROOT"),
+    redis_url=from_env("FEATURE_PLATFORM_REDIS_URL"),
+)
+
+resources = {"feature_store": feature_store}

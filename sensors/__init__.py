@@ -1,0 +1,3 @@
+"""Sensors and alert routing of the repository."""
+
+sensors: list = []
