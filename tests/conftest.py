@@ -1,0 +1,44 @@
+"""Shared fixtures: small real definitions and a feature store on a temporary Delta root."""
+
+from datetime import timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from feature_platform import DailyPartitions, Entity, Feature, FeatureGroup, FeatureStore
+
+user = Entity("user", join_keys={"user_id": "int64"})
+merchant = Entity("merchant", join_keys={"merchant_id": "int64"})
+
+
+@pytest.fixture
+def user_stats() -> FeatureGroup:
+    """A daily group of one entity with an int, a float and a string feature."""
+    return FeatureGroup(
+        "user_stats",
+        entities=[user],
+        features=[Feature("txn_count", "int64"), Feature("amount_mean", "float64"), Feature("segment", "string")],
+        partitions=DailyPartitions(start="2024-05-01"),
+        ttl=timedelta(days=2),
+        owner="team:test",
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path, user_stats: FeatureGroup) -> FeatureStore:
+    """A feature store with `user_stats` on a Delta root in a temporary folder."""
+    return FeatureStore(groups=[user_stats], offline_root=tmp_path / "offline", project="test")
+
+
+def user_rows(day: str, user_ids: list[int], *, txn_count: int = 1) -> pd.DataFrame:
+    """Rows of `user_stats` at noon of `day`, one per user."""
+    return pd.DataFrame(
+        {
+            "user_id": user_ids,
+            "event_time": pd.Timestamp(f"{day} 12:00"),
+            "txn_count": [txn_count + i for i in range(len(user_ids))],
+            "amount_mean": [10.0 * (i + 1) for i in range(len(user_ids))],
+            "segment": ["a" if i % 2 else "b" for i in range(len(user_ids))],
+        }
+    )
