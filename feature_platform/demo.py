@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import pandas as pd
 
 from feature_platform.store import FeatureStore
 
@@ -65,6 +66,7 @@ def run_demo(repo: Path, first_day: str, last_day: str) -> dict[str, Any]:
             }
         )
     return {
+        "online": online_lookups(store, last_day),
         "window": [first_day, last_day],
         "seconds": round(time.monotonic() - started, 1),
         "dagster_home": os.environ.get("DAGSTER_HOME", "(ephemeral instance)"),
@@ -73,12 +75,58 @@ def run_demo(repo: Path, first_day: str, last_day: str) -> dict[str, Any]:
     }
 
 
+def online_lookups(store: FeatureStore, last_day: str, view: str = "fraud_detection") -> dict[str, Any]:
+    """Vectors of a few card holders from Redis (synced by the online assets), before and after a push.
+
+    The demo data is from the past, so groups with a ttl read as OUTSIDE_MAX_AGE;
+    pushing their last values stamped now, as a streaming job would, makes them fresh.
+    """
+    latest = store.read_group("user_last_transaction", start=last_day).sort_values("user_id").head(3)
+    rows = [
+        {"user_id": int(r.user_id), "merchant_id": int(r.last_merchant_id), "country": "US", "amount": 120.0}
+        for r in latest.itertuples()
+    ]
+    before = store.get_online_features(rows, view)
+    now = pd.Timestamp.now(tz="UTC").floor("s")
+    for selection in store.registry.resolve(view).selections:
+        group = selection.group
+        if group.ttl is None:
+            continue
+        keys = pd.DataFrame(rows)[group.join_keys].drop_duplicates()
+        stored = store.read_group(group.name, start=last_day).merge(keys, on=group.join_keys)
+        store.push(group.name, stored.assign(**{group.event_time: now}), to="online")
+    after = store.get_online_features(rows, view)
+    return {
+        "view": view,
+        "before_push": before.to_dict(include_statuses=True),
+        "after_push": after.to_dict(include_statuses=True),
+    }
+
+
+def print_vectors(title: str, vectors: dict[str, list[Any]]) -> None:
+    """One line per entity: `name=value`, with the status where it is not PRESENT."""
+    print(title)
+    names = [n for n in vectors if not n.endswith("__status")]
+    for i in range(len(vectors[names[0]])):
+        cells = []
+        for name in names:
+            status = vectors.get(f"{name}__status", ["PRESENT"] * (i + 1))[i]
+            value = vectors[name][i]
+            value = round(value, 3) if isinstance(value, float) else value
+            cells.append(f"{name}={value}" + ("" if status == "PRESENT" else f" ({status})"))
+        print("  " + ", ".join(cells))
+
+
 def print_summary(summary: dict[str, Any]) -> None:
     print(f"\nDemo window {summary['window'][0]} .. {summary['window'][1]}, done in {summary['seconds']} s")
     print(f"Dagster runs: {', '.join(r['run_id'][:8] for r in summary['runs'])} (instance: {summary['dagster_home']})\n")
     print(f"{'feature group':<28} {'partitions':>13} {'rows':>9} {'delta v':>8}  table")
     for g in summary["groups"]:
         print(f"{g['group']:<28} {g['partitions']!s:>13} {g['rows']:>9} {g['delta_version']!s:>8}  {g['table']}")
+    online = summary["online"]
+    print(f"\nOnline vectors of view '{online['view']}' from Redis (synced by the ['online', group] assets):")
+    print_vectors("as synced (values older than their group's ttl read as null):", online["before_push"])
+    print_vectors("after pushing their latest values stamped now (as a stream would):", online["after_push"])
     print("\nOpen the UI with `make ui` (http://127.0.0.1:3000): the runs above are in its run list.")
 
 
