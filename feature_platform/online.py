@@ -105,18 +105,22 @@ class WriteCount:
 
 
 def latest_per_entity(group: FeatureGroup, table: pa.Table) -> pa.Table:
-    """The row of greatest `(event_time, created_time, _written_at)` per entity."""
-    if table.num_rows == 0:
+    """The row of greatest `(event_time, created_time, _written_at)` per entity (nulls first)."""
+    if table.num_rows <= 1:
         return table
-    order = [(group.event_time, "ascending", "at_start")]
-    if group.created_time:
-        order.append((group.created_time, "ascending", "at_start"))
-    if "_written_at" in table.column_names:
-        order.append(("_written_at", "ascending", "at_start"))
-    ordered = table.take(pc.sort_indices(table, sort_keys=order))
-    ordered = ordered.append_column("__row", pa.array(range(ordered.num_rows), pa.int64()))
-    last = ordered.group_by(group.join_keys, use_threads=False).aggregate([("__row", "max")])
-    return ordered.take(last.column("__row_max")).drop_columns(["__row"])
+    keys = group.join_keys
+    order = [group.event_time, *([group.created_time] if group.created_time else [])]
+    order += ["_written_at"] if "_written_at" in table.column_names else []
+    columns = [*keys, *order]
+    indices = pc.sort_indices(table.select(columns), sort_keys=[(c, "ascending", "at_start") for c in columns])
+    count = len(indices)
+    last_of_run = None
+    for key in keys:
+        ordered = table.column(key).take(indices)
+        differs = pc.not_equal(ordered.slice(0, count - 1), ordered.slice(1))
+        last_of_run = differs if last_of_run is None else pc.or_(last_of_run, differs)
+    mask = pa.concat_arrays([*pa.chunked_array(last_of_run).chunks, pa.array([True])])
+    return table.take(pc.filter(indices, mask))
 
 
 class OnlineStore:

@@ -1,18 +1,24 @@
-"""Copying the freshest offline rows into the online store, one partition at a time.
+"""Copying the freshest offline rows into the online store, reading one partition at a time.
 
-Reading and writing day by day keeps memory bounded by one partition; the
-online store's non-regressing write makes the order of days irrelevant.
+Partitions are read day by day and reduced to the latest row per entity as
+they come, so memory is bounded by one partition plus the entities, and Redis
+receives one row per entity; its non-regressing write makes order irrelevant.
 """
 
 import time
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta, timezone
 
+import pyarrow as pa
+
 from feature_platform.concepts import DailyPartitions, FeatureGroup
 from feature_platform.contract import utc_timestamp
 from feature_platform.errors import FeatureReferenceError
 from feature_platform.offline import OfflineStore
-from feature_platform.online import OnlineStore
+from feature_platform.online import OnlineStore, latest_per_entity
+
+# Entities held in memory before a write; bounds memory by this, not by source rows.
+FLUSH_ROWS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -66,12 +72,18 @@ def sync_group(
             day_start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
             day_end = day_start + timedelta(days=1)
             windows.append((max(day_start, lower) if lower else day_start, min(day_end, upper) if upper else day_end))
+    pending: pa.Table | None = None
     for window_start, window_end in windows:
         table = offline.read(group, start=window_start, end=window_end)
-        count = online.write(group, table)
         read += table.num_rows
-        written += count.written
         partitions += 1
+        # Only the latest row per entity across partitions needs to reach Redis.
+        pending = latest_per_entity(group, table if pending is None else pa.concat_tables([pending, table]))
+        if pending.num_rows >= FLUSH_ROWS:
+            written += online.write(group, pending).written
+            pending = None
+    if pending is not None:
+        written += online.write(group, pending).written
     return SyncReport(
         group=group.name,
         version=group.version,
