@@ -131,6 +131,7 @@ class OnlineStore:
         self.project = project
         self.client = connect(url)
         self._script = self.client.register_script(WRITE_SCRIPT)
+        self._local = threading.local()
 
     def __repr__(self) -> str:
         return f"OnlineStore({redact(self.url)!r}, project={self.project!r})"
@@ -228,11 +229,25 @@ class OnlineStore:
         return OnlineStoreError(f"online store {redact(self.url)}: {type(exc).__name__}: {exc}")
 
     def mget(self, keys: Sequence[bytes]) -> list[bytes | None]:
-        """The stored values of `keys` in one round trip."""
-        try:
-            return self.client.execute_command("MGET", *keys)
-        except redis.RedisError as exc:
-            raise self._error(exc) from None
+        """The stored values of `keys` in one round trip.
+
+        Each thread keeps its own connection, which skips the pool's checkout
+        and bookkeeping on the hot path; a broken connection is retried once.
+        """
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._local.connection = self.client.connection_pool.make_connection()
+        for attempt in (1, 2):
+            try:
+                connection.send_command("MGET", *keys)
+                return connection.read_response()
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                connection.disconnect()
+                if attempt == 2:
+                    raise self._error(exc) from None
+            except redis.RedisError as exc:
+                raise self._error(exc) from None
+        raise AssertionError("unreachable")
 
     def delete_group(self, group: FeatureGroup) -> int:
         """Remove every key of one group version (e.g. an old version no longer served)."""
@@ -249,6 +264,9 @@ class OnlineStore:
         return deleted
 
     def close(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.disconnect()
         self.client.close()
 
 

@@ -6,6 +6,8 @@ pick and under which output names, so nothing is parsed or resolved per call.
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import repeat
+from operator import itemgetter
 from typing import Any, Callable
 
 import pandas as pd
@@ -36,6 +38,9 @@ class GroupRead:
     decoders: tuple[Callable[[Any], Any] | None, ...]
     types: tuple[pa.DataType, ...]
     ttl_us: int | None
+    pick: Callable[[list[Any]], tuple[Any, ...]]
+    missing: tuple[None, ...]
+    plain: bool
 
 
 @dataclass(frozen=True)
@@ -47,10 +52,8 @@ class ReadPlan:
     key_types: Mapping[str, pa.DataType]
     request_inputs: tuple[str, ...]
     on_demand: tuple[OnDemandTransformation, ...]
-
-    @property
-    def needed_columns(self) -> tuple[str, ...]:
-        return (*self.join_keys, *(c for c in self.request_inputs if c not in self.join_keys))
+    needed_columns: tuple[str, ...]
+    types: Mapping[str, pa.DataType]
 
 
 def build_plan(resolved: ResolvedFeatures, project: str) -> ReadPlan:
@@ -75,13 +78,35 @@ def build_plan(resolved: ResolvedFeatures, project: str) -> ReadPlan:
                 decoders=tuple(codec.value_decoder(f.arrow_type) for f in features),
                 types=tuple(f.arrow_type for f in features),
                 ttl_us=None if group.ttl is None else int(group.ttl.total_seconds() * 1_000_000),
+                pick=_picker(tuple(group.feature_names.index(name) for name in selection.features)),
+                missing=(None,) * len(selection.features),
+                plain=all(codec.value_decoder(f.arrow_type) is None for f in features),
             )
         )
-    return ReadPlan(tuple(groups), tuple(resolved.join_keys), key_types, tuple(resolved.request_inputs), resolved.on_demand)
+    join_keys = tuple(resolved.join_keys)
+    requests = tuple(resolved.request_inputs)
+    types = {k: key_types[k] for k in join_keys}
+    types.update({o: t for g in groups for o, t in zip(g.outputs, g.types)})
+    types.update({f.name: f.arrow_type for t in resolved.on_demand for f in t.outputs})
+    needed = (*join_keys, *(c for c in requests if c not in join_keys))
+    return ReadPlan(tuple(groups), join_keys, key_types, requests, resolved.on_demand, needed, types)
+
+
+def _picker(indices: tuple[int, ...]) -> Callable[[list[Any]], tuple[Any, ...]]:
+    """A C-speed function taking the requested features, always as a tuple."""
+    if len(indices) == 1:
+        index = indices[0]
+        return lambda values: (values[index],)
+    return itemgetter(*indices)
 
 
 def entity_columns(entity_rows: Any, needed: Sequence[str]) -> tuple[dict[str, list[Any]], int]:
     """The needed columns of entity rows given as a list of dicts, a dict of lists or a DataFrame."""
+    if type(entity_rows) is list and all(type(row) is dict for row in entity_rows):
+        try:
+            return {name: [row[name] for row in entity_rows] for name in needed}, len(entity_rows)
+        except KeyError as missing:
+            raise EntityFrameError(f"an entity row has no {missing}; every row needs {list(needed)}") from None
     if isinstance(entity_rows, pd.DataFrame):
         source: Mapping[str, Any] = {c: entity_rows[c].tolist() for c in needed if c in entity_rows.columns}
         rows = len(entity_rows)
@@ -158,13 +183,13 @@ def read_online(store: OnlineStore, plan: ReadPlan, entity_rows: Any) -> OnlineR
     now_us = now_micros()
     values: dict[str, list[Any]] = {}
     statuses: dict[str, list[str]] = {}
-    types: dict[str, pa.DataType] = {}
     unpack = codec.decode_features
     header = codec.HEADER.unpack_from
     for g, group in enumerate(plan.groups):
-        picked = [[None] * rows for _ in group.picks]
+        picked = [group.missing] * rows
         status = [NOT_FOUND] * rows
         oldest = None if group.ttl_us is None else now_us - group.ttl_us
+        pick = group.pick
         for i, raw in enumerate(stored[g * rows : (g + 1) * rows]):
             if raw is None:
                 continue
@@ -172,16 +197,16 @@ def read_online(store: OnlineStore, plan: ReadPlan, entity_rows: Any) -> OnlineR
                 status[i] = OUTSIDE_MAX_AGE
                 continue
             status[i] = PRESENT
-            features = unpack(raw)
-            for j, index in enumerate(group.picks):
-                picked[j][i] = features[index]
-        for j, output in enumerate(group.outputs):
-            decode = group.decoders[j]
-            values[output] = picked[j] if decode is None else [decode(v) for v in picked[j]]
-            statuses[output] = status
-            types[output] = group.types[j]
+            picked[i] = pick(unpack(raw))
+        transposed = map(list, zip(*picked)) if rows else ([] for _ in group.outputs)
+        if group.plain:
+            values.update(zip(group.outputs, transposed))
+        else:
+            for output, column, decode in zip(group.outputs, transposed, group.decoders):
+                values[output] = column if decode is None else [decode(v) for v in column]
+        statuses.update(zip(group.outputs, repeat(status)))
     key_values = {name: columns[name] for name in plan.join_keys}
-    types.update({name: plan.key_types[name] for name in plan.join_keys})
+    types = plan.types
     if plan.on_demand:
         _apply_on_demand(plan, columns, values, statuses, types, rows)
     return OnlineResponse(key_values, values, statuses, types)
@@ -211,7 +236,6 @@ def _apply_on_demand(
             column = frame[output.name].astype(object)
             computed = column.where(column.notna(), None).tolist()
             values[output.name] = computed
-            types[output.name] = output.arrow_type
             statuses[output.name] = [
                 next((s[i] for s in inputs if s[i] != PRESENT), PRESENT) if computed[i] is None else PRESENT
                 for i in range(rows)
