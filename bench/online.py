@@ -8,6 +8,7 @@ packed values next to Redis hashes, and the HTTP server's latency and start time
 """
 
 import argparse
+import http.client
 import json
 import multiprocessing
 import os
@@ -24,6 +25,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -93,12 +95,23 @@ def sync_child(repo: str, redis_url: str, out: "multiprocessing.Queue") -> None:
     reports = [store.sync_to_online(name) for name in ("activity", "profile")]
     seconds = time.perf_counter() - started
     rows = sum(r.rows_read for r in reports)
+    # Redis write speed alone: the last day again, stamped as a later write, so every row replaces its value.
+    group = store.group("activity")
+    last_day = store.offline.partitions(group)[-1].isoformat()
+    table = store.offline.read(group, start=last_day)
+    later = pa.array([pd.Timestamp.now(tz="UTC")] * table.num_rows, pa.timestamp("us", tz="UTC"))
+    table = table.set_column(table.schema.get_field_index("_written_at"), "_written_at", later)
+    write_started = time.perf_counter()
+    count = store.online.write(group, table)
+    write_seconds = time.perf_counter() - write_started
     out.put(
         {
             "rows_read": rows,
             "rows_written": sum(r.rows_written for r in reports),
             "seconds": round(seconds, 2),
-            "rows_per_s": round(rows / seconds),
+            "source_rows_per_s": round(rows / seconds),
+            "redis_rows_replaced": count.written,
+            "redis_write_rows_per_s": round(count.written / write_seconds),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         }
     )
@@ -185,7 +198,7 @@ def _chunks(items: list, size: int):
         yield items[start : start + size]
 
 
-def http(repo: Path, redis_url: str, entities: int, n: int) -> dict:
+def http_server(repo: Path, redis_url: str, entities: int, n: int) -> dict:
     port = free_port()
     env = {**os.environ, "FEATURE_PLATFORM_REDIS_URL": redis_url, "PYTHONPATH": str(ROOT)}
     env.pop("FEATURE_PLATFORM_SERVER_TOKEN", None)
@@ -202,14 +215,21 @@ def http(repo: Path, redis_url: str, entities: int, n: int) -> dict:
                 except httpx.TransportError:
                     time.sleep(0.01)
             ready = time.perf_counter() - started
-            rng = random.Random(4)
-            bodies = [{"features": FEATURES, "entities": {"user_id": [rng.randrange(entities)]}} for _ in range(n)]
+        rng = random.Random(4)
+        bodies = [json.dumps({"features": FEATURES, "entities": {"user_id": [rng.randrange(entities)]}}) for _ in range(n)]
+        # A plain keep-alive http.client connection, so the numbers are the server's, not a heavy client's.
+        connection = http.client.HTTPConnection("127.0.0.1", port)
+        headers = {"Content-Type": "application/json"}
 
-            def post(body: dict) -> None:
-                response = client.post("/get-online-features", json=body)
-                assert response.status_code == 200, response.text
+        def post(body: str) -> None:
+            connection.request("POST", "/get-online-features", body=body, headers=headers)
+            response = connection.getresponse()
+            payload = response.read()
+            assert response.status == 200, payload
 
-            return {"server_ready_s": round(ready, 2), "one_entity": percentiles(timed(post, bodies))}
+        latency = percentiles(timed(post, bodies))
+        connection.close()
+        return {"server_ready_s": round(ready, 2), "one_entity": latency, "client": "http.client keep-alive"}
     finally:
         server.terminate()
         server.wait()
@@ -239,7 +259,7 @@ def main() -> None:
                 "sync": sync,
                 "lookup": lookups(store, args.entities, args.lookups),
                 "packed_vs_hash": packed_vs_hash(store, args.entities, args.lookups),
-                "http": http(repo, redis.url, args.entities, args.lookups),
+                "http": http_server(repo, redis.url, args.entities, args.lookups),
                 "cpus": os.cpu_count(),
             }
         finally:

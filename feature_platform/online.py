@@ -9,7 +9,7 @@ MGET. See `online_codec` for the key and value layout.
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from queue import Queue
@@ -130,7 +130,6 @@ class OnlineStore:
         self.url = url
         self.project = project
         self.client = connect(url)
-        self._script = self.client.register_script(WRITE_SCRIPT)
         self._local = threading.local()
 
     def __repr__(self) -> str:
@@ -149,13 +148,14 @@ class OnlineStore:
     def write(self, group: FeatureGroup, table: pa.Table, *, now: datetime | None = None) -> WriteCount:
         """Write the latest row per entity of `table` (the group's stored schema), never regressing."""
         table = latest_per_entity(group, table)
-        rows = table.num_rows
-        if rows == 0:
+        if table.num_rows == 0:
             return WriteCount(0, 0)
-        keys, values, expiry = self._encode(group, table, now or datetime.now(timezone.utc))
-        return WriteCount(rows, self._send(keys, values, expiry))
+        now = now or datetime.now(timezone.utc)
+        batches = (self._batch(group, table.slice(start, BATCH), now) for start in range(0, table.num_rows, BATCH))
+        return WriteCount(table.num_rows, self._send(batches))
 
-    def _encode(self, group: FeatureGroup, table: pa.Table, now: datetime) -> tuple[list[bytes], list[bytes], list[int] | None]:
+    def _batch(self, group: FeatureGroup, table: pa.Table, now: datetime) -> list[Any]:
+        """The EVALSHA arguments after the script: key count, keys, stride, then value (and expiry) per key."""
         types = group.key_types
         key_columns = []
         for name in group.join_keys:
@@ -177,53 +177,61 @@ class OnlineStore:
             written = [codec.to_micros(now)] * table.num_rows
         features = [codec.column_for_packing(table.column(name)) for name in group.feature_names]
         values = codec.encode_values(event, created, written, features)
-        expiry = None
-        if group.ttl is not None:
-            # Keep a value one ttl past the moment it goes stale, so reads can say OUTSIDE_MAX_AGE.
-            ttl_us = group.ttl // timedelta(microseconds=1)
-            now_us = codec.to_micros(now)
-            expiry = [(max(e + ttl_us, now_us) + ttl_us) // 1000 for e in event]
-        return keys, values, expiry
+        if group.ttl is None:
+            return [len(keys), *keys, 1, *values]
+        # Keep a value one ttl past the moment it goes stale, so reads can say OUTSIDE_MAX_AGE.
+        ttl_us = group.ttl // timedelta(microseconds=1)
+        now_us = codec.to_micros(now)
+        args: list[Any] = [len(keys), *keys, 2]
+        for value, e in zip(values, event):
+            args += (value, (max(e + ttl_us, now_us) + ttl_us) // 1000)
+        return args
 
-    def _send(self, keys: list[bytes], values: list[bytes], expiry: list[int] | None) -> int:
-        """Run the write script over batches; one thread sends while this one builds the next batch."""
-        stride = 1 if expiry is None else 2
-        batches: Queue = Queue(maxsize=4)
+    def _send(self, batches: Iterator[list[Any]]) -> int:
+        """Run the write script on each batch; a thread keeps two calls in flight while this one encodes."""
+        sha = self.client.script_load(WRITE_SCRIPT)
+        queue: Queue = Queue(maxsize=4)
         outcome: dict[str, Any] = {"written": 0, "error": None}
 
         def sender() -> None:
-            while True:
-                batch = batches.get()
-                if batch is None:
-                    return
-                if outcome["error"] is not None:
-                    continue
-                try:
-                    outcome["written"] += int(self._evalsha(batch[0], batch[1]))
-                except Exception as exc:  # surfaced in the caller below
-                    outcome["error"] = exc
+            connection = self.client.connection_pool.make_connection()
+            in_flight = 0
+            ended = False
+            try:
+                while True:
+                    batch = queue.get()
+                    if batch is None:
+                        ended = True
+                        break
+                    if outcome["error"] is None:
+                        connection.send_command("EVALSHA", sha, *batch)
+                        in_flight += 1
+                        if in_flight == 2:
+                            outcome["written"] += int(connection.read_response())
+                            in_flight -= 1
+                while in_flight and outcome["error"] is None:
+                    outcome["written"] += int(connection.read_response())
+                    in_flight -= 1
+            except Exception as exc:  # surfaced in the caller below
+                outcome["error"] = exc
+                while not ended and queue.get() is not None:
+                    pass
+            finally:
+                connection.disconnect()
 
         worker = threading.Thread(target=sender, name="online-write", daemon=True)
         worker.start()
         try:
-            for start in range(0, len(keys), BATCH):
-                batch_keys = keys[start : start + BATCH]
-                if expiry is None:
-                    args: list[Any] = [stride, *values[start : start + BATCH]]
-                else:
-                    args = [stride]
-                    for value, at in zip(values[start : start + BATCH], expiry[start : start + BATCH]):
-                        args += (value, at)
-                batches.put((batch_keys, args))
+            for batch in batches:
+                if outcome["error"] is not None:
+                    break
+                queue.put(batch)
         finally:
-            batches.put(None)
+            queue.put(None)
             worker.join()
         if outcome["error"] is not None:
             raise self._error(outcome["error"])
         return int(outcome["written"])
-
-    def _evalsha(self, keys: list[bytes], args: list[Any]) -> Any:
-        return self._script(keys=keys, args=args)
 
     def _error(self, exc: BaseException) -> OnlineStoreError:
         return OnlineStoreError(f"online store {redact(self.url)}: {type(exc).__name__}: {exc}")

@@ -10,6 +10,7 @@ import redis
 from feature_platform import ContractError, EntityFrameError, Feature, FeatureView, OnDemandTransformation
 from feature_platform import online_codec as codec
 from feature_platform.errors import FeatureReferenceError
+from feature_platform.online import OnlineStoreError
 from tests.online_fixtures import online_store, pair_group, score_rows, scores_group
 
 DAYS = ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"]
@@ -224,3 +225,12 @@ def test_offline_only_groups_cannot_be_read_online(tmp_path, redis_url):
     store = online_store(tmp_path, redis_url, offline_only)
     with pytest.raises(FeatureReferenceError, match="'pairs' is not online"):
         store.get_online_features({"left": ["a"], "right": ["b"]}, ["weight"])
+
+
+def test_a_failing_write_raises_an_online_store_error(tmp_path, redis_url):
+    group = scores_group()
+    store = online_store(tmp_path, redis_url, group)
+    key = codec.encode_keys(codec.key_prefix("test", group), [[1]])[0]
+    redis.Redis.from_url(redis_url).hset(key, "not", "a value")
+    with pytest.raises(OnlineStoreError, match="WRONGTYPE"):
+        store.push("scores", score_rows("2024-01-01", list(range(5000)), 0))
