@@ -9,8 +9,8 @@ Prints JSON. Run from the repository root:
 
 import argparse
 import json
+import os
 import platform
-import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -125,7 +125,7 @@ def bench_read(root: Path, rows: int, days: int, repeat: int) -> dict[str, Any]:
     del frame
     uri = store.table_uri(group)
     middle = FIRST_DAY + timedelta(days=days // 2)
-    start, end = datetime(middle.year, middle.month, middle.day, tzinfo=timezone.utc), None
+    start = datetime(middle.year, middle.month, middle.day, tzinfo=timezone.utc)
     end = start + timedelta(days=1)
     columns = [*group.input_columns, "_written_at"]
 
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
         root = Path(tmp)
         result = {
             "benchmark": "offline_write",
-            "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
+            "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
             "versions": {"deltalake": deltalake.__version__, "pyarrow": pa.__version__, "pandas": pd.__version__},
             "repeat": args.repeat,
             "write_partition": bench_write(root, args.write_rows, args.repeat),

@@ -64,11 +64,14 @@ WORKSPACE = """
 
 @dataclass(frozen=True)
 class Server:
+    """A running `dagster dev`: its base URL and the file its output goes to."""
+
     url: str
     log: Path
 
 
 def free_port() -> int:
+    """A port of 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -88,6 +91,7 @@ def graphql(server: Server, query: str) -> dict[str, Any]:
 
 
 def log_tail(log: Path, lines: int = 40) -> str:
+    """The server's last output lines, for failure messages."""
     return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
 
 
@@ -195,6 +199,7 @@ def test_feature_group_asset_is_served_with_its_partitions(group, asset_nodes) -
 
 
 def chromium(*args: str, user_data_dir: Path) -> subprocess.CompletedProcess:
+    """Run headless Chromium with the flags that work here and a new, empty profile."""
     return subprocess.run(
         [
             shutil.which("chromium") or "chromium",
@@ -220,6 +225,7 @@ def graph_url(server: Server, asset_nodes: dict[tuple[str, ...], dict[str, Any]]
 
 
 def png_size(data: bytes) -> tuple[int, int]:
+    """Width and height from a PNG's header; fails if `data` is not a PNG."""
     assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG file"
     assert data[12:16] == b"IHDR"
     return struct.unpack(">II", data[16:24])
