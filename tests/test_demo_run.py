@@ -18,6 +18,7 @@ import pytest
 from assets import raw
 from feature_platform import FeatureStore
 from feature_platform.demo import run_demo
+from feature_platform.redis_server import stop_server
 
 pytestmark = pytest.mark.slow
 
@@ -49,7 +50,10 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         for module in ("definitions", "resources", "sensors"):
             mp.delitem(sys.modules, module, raising=False)
         summary = run_demo(REPO, FIRST_DAY, LAST_DAY)
-        yield {"summary": summary, "home": root / "home", "store": FeatureStore.from_repo(REPO)}
+        try:
+            yield {"summary": summary, "home": root / "home", "store": FeatureStore.from_repo(REPO)}
+        finally:
+            stop_server(root / "home")  # the demo's online assets started the embedded Redis
 
 
 @pytest.fixture(scope="module")
