@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export DAGSTER_HOME ?= $(CURDIR)/.feature_platform/dagster
 
-.PHONY: demo test ui install clean
+.PHONY: demo test ui install clean serve redis-stop
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
@@ -28,5 +28,11 @@ test: install
 ui: install $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
-clean:
+serve: install
+	$(PY) -m feature_platform.server --repo .
+
+redis-stop:
+	-$(PY) -m feature_platform.redis_server stop
+
+clean: redis-stop
 	rm -rf .feature_platform

@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from feature_platform import online_codec as codec
 from feature_platform.concepts import OnDemandTransformation
-from feature_platform.errors import EntityFrameError, FeatureReferenceError
+from feature_platform.errors import EntityFrameError, FeaturePlatformError, FeatureReferenceError
 from feature_platform.online import OnlineStore, now_micros
 from feature_platform.registry import ResolvedFeatures
 from feature_platform.transformations import apply_on_demand
@@ -229,7 +229,13 @@ def _apply_on_demand(
             bare_status[bare] = statuses[output]
     for name in plan.request_inputs:
         data[name] = pd.Series(columns[name])
-    frame = apply_on_demand(plan.on_demand, pd.DataFrame(data, index=pd.RangeIndex(rows)))
+    try:
+        frame = apply_on_demand(plan.on_demand, pd.DataFrame(data, index=pd.RangeIndex(rows)))
+    except FeaturePlatformError:
+        raise
+    except Exception as exc:  # a request input the transformation cannot use, e.g. text for a number
+        names = [t.name for t in plan.on_demand]
+        raise EntityFrameError(f"on-demand transformations {names} failed on these entity rows: {type(exc).__name__}: {exc}") from exc
     for transformation in plan.on_demand:
         inputs = [bare_status[c] for c in transformation.inputs if c in bare_status]
         for output in transformation.outputs:
