@@ -84,3 +84,11 @@ def test_redact_hides_user_passwords():
 def test_unsupported_url_scheme_is_an_error():
     with pytest.raises(OnlineStoreError, match="must start with redis://"):
         OnlineStore("http://localhost:6379")
+
+
+def test_an_acl_user_from_the_url_authenticates(protected_server):
+    admin = redis.Redis.from_url(protected_server.url)
+    admin.acl_setuser("features", enabled=True, passwords=["+app-pass"], keys=["fp:*"], commands=["+@all"])
+    store = OnlineStore(f"redis://features:app-pass@127.0.0.1:{protected_server.port}/0")
+    assert store.ping()
+    assert store.mget([b"fp:x"]) == [None]
