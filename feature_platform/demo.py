@@ -109,17 +109,16 @@ def online_lookups(store: FeatureStore, last_day: str, view: str = "fraud_detect
 
 
 def print_vectors(title: str, vectors: dict[str, list[Any]]) -> None:
-    """One line per entity: `name=value`, with the status where it is not PRESENT."""
-    print(title)
+    """A table with a row per column of the vectors and a column per entity; nulls show their status."""
     names = [n for n in vectors if not n.endswith("__status")]
-    for i in range(len(vectors[names[0]])):
+    print(f"\n{title}")
+    for name in names:
         cells = []
-        for name in names:
+        for i, value in enumerate(vectors[name]):
             status = vectors.get(f"{name}__status", ["PRESENT"] * (i + 1))[i]
-            value = vectors[name][i]
-            value = round(value, 3) if isinstance(value, float) else value
-            cells.append(f"{name}={value}" + ("" if status == "PRESENT" else f" ({status})"))
-        print("  " + ", ".join(cells))
+            text = f"{value:.3f}" if isinstance(value, float) else str(value)
+            cells.append(f"{text if status == 'PRESENT' else status:>16}")
+        print(f"  {name:<28}" + "".join(cells))
 
 
 def print_summary(summary: dict[str, Any]) -> None:
@@ -130,7 +129,8 @@ def print_summary(summary: dict[str, Any]) -> None:
         print(f"{g['group']:<28} {g['partitions']!s:>13} {g['rows']:>9} {g['delta_version']!s:>8}  {g['table']}")
     online = summary["online"]
     print(f"\nOnline vectors of view '{online['view']}' from Redis (synced by the ['online', group] assets):")
-    print_vectors("as synced (values older than their group's ttl read as null):", online["before_push"])
+    print("Values older than their group's ttl read as null with status OUTSIDE_MAX_AGE (the demo data is from 2024).")
+    print_vectors("read after the sync:", online["before_push"])
     print_vectors("after pushing their latest values stamped now (as a stream would):", online["after_push"])
     print("\nOpen the UI with `make ui` (http://127.0.0.1:3000): the runs above are in its run list.")
 
