@@ -127,3 +127,14 @@ def test_each_table_is_one_delta_commit_by_a_demo_run(demo) -> None:
         assert group["table"].startswith(str(demo["home"] / "offline")), group["table"]
         [commit] = demo["store"].history(name)
         assert commit["dagster_run_id"] in run_ids, name
+
+
+def test_demo_ends_with_online_vectors_synced_by_the_online_assets(demo: dict[str, Any]) -> None:
+    online = demo["summary"]["online"]
+    before, after = online["before_push"], online["after_push"]
+    profile = demo["store"].read_group("user_profile").set_index("user_id")
+    assert len(after["user_id"]) == 3
+    assert after["age"] == [int(profile.loc[u, "age"]) for u in after["user_id"]]
+    assert before["age__status"] == ["PRESENT"] * 3  # no ttl: synced values stay valid
+    assert before["txn_count_7d__status"] == ["OUTSIDE_MAX_AGE"] * 3  # 2024 data, 2-day ttl
+    assert after["txn_count_7d__status"] == ["PRESENT"] * 3
