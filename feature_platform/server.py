@@ -146,7 +146,10 @@ def create_app(store: FeatureStore, *, token: str | None = None, max_body_bytes:
 
     @app.get("/health")
     def health() -> JSONResponse:
-        reachable = store.online.ping()
+        try:
+            reachable = store.online.ping()
+        except FeaturePlatformError:  # e.g. the embedded server cannot start
+            reachable = False
         return JSONResponse({"status": "ok" if reachable else "degraded", "redis": reachable}, status_code=200 if reachable else 503)
 
     @app.get("/feature-views", dependencies=[Depends(authorised)])

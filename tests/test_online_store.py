@@ -234,3 +234,29 @@ def test_a_failing_write_raises_an_online_store_error(tmp_path, redis_url):
     redis.Redis.from_url(redis_url).hset(key, "not", "a value")
     with pytest.raises(OnlineStoreError, match="WRONGTYPE"):
         store.push("scores", score_rows("2024-01-01", list(range(5000)), 0))
+
+
+def test_sync_of_a_time_window_writes_only_rows_inside_it(tmp_path, redis_url):
+    store = online_store(tmp_path, redis_url, scores_group())
+    for i, day in enumerate(DAYS):
+        morning_and_evening = pd.concat([score_rows(day, [1], 100 * i, hour=6), score_rows(day, [2], 100 * i, hour=18)])
+        store.write_partition("scores", day, morning_and_evening)
+
+    report = store.sync_to_online("scores", start="2024-01-02 12:00", end="2024-01-03 12:00")
+
+    assert (report.rows_read, report.partitions) == (2, 2)
+    assert online_values(store, [1, 2])["score"] == [201, 102]
+
+
+def test_date_and_timestamp_join_keys_round_trip(tmp_path, redis_url):
+    from feature_platform import Entity, FeatureGroup
+
+    day = Entity("day", join_keys={"day": "date", "at": "timestamp"})
+    group = FeatureGroup("daily", entities=[day], features=[Feature("n", "int64")], partitions=None)
+    store = online_store(tmp_path, redis_url, group)
+    at = pd.Timestamp("2024-01-01 10:00", tz="UTC")
+    store.push("daily", pd.DataFrame({"day": [at.date()], "at": [at], "event_time": [at], "n": [5]}))
+
+    result = store.get_online_features({"day": [at.date(), at.date()], "at": [at.to_pydatetime(), at + pd.Timedelta(seconds=1)]}, ["n"])
+
+    assert result.to_dict()["n"] == [5, None]
