@@ -19,6 +19,8 @@ from urllib.parse import urlsplit, urlunsplit
 import pyarrow as pa
 import pyarrow.compute as pc
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from feature_platform import online_codec as codec
 from feature_platform.concepts import FeatureGroup
@@ -82,7 +84,12 @@ def connect(url: str) -> redis.Redis:
     parts = urlsplit(url)
     if parts.scheme not in ("redis", "rediss", "unix"):
         raise OnlineStoreError(f"online store URL must start with redis://, rediss:// or unix://, got {redact(url)!r}")
-    options: dict[str, Any] = {"socket_timeout": SOCKET_TIMEOUT_S, "socket_connect_timeout": CONNECT_TIMEOUT_S}
+    options: dict[str, Any] = {
+        "socket_timeout": SOCKET_TIMEOUT_S,
+        "socket_connect_timeout": CONNECT_TIMEOUT_S,
+        # One quick retry, so an unreachable Redis fails a request in seconds, not after a backoff series.
+        "retry": Retry(ExponentialBackoff(cap=0.05, base=0.01), 1),
+    }
     if parts.password is None and os.environ.get("FEATURE_PLATFORM_REDIS_PASSWORD"):
         options["password"] = os.environ["FEATURE_PLATFORM_REDIS_PASSWORD"]
         if parts.username is None and os.environ.get("FEATURE_PLATFORM_REDIS_USERNAME"):

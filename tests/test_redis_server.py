@@ -5,6 +5,8 @@ import sys
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from feature_platform.online import OnlineStore, OnlineStoreError, redact
 from feature_platform.redis_server import ensure_server, running_url, start_server, stop_server
@@ -41,7 +43,7 @@ def test_embedded_server_keeps_its_data_across_a_restart(home, tmp_path):
 
 def test_embedded_server_requires_its_password(home):
     url = ensure_server(home)
-    anonymous = redis.Redis(port=redis.Redis.from_url(url).connection_pool.connection_kwargs["port"])
+    anonymous = redis.Redis(port=redis.Redis.from_url(url).connection_pool.connection_kwargs["port"], retry=Retry(NoBackoff(), 0))
     with pytest.raises(redis.AuthenticationError):
         anonymous.get("x")
 
