@@ -200,6 +200,42 @@ class OfflineStore:
         result = dataset.to_table(columns=names, filter=condition)
         return result.cast(schema)
 
+    def resolve_version(self, group: FeatureGroup, as_of: int | datetime | str | None = None) -> int | None:
+        """The Delta version a read as of `as_of` (a version, a time, or None for now) sees; None without a table."""
+        if isinstance(as_of, int) and not isinstance(as_of, bool):
+            if self._table(group, as_of) is None:
+                raise FeaturePlatformError(f"feature group '{group.name}' has no table to read as of version {as_of}")
+            return as_of
+        table = self._table(group)
+        if table is None or as_of is None:
+            return None if table is None else table.version()
+        when = utc_timestamp(as_of).to_pydatetime()
+        try:
+            table.load_as_version(when)
+        except Exception:
+            return None  # the table did not exist yet at that time
+        return table.version()
+
+    def single_write_partitions(self, group: FeatureGroup, version: int) -> bool:
+        """True when, per file statistics, every partition's rows come from one write.
+
+        Then (keys, event time) is unique in the table (the contract refuses
+        duplicates inside a write), so retrieval can skip write-order tie-breaks.
+        Missing statistics answer False.
+        """
+        table = self._table(group, version)
+        if table is None:
+            return True
+        actions = pa.table(table.get_add_actions(flatten=True))
+        names = ("partition._partition", "min._written_at", "max._written_at")
+        if not all(n in actions.column_names for n in names):
+            return False
+        written: dict[object, object] = {}
+        for partition, low, high in zip(*(actions.column(n).to_pylist() for n in names)):
+            if low is None or low != high or written.setdefault(partition, low) != low:
+                return False
+        return True
+
     def history(self, group: FeatureGroup) -> list[dict[str, Any]]:
         """Delta versions of the group's table, newest first: version, time, operation, metadata."""
         table = self._table(group)

@@ -17,6 +17,13 @@ import pandas as pd
 from feature_platform.concepts import FeatureGroup, FeatureView, check_name
 from feature_platform.offline import OfflineStore, WriteResult
 from feature_platform.registry import Registry
+from feature_platform.retrieval import get_historical_features
+from feature_platform.training import (
+    create_training_dataset,
+    list_training_datasets,
+    load_training_dataset,
+    rebuild_training_dataset,
+)
 from feature_platform.sources import RawSource
 
 DEFAULT_HOME = ".feature_platform"
@@ -135,3 +142,39 @@ class FeatureStore:
     def history(self, group_name: str) -> list[dict[str, Any]]:
         """Delta versions of a group's table, newest first."""
         return self.offline.history(self.group(group_name))
+
+    # Point-in-time retrieval and training datasets
+
+    def get_historical_features(
+        self,
+        entity_df: pd.DataFrame,
+        features: "Sequence[str] | FeatureView | str",
+        *,
+        full_feature_names: bool = False,
+        as_of: Any = None,
+        timestamp_column: str = "event_time",
+    ) -> pd.DataFrame:
+        """Point-in-time join of `features` (references, a view or its name) onto the entity rows.
+
+        >>> store.get_historical_features(entities, ["user_stats:txn_count"])
+        """
+        return get_historical_features(
+            self.registry, self.offline, entity_df, features,
+            full_feature_names=full_feature_names, as_of=as_of, timestamp_column=timestamp_column,
+        ).frame
+
+    def create_training_dataset(self, view: "FeatureView | str", entity_df: pd.DataFrame, **options: Any) -> Any:
+        """Retrieve `view` for `entity_df` and store it as the next version of a training dataset."""
+        return create_training_dataset(self, view, entity_df, **options)
+
+    def load_training_dataset(self, name: str, version: int | None = None, split: str | None = None, **options: Any) -> Any:
+        """A stored training dataset (latest version unless given) as pandas, arrow, numpy or torch."""
+        return load_training_dataset(self, name, version, split, **options)
+
+    def rebuild_training_dataset(self, name: str, version: int) -> pd.DataFrame:
+        """Recompute a stored training dataset from the Delta versions its manifest recorded."""
+        return rebuild_training_dataset(self, name, version)
+
+    def list_training_datasets(self) -> list[dict[str, Any]]:
+        """Manifests of every stored training dataset version, by name then version."""
+        return list_training_datasets(self)
