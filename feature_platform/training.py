@@ -23,6 +23,7 @@ from deltalake.exceptions import TableNotFoundError
 from feature_platform.concepts import FeatureView, check_name
 from feature_platform.entity_frames import to_pandas_column
 from feature_platform.errors import DefinitionError, EntityFrameError, FeaturePlatformError
+from feature_platform.registry import ResolvedFeatures
 from feature_platform.retrieval import get_historical_features
 from feature_platform.splits import Split, split_from_dict
 from feature_platform.storage import list_folders
@@ -91,7 +92,8 @@ def create_training_dataset(
         store.registry, store.offline, entity_df, view_definition,
         full_feature_names=full_feature_names, timestamp_column=timestamp_column,
     )
-    table, split_counts = _dataset_table(retrieval.frame, np.arange(len(entity_df), dtype=np.int64), split, timestamp_column)
+    rows = np.arange(len(entity_df), dtype=np.int64)
+    table, split_counts = _dataset_table(retrieval.frame, rows, split, timestamp_column, _output_types(retrieval.resolved))
     manifest = {
         "name": name,
         "description": description or "",
@@ -111,8 +113,14 @@ def create_training_dataset(
     return _write_next_version(store, name, table, manifest)
 
 
+def _output_types(resolved: ResolvedFeatures) -> dict[str, pa.DataType]:
+    """The declared type of every output feature (a column of nulls must keep it)."""
+    types = {o: s.group.feature(f).arrow_type for s in resolved.selections for f, o in zip(s.features, s.output_names)}
+    return types | {o.name: o.arrow_type for t in resolved.on_demand for o in t.outputs}
+
+
 def _dataset_table(
-    frame: pd.DataFrame, rows: np.ndarray, split: Split | None, timestamp_column: str
+    frame: pd.DataFrame, rows: np.ndarray, split: Split | None, timestamp_column: str, types: Mapping[str, pa.DataType]
 ) -> tuple[pa.Table, dict[str, int] | None]:
     """The stored table: the joined frame, its entity row numbers and split labels (rows in no split dropped)."""
     try:
@@ -120,7 +128,8 @@ def _dataset_table(
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise EntityFrameError(f"the entity frame cannot be stored as a table: {exc}") from None
     # Delta keeps microseconds: store what a reader will get back, and say so in the manifest's schema.
-    table = table.cast(pa.schema([_microsecond_field(f) for f in table.schema]))
+    fields = [f.with_type(types[f.name]) if f.name in types else _microsecond_field(f) for f in table.schema]
+    table = table.cast(pa.schema(fields))
     table = table.append_column(ROW_COLUMN, pa.array(rows, pa.int64()))
     if split is None:
         return table, None
@@ -283,7 +292,9 @@ def rebuild_training_dataset(store: "FeatureStore", name: str, version: int) -> 
         timestamp_column=manifest["timestamp_column"],
     )
     split = split_from_dict(manifest["split"])
-    rebuilt, _ = _dataset_table(retrieval.frame, stored.column(ROW_COLUMN).to_numpy(), split, manifest["timestamp_column"])
+    rebuilt, _ = _dataset_table(
+        retrieval.frame, stored.column(ROW_COLUMN).to_numpy(), split, manifest["timestamp_column"], _output_types(retrieval.resolved)
+    )
     schema = table.schema().to_arrow() if hasattr(table.schema(), "to_arrow") else table.schema().to_pyarrow()
     rebuilt = rebuilt.select(pa.schema(schema).names).cast(pa.schema(schema))
     return arrow_to_pandas(rebuilt.sort_by(ROW_COLUMN).drop_columns([ROW_COLUMN]))

@@ -40,11 +40,12 @@ risk_view = FeatureView(
         )
     ],
 )
+numeric_view = FeatureView("numeric", features=["user_stats:txn_count", "user_stats:amount_mean", "merchant_stats:fraud_rate"])
 
 
-def make_store(root: Path) -> FeatureStore:
-    """A store over `user_stats`, `merchant_stats` and the `risk` view on a Delta root under `root`."""
-    return FeatureStore(groups=[user_stats, merchant_stats], views=[risk_view], offline_root=root / "offline", project="test")
+def make_store(root: Path, views: tuple[FeatureView, ...] = (risk_view, numeric_view)) -> FeatureStore:
+    """A store over `user_stats`, `merchant_stats` and the `risk` and `numeric` views on a Delta root under `root`."""
+    return FeatureStore(groups=[user_stats, merchant_stats], views=list(views), offline_root=root / "offline", project="test")
 
 
 def user_rows(day: str, values: dict[int, tuple[int, float, str]], hour: int = 12) -> pd.DataFrame:
