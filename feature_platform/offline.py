@@ -174,11 +174,28 @@ class OfflineStore:
         """
         names = columns or [*group.input_columns, "_written_at"]
         schema = pa.schema([group.schema.field(n) for n in names])
+        return self.scanner(group, start=start, end=end, as_of=as_of, columns=names).to_table().cast(schema)
+
+    def scanner(
+        self,
+        group: FeatureGroup,
+        *,
+        start: datetime | str | None = None,
+        end: datetime | str | None = None,
+        as_of: int | datetime | str | None = None,
+        columns: list[str] | None = None,
+        **options: Any,
+    ) -> pds.Scanner:
+        """A scanner over the rows `read` returns, to stream them in batches (in the same order).
+
+        `options` go to `pyarrow.dataset.Dataset.scanner` (e.g. `batch_readahead` to bound memory).
+        """
+        names = columns or [*group.input_columns, "_written_at"]
         table = self._table(group, as_of if isinstance(as_of, int) and not isinstance(as_of, bool) else None)
         if table is None:
             if as_of is not None:
                 raise FeaturePlatformError(f"feature group '{group.name}' has no table to read as of {as_of!r}")
-            return schema.empty_table()
+            return pds.dataset(pa.schema([group.schema.field(n) for n in names]).empty_table()).scanner()
         if as_of is not None and not isinstance(as_of, int):
             when = utc_timestamp(as_of).to_pydatetime()
             try:
@@ -197,8 +214,7 @@ class OfflineStore:
             upper = utc_timestamp(end)
             bound = (pds.field("_partition") <= pa.scalar(upper.date(), pa.date32())) & (event_time < pa.scalar(upper, UTC_MICROS))
             condition = bound if condition is None else condition & bound
-        result = dataset.to_table(columns=names, filter=condition)
-        return result.cast(schema)
+        return dataset.scanner(columns=names, filter=condition, **options)
 
     def resolve_version(self, group: FeatureGroup, as_of: int | datetime | str | None = None) -> int | None:
         """The Delta version a read as of `as_of` (a version, a time, or None for now) sees; None without a table."""

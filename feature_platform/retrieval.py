@@ -12,12 +12,16 @@ gathers just the requested feature columns of the winners.
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.dataset as pds
 
 from feature_platform.concepts import FeatureView
 from feature_platform.contract import UTC_MICROS
@@ -26,6 +30,10 @@ from feature_platform.errors import EntityFrameError, FeaturePlatformError
 from feature_platform.offline import OfflineStore
 from feature_platform.registry import GroupSelection, Registry, ResolvedFeatures
 from feature_platform.transformations import apply_on_demand
+
+# DuckDB spills the ASOF sort beyond this (bounded memory on big joins); override with the variable.
+MEMORY_ENV = "FEATURE_PLATFORM_DUCKDB_MEMORY"
+DEFAULT_MEMORY_LIMIT = "512MB"
 
 AsOf = int | datetime | str | pd.Timestamp | Mapping[str, int | None] | None
 Features = Sequence[str] | FeatureView | str
@@ -89,16 +97,13 @@ def get_historical_features(
 
     columns_out: dict[str, pd.Series | Any] = {}
     bare: dict[str, Any] = {}
-    connection = duckdb.connect()
-    try:
-        for selection in resolved.selections:
-            arrays = _join_group(connection, offline, selection, versions[selection.group.name], keys, upper, lower)
-            for feature, output, array in zip(selection.features, selection.output_names, arrays):
-                values = to_pandas_column(array)
-                columns_out[output] = values
-                bare[feature] = values
-    finally:
-        connection.close()
+    for selection in resolved.selections:
+        arrays = _join_group(offline, selection, versions[selection.group.name], keys, upper, lower)
+        for feature, output, array in zip(selection.features, selection.output_names, arrays):
+            values = to_pandas_column(array)
+            columns_out[output] = values
+            bare[feature] = values
+        pa.default_memory_pool().release_unused()  # the next group's scan reuses memory we hand back
 
     frame = entity_df.copy()
     for name, values in columns_out.items():
@@ -133,7 +138,6 @@ def _versions(offline: OfflineStore, resolved: ResolvedFeatures, as_of: AsOf) ->
 
 
 def _join_group(
-    connection: duckdb.DuckDBPyConnection,
     offline: OfflineStore,
     selection: GroupSelection,
     version: int | None,
@@ -154,10 +158,14 @@ def _join_group(
     tie_columns = [] if _unique_event_times(offline, selection, version) else [
         *([group.created_time] if group.created_time else []), "_written_at"
     ]
-    narrow = offline.read(group, start=start, end=end, as_of=version, columns=[*group.join_keys, group.event_time, *tie_columns])
+    window = {"start": start, "end": end, "as_of": version}
+    # Both passes stream the same scan in the same order, so a row's position identifies it in the second.
+    scanner = offline.scanner(group, columns=[*group.join_keys, group.event_time, *tie_columns], **window)
+    narrow = pa.Table.from_batches(scanner.to_batches(), schema=scanner.projected_schema)
     if narrow.num_rows == 0:
         return [pa.chunked_array([pa.nulls(rows, t)]) for t in types]
-    narrow = narrow.append_column("__rid", pa.array(np.arange(narrow.num_rows, dtype=np.int64)))
+    stored_rows = narrow.num_rows
+    narrow = narrow.append_column("__rid", pa.array(np.arange(stored_rows, dtype=np.int64)))
     entity = pa.table(
         {
             "__row": pa.array(np.arange(rows, dtype=np.int64)),
@@ -166,18 +174,39 @@ def _join_group(
             **({"__lo": pa.array(lower - ttl_us, pa.int64()).cast(UTC_MICROS)} if ttl_us is not None else {}),
         }
     )
-    winners = _asof(connection, group.join_keys, group.event_time, group.created_time if group.created_time in tie_columns else None,
-                    bool(tie_columns), ttl_us is not None, entity, narrow)
-    del narrow
-    index = np.full(rows, -1, dtype=np.int64)
-    index[winners["__row"]] = winners["__rid"]
-    taken = pa.array(index, mask=index < 0)
-    values = offline.read(group, start=start, end=end, as_of=version, columns=list(selection.features))
-    return [values.column(f).take(taken) for f in selection.features]
+    created = group.created_time if group.created_time in tie_columns else None
+    winners = _asof(group.join_keys, group.event_time, created, bool(tie_columns), ttl_us is not None, entity, narrow)
+    del narrow, entity
+    # Little read-ahead: the features of every stored row would otherwise be decoded into memory at once.
+    features = offline.scanner(group, columns=list(selection.features), batch_readahead=2, fragment_readahead=1, **window)
+    gathered, entity_rows = _gather(features, winners, stored_rows, group.name)
+    position = np.full(rows, -1, dtype=np.int64)
+    position[entity_rows] = np.arange(len(entity_rows), dtype=np.int64)
+    taken = pa.array(position, mask=position < 0)
+    return [gathered.column(f).take(taken).cast(t) for f, t in zip(selection.features, types)]
+
+
+def _gather(scanner: pds.Scanner, winners: dict[str, np.ndarray], stored_rows: int, group: str) -> tuple[pa.Table, np.ndarray]:
+    """The winning rows' features, streamed batch by batch (memory stays at one batch plus the result).
+
+    Returns them in stored order with the entity row each belongs to.
+    """
+    order = np.argsort(winners["__rid"], kind="stable")
+    rids, entity_rows = winners["__rid"][order], winners["__row"][order]
+    pieces, offset, cursor = [], 0, 0
+    for batch in scanner.to_batches():
+        stop = int(np.searchsorted(rids, offset + batch.num_rows, side="left"))
+        if stop > cursor:
+            pieces.append(pa.Table.from_batches([batch.take(pa.array(rids[cursor:stop] - offset))]))
+            cursor = stop
+        offset += batch.num_rows
+    if offset != stored_rows:
+        raise FeaturePlatformError(f"feature group '{group}': the table changed while it was read ({stored_rows} then {offset} rows)")
+    schema = scanner.projected_schema
+    return (pa.concat_tables(pieces) if pieces else schema.empty_table()), entity_rows
 
 
 def _asof(
-    connection: duckdb.DuckDBPyConnection,
     join_keys: Sequence[str],
     event_time: str,
     created_time: str | None,
@@ -191,25 +220,32 @@ def _asof(
         return '"' + name.replace('"', '""') + '"'
 
     equal = " AND ".join(f"e.{q(k)} = n.{q(k)}" for k in join_keys)
+    # Only stored rows whose keys some entity row has can win: a semi-join shrinks what ASOF sorts.
+    keys = ", ".join(q(k) for k in join_keys)
+    candidates = f"(SELECT * FROM narrow WHERE ({keys}) IN (SELECT {keys} FROM entity))"
     if ties:
         # Greatest (event_time, created_time, written_at): a struct compares field by field.
         created = f"coalesce(n.{q(created_time)}, '-infinity'::TIMESTAMPTZ)" if created_time else None
         fields = [f"'t': n.{q(event_time)}", *([f"'c': {created}"] if created else []), "'w': n._written_at"]
         probe = ["'t': e.__t", *(["'c': 'infinity'::TIMESTAMPTZ"] if created else []), "'w': 'infinity'::TIMESTAMPTZ"]
-        right = f"(SELECT {', '.join(q(k) for k in join_keys)}, __rid, {q(event_time)}, {{{', '.join(fields)}}} AS __o FROM narrow n)"
+        right = f"(SELECT {', '.join(q(k) for k in join_keys)}, __rid, {q(event_time)}, {{{', '.join(fields)}}} AS __o FROM {candidates} n)"
         inequality = f"{{{', '.join(probe)}}} >= n.__o"
     else:
-        right = "narrow"
+        right = candidates
         inequality = f"e.__t >= n.{q(event_time)}"
     ttl = f" WHERE n.{q(event_time)} >= e.__lo" if has_ttl else ""
-    connection.register("entity", entity)
-    connection.register("narrow", narrow)
+    # A connection per join: closing it hands DuckDB's sort memory back before the next group.
+    connection = duckdb.connect()
     try:
+        connection.execute("SET preserve_insertion_order = false")
+        connection.execute(f"SET memory_limit = '{os.environ.get(MEMORY_ENV, DEFAULT_MEMORY_LIMIT)}'")
+        connection.execute(f"SET temp_directory = '{Path(tempfile.gettempdir()) / 'feature_platform_duckdb'}'")
+        connection.register("entity", entity)
+        connection.register("narrow", narrow)
         sql = f"SELECT e.__row, n.__rid FROM entity e ASOF JOIN {right} n ON {equal} AND {inequality}{ttl}"
         result = connection.execute(sql).fetchnumpy()
     finally:
-        connection.unregister("entity")
-        connection.unregister("narrow")
+        connection.close()
     return {"__row": np.asarray(result["__row"], dtype=np.int64), "__rid": np.asarray(result["__rid"], dtype=np.int64)}
 
 
