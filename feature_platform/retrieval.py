@@ -165,7 +165,8 @@ def _join_group(
     if narrow.num_rows == 0:
         return [pa.chunked_array([pa.nulls(rows, t)]) for t in types]
     stored_rows = narrow.num_rows
-    narrow = narrow.append_column("__rid", pa.array(np.arange(stored_rows, dtype=np.int64)))
+    rid_type = np.int32 if stored_rows < 2**31 else np.int64  # a narrower column for DuckDB to sort
+    narrow = narrow.append_column("__rid", pa.array(np.arange(stored_rows, dtype=rid_type)))
     entity = pa.table(
         {
             "__row": pa.array(np.arange(rows, dtype=np.int64)),
@@ -178,7 +179,7 @@ def _join_group(
     winners = _asof(group.join_keys, group.event_time, created, bool(tie_columns), ttl_us is not None, entity, narrow)
     del narrow, entity
     # Little read-ahead: the features of every stored row would otherwise be decoded into memory at once.
-    features = offline.scanner(group, columns=list(selection.features), batch_readahead=2, fragment_readahead=1, **window)
+    features = offline.scanner(group, columns=list(selection.features), batch_readahead=4, fragment_readahead=2, **window)
     gathered, entity_rows = _gather(features, winners, stored_rows, group.name)
     position = np.full(rows, -1, dtype=np.int64)
     position[entity_rows] = np.arange(len(entity_rows), dtype=np.int64)
