@@ -230,7 +230,13 @@ class OfflineStore:
             table.load_as_version(when)
         except Exception:
             return None  # the table did not exist yet at that time
-        return table.version()
+        version = table.version()
+        if version == 0:
+            # deltalake loads version 0 for any earlier time too: the first commit's time decides.
+            first = next(e for e in table.history() if e.get("version") == 0)
+            if first["timestamp"] > when.timestamp() * 1000:
+                return None
+        return version
 
     def single_write_partitions(self, group: FeatureGroup, version: int) -> bool:
         """True when, per file statistics, every partition's rows come from one write.

@@ -204,3 +204,16 @@ def test_an_empty_entity_frame_gives_an_empty_result(store):
     frame = entities((1, 7, "2024-05-02")).iloc[:0]
     result = store.get_historical_features(frame, ["user_stats:txn_count"])
     assert len(result) == 0 and "txn_count" in result.columns
+
+
+def test_as_of_a_time_before_the_first_write_gives_nulls(tmp_path):
+    store = make_store(tmp_path)
+    before = pd.Timestamp.now(tz="UTC")
+    store.write_partition("user_stats", "2024-05-01", user_rows("2024-05-01", {1: (3, 10.0, "a")}))
+    frame = entities((1, 7, "2024-05-02"))
+    assert store.get_historical_features(frame, ["user_stats:txn_count"], as_of=before)["txn_count"].tolist() == [pd.NA]
+
+
+def test_as_of_one_version_number_is_ambiguous(store):
+    with pytest.raises(FeaturePlatformError, match="one version number is ambiguous across groups"):
+        store.get_historical_features(entities((1, 7, "2024-05-02")), ["user_stats:txn_count"], as_of=0)
