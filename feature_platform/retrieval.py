@@ -62,29 +62,8 @@ def get_historical_features(
 
     Every check (references, columns, key dtypes, `as_of`) runs before any table is read.
     """
-    if not isinstance(entity_df, pd.DataFrame):
-        raise EntityFrameError(f"the entity frame must be a pandas DataFrame, got {type(entity_df).__name__}")
     resolved = registry.resolve(features, full_feature_names)
-    columns = [str(c) for c in entity_df.columns]
-    if len(set(columns)) != len(columns):
-        raise EntityFrameError(f"the entity frame has repeated column names: {sorted({c for c in columns if columns.count(c) > 1})}")
-    if timestamp_column not in columns:
-        raise EntityFrameError(
-            f"the entity frame has no time column '{timestamp_column}'; pass timestamp_column= to name it"
-        )
-    for selection in resolved.selections:
-        missing = [k for k in selection.group.join_keys if k not in columns]
-        if missing:
-            raise EntityFrameError(
-                f"the entity frame lacks join key column(s) {missing} of feature group '{selection.group.name}'"
-            )
-    missing_requests = [c for c in resolved.request_inputs if c not in columns]
-    if missing_requests:
-        raise EntityFrameError(f"the entity frame lacks request-time column(s) {missing_requests} of the on-demand transformations")
-    clashes = [n for n in resolved.output_names if n in columns]
-    if clashes:
-        raise EntityFrameError(f"output column(s) {clashes} already exist in the entity frame; rename them or use full_feature_names=True")
-
+    _check_columns(entity_df, resolved, timestamp_column)
     upper, lower = entity_times(entity_df[timestamp_column], timestamp_column)
     keys: dict[str, pa.Array] = {}
     for selection in resolved.selections:
@@ -113,8 +92,29 @@ def get_historical_features(
         computed = apply_on_demand(resolved.on_demand, inputs)
         for transformation in resolved.on_demand:
             for output in transformation.outputs:
-                frame[output.name] = computed[output.name].to_numpy()
+                frame[output.name] = computed[output.name].array
     return HistoricalRetrieval(frame, versions, resolved)
+
+
+def _check_columns(entity_df: pd.DataFrame, resolved: ResolvedFeatures, timestamp_column: str) -> None:
+    """The entity frame has the time, key and request columns, and no column an output would overwrite."""
+    if not isinstance(entity_df, pd.DataFrame):
+        raise EntityFrameError(f"the entity frame must be a pandas DataFrame, got {type(entity_df).__name__}")
+    columns = [str(c) for c in entity_df.columns]
+    if len(set(columns)) != len(columns):
+        raise EntityFrameError(f"the entity frame has repeated column names: {sorted({c for c in columns if columns.count(c) > 1})}")
+    if timestamp_column not in columns:
+        raise EntityFrameError(f"the entity frame has no time column '{timestamp_column}'; pass timestamp_column= to name it")
+    for selection in resolved.selections:
+        missing = [k for k in selection.group.join_keys if k not in columns]
+        if missing:
+            raise EntityFrameError(f"the entity frame lacks join key column(s) {missing} of feature group '{selection.group.name}'")
+    missing_requests = [c for c in resolved.request_inputs if c not in columns]
+    if missing_requests:
+        raise EntityFrameError(f"the entity frame lacks request-time column(s) {missing_requests} of the on-demand transformations")
+    clashes = [n for n in resolved.output_names if n in columns]
+    if clashes:
+        raise EntityFrameError(f"output column(s) {clashes} already exist in the entity frame; rename them or use full_feature_names=True")
 
 
 def _versions(offline: OfflineStore, resolved: ResolvedFeatures, as_of: AsOf) -> dict[str, int | None]:

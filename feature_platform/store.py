@@ -18,7 +18,9 @@ from feature_platform.concepts import FeatureGroup, FeatureView, check_name
 from feature_platform.offline import OfflineStore, WriteResult
 from feature_platform.registry import Registry
 from feature_platform.retrieval import get_historical_features
+from feature_platform.splits import Split
 from feature_platform.training import (
+    TrainingDataset,
     create_training_dataset,
     list_training_datasets,
     load_training_dataset,
@@ -163,13 +165,39 @@ class FeatureStore:
             full_feature_names=full_feature_names, as_of=as_of, timestamp_column=timestamp_column,
         ).frame
 
-    def create_training_dataset(self, view: "FeatureView | str", entity_df: pd.DataFrame, **options: Any) -> Any:
-        """Retrieve `view` for `entity_df` and store it as the next version of a training dataset."""
-        return create_training_dataset(self, view, entity_df, **options)
+    def create_training_dataset(
+        self,
+        view: "FeatureView | str",
+        entity_df: pd.DataFrame,
+        *,
+        name: str | None = None,
+        split: Split | None = None,
+        description: str | None = None,
+        label: str | None = None,
+        timestamp_column: str = "event_time",
+        full_feature_names: bool = False,
+    ) -> TrainingDataset:
+        """Retrieve `view` for `entity_df` and store it as the next version of a training dataset.
 
-    def load_training_dataset(self, name: str, version: int | None = None, split: str | None = None, **options: Any) -> Any:
-        """A stored training dataset (latest version unless given) as pandas, arrow, numpy or torch."""
-        return load_training_dataset(self, name, version, split, **options)
+        >>> store.create_training_dataset("fraud_detection", labels, label="is_fraud", split=RandomSplit({"train": .8, "test": .2}))
+        """
+        return create_training_dataset(
+            self, view, entity_df, name=name, split=split, description=description, label=label,
+            timestamp_column=timestamp_column, full_feature_names=full_feature_names,
+        )
+
+    def load_training_dataset(
+        self,
+        name: str,
+        version: int | None = None,
+        split: str | None = None,
+        *,
+        format: str = "pandas",
+        label: str | None = None,
+        batch_size: int = 256,
+    ) -> Any:
+        """A stored training dataset (latest version unless given) as pandas, arrow, numpy `(X, y)` or torch."""
+        return load_training_dataset(self, name, version, split, format=format, label=label, batch_size=batch_size)
 
     def rebuild_training_dataset(self, name: str, version: int) -> pd.DataFrame:
         """Recompute a stored training dataset from the Delta versions its manifest recorded."""
