@@ -9,6 +9,7 @@ import dagster as dg
 
 from feature_platform.concepts import FeatureGroup, FeatureView
 from feature_platform.orchestration.assets import feature_group_asset, raw_source_asset
+from feature_platform.orchestration.drift import drift_asset
 from feature_platform.orchestration.resources import FeatureStoreResource
 from feature_platform.orchestration.schedules import group_schedule
 from feature_platform.registry import Registry
@@ -27,5 +28,6 @@ def build_definitions(
     by_name = {s.name: s for s in sources}
     assets = [raw_source_asset(s) for s in sources]
     assets += [feature_group_asset(g, groups=groups, views=views, sources=by_name) for g in groups if g.compute]
+    assets += [drift_asset(g) for g in groups if g.compute and g.partitions is not None and g.drift is not None]
     schedules = [group_schedule(g) for g in groups if g.compute and g.partitions is not None]
     return dg.Definitions(assets=assets, schedules=schedules)

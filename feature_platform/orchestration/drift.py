@@ -1,0 +1,122 @@
+"""The drift asset of a feature group: `["drift", group]`, one Evidently comparison per partition.
+
+An asset rather than a check on the feature asset: its metadata (per-feature
+scores, drifted share) is plotted over partitions, its HTML report is an
+artifact of its own, and it can be recomputed (e.g. after pinning a new
+baseline) without touching the feature table. Its `drift` check fails, with the
+group's drift severity (WARN by default), when the drifted share exceeds the limit.
+"""
+
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from feature_platform.concepts import FeatureGroup
+from feature_platform.drift import DriftResult, check_partition
+from feature_platform.errors import DefinitionError
+from feature_platform.orchestration.assets import BACKFILL_POLICY, domain, group_key, owners, partitions_def
+from feature_platform.orchestration.checks import SEVERITY, table_metadata
+from feature_platform.orchestration.resources import FeatureStoreResource
+
+DRIFT_CHECK = "drift"
+
+
+def drift_key(group: FeatureGroup | str) -> dg.AssetKey:
+    return dg.AssetKey(["drift", group if isinstance(group, str) else group.name])
+
+
+def drift_metadata(result: DriftResult) -> dict[str, Any]:
+    """Numeric metadata of one partition's drift (plotted over partitions) and the report link."""
+    metadata: dict[str, Any] = {
+        "partition": result.partition,
+        "status": result.status,
+        "drifted_share": float(result.drifted_share),
+        "drifted_features": len(result.drifted_features),
+        "current_rows": result.current_rows,
+        "reference_rows": result.reference_rows,
+        "reference": " .. ".join(result.reference) if result.reference else "",
+    }
+    if result.reason:
+        metadata["skip_reason"] = result.reason
+    for feature in result.features:
+        metadata[f"drift_score/{feature.feature}"] = float(feature.score)
+    if result.features:
+        metadata["features"] = table_metadata(
+            pd.DataFrame(
+                [{"feature": f.feature, "method": f.method, "score": f"{f.score:.4g}", "threshold": f.threshold, "drifted": f.drifted} for f in result.features]
+            )
+        )
+    if result.report_path:
+        metadata["report"] = dg.MetadataValue.url(Path(result.report_path).resolve().as_uri())
+        metadata["report_path"] = dg.MetadataValue.path(result.report_path)
+    return metadata
+
+
+def drift_check_result(group: FeatureGroup, results: list[DriftResult]) -> dg.AssetCheckResult:
+    """Fails when any partition of the run has a drifted share above the group's limit."""
+    assert group.drift is not None
+    alarms = [r for r in results if r.alarm]
+    metadata: dict[str, Any] = {
+        "max_drifted_share": group.drift.max_drifted_share,
+        "drifted_share": max((r.drifted_share for r in results), default=0.0),
+        "alarm_partitions": ", ".join(r.partition for r in alarms) or "none",
+        "skipped_partitions": ", ".join(r.partition for r in results if r.status == "skipped") or "none",
+    }
+    if alarms:
+        metadata["alarms"] = table_metadata(
+            pd.DataFrame(
+                [{"partition": r.partition, "drifted_share": f"{r.drifted_share:.2f}", "drifted": ", ".join(r.drifted_features), "report": r.report_path or ""} for r in alarms]
+            )
+        )
+        if alarms[-1].report_path:
+            metadata["report_path"] = dg.MetadataValue.path(alarms[-1].report_path)
+    description = "; ".join(r.summary() for r in alarms) if alarms else f"no drift above {group.drift.max_drifted_share:.2f}"
+    return dg.AssetCheckResult(
+        check_name=DRIFT_CHECK, passed=not alarms, severity=SEVERITY[group.drift.severity], metadata=metadata, description=description
+    )
+
+
+def drift_asset(group: FeatureGroup) -> dg.AssetsDefinition:
+    """The partitioned drift asset of a group with drift settings."""
+    if group.drift is None or group.partitions is None:
+        raise DefinitionError(f"feature group '{group.name}': a drift asset needs daily partitions and drift settings")
+    key = drift_key(group)
+    partitions = partitions_def(group.partitions)
+    settings = group.drift
+
+    @dg.asset(
+        key=key,
+        deps=[group_key(group)],
+        partitions_def=partitions,
+        backfill_policy=BACKFILL_POLICY,
+        group_name=domain(group),
+        description=f"Drift of '{group.name}' per partition against "
+        + (f"the baseline {settings.baseline[0]}..{settings.baseline[1]}" if settings.baseline else f"the previous {settings.reference_partitions} partitions")
+        + " (Evidently data drift preset).",
+        owners=owners(group.owner),
+        kinds={"evidently"},
+        output_required=False,
+        check_specs=[
+            dg.AssetCheckSpec(
+                DRIFT_CHECK,
+                asset=key,
+                blocking=False,
+                description=f"[{settings.severity}] drifted share of features <= {settings.max_drifted_share}",
+                partitions_def=partitions,
+            )
+        ],
+    )
+    def _drift(context: dg.AssetExecutionContext, feature_store: FeatureStoreResource):
+        # One materialization per partition (not one for the run's range) so each carries its own numbers.
+        store = feature_store.build_store([group])
+        results = []
+        for partition in context.partition_keys:
+            result = check_partition(store.offline, group, partition, reports_home=feature_store.home)
+            context.log.info(result.summary())
+            results.append(result)
+            yield dg.AssetMaterialization(asset_key=key, partition=partition, metadata=drift_metadata(result))
+        yield drift_check_result(group, results)
+
+    return _drift
