@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import dagster as dg
 
 from feature_platform.concepts import FeatureGroup, FeatureView
+from feature_platform.orchestration.alerting import AlertSinksResource, alert_sensor
 from feature_platform.orchestration.assets import feature_group_asset, raw_source_asset
 from feature_platform.orchestration.drift import drift_asset
 from feature_platform.orchestration.resources import FeatureStoreResource
@@ -15,7 +16,7 @@ from feature_platform.orchestration.schedules import group_schedule
 from feature_platform.registry import Registry
 from feature_platform.sources import RawSource
 
-__all__ = ["FeatureStoreResource", "build_definitions"]
+__all__ = ["AlertSinksResource", "FeatureStoreResource", "alert_sensor", "build_definitions"]
 
 
 def build_definitions(
