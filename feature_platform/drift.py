@@ -125,7 +125,8 @@ def detect_drift(
         numerical_columns=[f for f in features if is_numeric(group, f)],
         categorical_columns=[f for f in features if not is_numeric(group, f)],
     )
-    snapshot = Report([DataDriftPreset(drift_share=settings.max_drifted_share)], include_tests=True).run(
+    preset = DataDriftPreset(drift_share=settings.max_drifted_share, method=settings.method, threshold=settings.threshold)
+    snapshot = Report([preset], include_tests=True).run(
         current_data=Dataset.from_pandas(cur, data_definition=definition),
         reference_data=Dataset.from_pandas(ref, data_definition=definition),
     )

@@ -149,6 +149,9 @@ class DriftSettings:
     or a pinned `baseline` range `("YYYY-MM-DD", "YYYY-MM-DD")` (inclusive).
     Partitions are sampled to `sample_size` rows. The drift check fails with
     `severity` when the share of drifted features exceeds `max_drifted_share`.
+    `method` and `threshold` override Evidently's per-feature choice (e.g.
+    `method="wasserstein", threshold=0.3`); set both, since a p-value test and
+    a distance read their thresholds in opposite directions.
     """
 
     reference_partitions: int = 7
@@ -158,6 +161,8 @@ class DriftSettings:
     severity: Severity = "WARN"
     features: Sequence[str] | None = None
     seed: int = 0
+    method: str | None = None
+    threshold: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.reference_partitions, int) or self.reference_partitions < 1:
@@ -171,5 +176,7 @@ class DriftSettings:
         if not 0 <= self.max_drifted_share < 1:
             raise DefinitionError(f"drift: max_drifted_share must be in [0, 1), got {self.max_drifted_share!r}")
         _severity("drift", self.severity)
+        if self.threshold is not None and (not isinstance(self.threshold, (int, float)) or self.threshold <= 0):
+            raise DefinitionError(f"drift: threshold must be a positive number, got {self.threshold!r}")
         if self.features is not None:
             object.__setattr__(self, "features", tuple(self.features))
