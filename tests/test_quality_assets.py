@@ -1,0 +1,121 @@
+"""Real Dagster runs: rules run as checks of the group's asset, before anything is committed."""
+
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from feature_platform import FeatureStore
+from feature_platform.statistics import StatisticsStore
+from tests.quality_fixtures import materialize, payment_group, payments, repository
+
+FEATURES = dg.AssetKey(["features", "payment_features"])
+
+
+def offline(home: Path) -> FeatureStore:
+    return FeatureStore([payment_group()], offline_root=home / "offline", project="test", home=home)
+
+
+def check(result: dg.ExecuteInProcessResult, name: str) -> dg.AssetCheckEvaluation:
+    return next(e for e in result.get_asset_check_evaluations() if e.check_name == name)
+
+
+def downstream_runs(home: Path) -> list[str]:
+    log = home / "downstream.log"
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def test_an_error_rule_blocks_the_partition_keeps_the_previous_table_and_skips_downstream(tmp_path: Path) -> None:
+    good = repository(payment_group(), payments())
+    assert materialize(good, tmp_path, ("raw", "features", "online"), "2024-05-02").success
+    before = offline(tmp_path).read_group("payment_features")
+    version = offline(tmp_path).history("payment_features")[0]["version"]
+
+    broken = repository(payment_group(), payments(negative_on=("2024-05-02",)))
+    result = materialize(broken, tmp_path, ("raw", "features", "online"), "2024-05-02")
+
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert "last_amount_in_range [ERROR] failed on 3 of 400 rows" in failure.step_failure_data.error.message
+    evaluation = check(result, "last_amount_in_range")
+    assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
+    assert evaluation.partition == "2024-05-02"
+    assert evaluation.metadata["failure_count"].value == 3
+    sample = evaluation.metadata["failing_rows_sample"].value
+    assert [r.data["user_id"] for r in sample.records] == ["0", "1", "2"]
+    assert offline(tmp_path).history("payment_features")[0]["version"] == version
+    assert offline(tmp_path).read_group("payment_features").equals(before)
+    assert downstream_runs(tmp_path) == ["2024-05-02"]  # only the first, good run reached downstream
+
+
+def test_a_warn_rule_is_recorded_but_the_partition_is_committed(tmp_path: Path) -> None:
+    defs = repository(payment_group(), payments(large_on=("2024-05-03",)))
+    result = materialize(defs, tmp_path, ("raw", "features", "online"), "2024-05-03")
+
+    assert result.success
+    warn = check(result, "amount_plausible")
+    assert not warn.passed and warn.severity == dg.AssetCheckSeverity.WARN
+    assert warn.metadata["failure_count"].value == 2
+    assert check(result, "last_amount_in_range").passed and check(result, "contract").passed
+    assert len(offline(tmp_path).read_group("payment_features")) == 400
+    assert downstream_runs(tmp_path) == ["2024-05-03"]
+
+
+def test_a_range_run_commits_the_valid_partitions_and_blocks_only_the_broken_one(tmp_path: Path) -> None:
+    defs = repository(payment_group(), payments(negative_on=("2024-05-03",)))
+    instance = dg.DagsterInstance.ephemeral()
+    result = materialize(defs, tmp_path, ("raw", "features", "online"), "2024-05-01", "2024-05-05", instance=instance)
+
+    assert not result.success
+    store = offline(tmp_path)
+    assert [d.isoformat() for d in store.offline.partitions(payment_group())] == ["2024-05-01", "2024-05-02", "2024-05-04", "2024-05-05"]
+    assert instance.get_materialized_partitions(FEATURES) == {"2024-05-01", "2024-05-02", "2024-05-04", "2024-05-05"}
+    evaluation = check(result, "last_amount_in_range")
+    assert evaluation.metadata["failed_partitions"].value == "2024-05-03"
+    assert [r.data["partition"] for r in evaluation.metadata["failures"].value.records] == ["2024-05-03"]
+    commits = [h for h in store.history("payment_features") if h["operation"] != "CREATE TABLE"]
+    assert sorted(h["partition_key"] for h in commits) == ["2024-05-01..2024-05-02", "2024-05-04..2024-05-05"]
+    assert downstream_runs(tmp_path) == []
+
+
+def test_statistics_are_stored_per_partition_and_shown_as_metadata(tmp_path: Path) -> None:
+    defs = repository(payment_group(), payments())
+    result = materialize(defs, tmp_path, ("raw", "features"), "2024-05-01", "2024-05-02")
+
+    assert result.success
+    stored = StatisticsStore(offline(tmp_path).offline).read(payment_group())
+    assert [(s["partition"], s["rows"]) for s in stored] == [("2024-05-01", 400), ("2024-05-02", 400)]
+    materialization = result.asset_materializations_for_node("features__payment_features")[0]
+    assert materialization.metadata["statistics_partition"].value == "2024-05-02"
+    assert materialization.metadata["mean/last_amount"].value == pytest.approx(stored[1]["features"]["last_amount"]["mean"])
+    assert [r.data["feature"] for r in materialization.metadata["statistics"].value.records] == ["last_amount"]
+
+
+def test_drift_asset_alarms_on_shifted_partitions_and_links_the_report(tmp_path: Path) -> None:
+    defs = repository(payment_group(), payments(shift_from="2024-05-05"))
+    assert materialize(defs, tmp_path, ("raw", "features"), "2024-05-01", "2024-05-05").success
+    result = materialize(defs, tmp_path, ("drift",), "2024-05-01", "2024-05-05")
+
+    assert result.success  # a WARN drift check does not fail the run
+    by_partition = {e.partition: e.step_materialization_data.materialization.metadata for e in result.get_asset_materialization_events()}
+    assert by_partition["2024-05-01"]["status"].value == "skipped"
+    assert by_partition["2024-05-04"]["drifted_share"].value == 0.0
+    assert by_partition["2024-05-05"]["drifted_share"].value == 1.0
+    report = Path(by_partition["2024-05-05"]["report_path"].value)
+    assert report == tmp_path / "reports" / "test" / "payment_features" / "2024-05-05.html" and report.exists()
+    drift = check(result, "drift")
+    assert not drift.passed and drift.severity == dg.AssetCheckSeverity.WARN
+    assert drift.metadata["alarm_partitions"].value == "2024-05-05"
+
+
+def test_a_contract_violation_fails_the_run_with_a_failed_contract_check(tmp_path: Path) -> None:
+    def duplicated(inputs, start, end):
+        frame = inputs["payments"].rename(columns={"amount": "last_amount"})[["user_id", "event_time", "last_amount"]]
+        return frame.assign(user_id=0)
+
+    group = payment_group(compute=duplicated)
+    result = materialize(repository(group, payments()), tmp_path, ("raw", "features"), "2024-05-01")
+    assert not result.success
+    contract = check(result, "contract")
+    assert not contract.passed and "duplicate rows" in contract.description
+    assert offline(tmp_path).history("payment_features") == []
