@@ -200,9 +200,10 @@ def feature_group_asset(
             frame = compute_frame(group, sources, feature_store.raw_path, start, end)
         try:
             gated = write_validated(store.offline, group, frame, keys, commit_metadata=commit)
-        except ContractError as exc:
-            yield dg.AssetCheckResult(check_name=CONTRACT, passed=False, description=str(exc), metadata={"error": str(exc)})
-            raise
+        except ContractError as error:
+            yield dg.AssetCheckResult(check_name=CONTRACT, passed=False, description=str(error), metadata={"error": str(error)})
+            # Bad data stays bad on a retry: fail once, naming the rule, with nothing committed.
+            raise dg.Failure(description=str(error), allow_retries=False) from error
         statistics = StatisticsStore(store.offline)
         latest = None
         per_partition = {}
@@ -225,7 +226,8 @@ def feature_group_asset(
             yield from results
             message = blocked_message(group, gated.reports, [p or "all" for p in gated.committed])
             context.log.error(message)
-            raise dg.Failure(description=message, metadata={"blocked_partitions": ", ".join(p or "all" for p in gated.blocked)})
+            blocked = ", ".join(p or "all" for p in gated.blocked)
+            raise dg.Failure(description=message, metadata={"blocked_partitions": blocked}, allow_retries=False)
         rows = sum(w.rows for w in gated.writes)
         context.log.info(f"{group.name}: wrote {rows} rows in {len(gated.writes)} commit(s), Delta version {gated.writes[-1].version if gated.writes else '-'}")
         yield dg.MaterializeResult(metadata=materialization_metadata(group, gated.writes, frame, latest), check_results=results)
