@@ -47,17 +47,7 @@ def _skipped(selection: list[dg.AssetsDefinition], result: dg.ExecuteInProcessRe
     return [a for a in selection if not (set(a.keys) & touched) and not any(k.to_python_identifier() in failed for k in a.keys)]
 
 
-def _last_run_status_ids(instance: dg.DagsterInstance) -> dict[str, int]:
-    """Where the alert cursor starts: after the runs that finished before the demo."""
-    after = {}
-    for status in (dg.DagsterEventType.RUN_SUCCESS, dg.DagsterEventType.RUN_FAILURE):
-        records = instance.fetch_run_status_changes(dg.RunStatusChangeRecordsFilter(event_type=status), limit=1).records
-        if records:
-            after[status.value] = records[0].storage_id
-    return after
-
-
-def quality_summary(defs: dg.Definitions, instance: dg.DagsterInstance, run_ids: list[str], after: dict[str, int]) -> dict[str, Any]:
+def quality_summary(defs: dg.Definitions, instance: dg.DagsterInstance, run_ids: list[str], cursor: AlertCursor) -> dict[str, Any]:
     """Blocked partitions and drift alarms of the demo's runs, and the alerts the sensor sent for them."""
     alerts = [a for run_id in run_ids for a in run_alerts(instance, run_id)]
     blocked = [
@@ -74,7 +64,7 @@ def quality_summary(defs: dg.Definitions, instance: dg.DagsterInstance, run_ids:
     alert_file = os.environ.get("FEATURE_PLATFORM_ALERT_FILE", str(home / "alerts.jsonl"))
     before = len(read_alerts(alert_file))
     sensor = defs.get_sensor_def("feature_quality_alerts")
-    sensor(dg.build_sensor_context(instance=instance, cursor=AlertCursor(after=after).dump(), resources=defs.resources))
+    sensor(dg.build_sensor_context(instance=instance, cursor=cursor.dump(), resources=defs.resources))
     sent = [f"[{a['severity']}] {a['title']}" + (f" ({a['partition']})" if a.get("partition") else "") for a in read_alerts(alert_file)[before:]]
     return {"blocked": blocked, "drift_alarms": drift, "alerts_sent": sent, "alert_file": alert_file}
 
@@ -92,7 +82,7 @@ def run_demo(repo: Path, first_day: str, last_day: str, drift_first_day: str | N
 
     drift = [a for a in partitioned if a.key.path[0] == "drift"]
     partitioned = [a for a in partitioned if a not in drift]
-    after = _last_run_status_ids(instance)
+    cursor = AlertCursor.starting_now(instance)
 
     started = time.monotonic()
     runs = []
@@ -129,7 +119,7 @@ def run_demo(repo: Path, first_day: str, last_day: str, drift_first_day: str | N
                 "table": store.offline.table_uri(group),
             }
         )
-    quality = quality_summary(defs, instance, [r["run_id"] for r in runs], after)
+    quality = quality_summary(defs, instance, [r["run_id"] for r in runs], cursor)
     return {
         "quality": quality,
         "window": [first_day, last_day],

@@ -59,7 +59,7 @@ def receiver() -> Iterator[Receiver]:
 
 
 def tick(instance: dg.DagsterInstance, home: Path, url: str, cursor: str | None) -> dg.SensorResult:
-    """One evaluation of the repository's alert sensor, as the daemon would run it."""
+    """One evaluation of the alert sensor, as the daemon would run it (`cursor=None`: its first tick)."""
     sensor = alert_sensor([payment_group(freshness=None)])
     context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources(home, webhook_url=url))
     return sensor(context)
@@ -68,10 +68,11 @@ def tick(instance: dg.DagsterInstance, home: Path, url: str, cursor: str | None)
 def test_failed_checks_and_runs_arrive_at_the_webhook_exactly_once(tmp_path: Path, receiver: Receiver) -> None:
     instance = dg.DagsterInstance.ephemeral()
     defs = repository(payment_group(), payments(negative_on=("2024-05-02",), large_on=("2024-05-01",)))
+    start = tick(instance, tmp_path, receiver.url, None).cursor
     materialize(defs, tmp_path, ("raw", "features"), "2024-05-01", instance=instance)  # WARN: large amount
     materialize(defs, tmp_path, ("raw", "features"), "2024-05-02", instance=instance)  # ERROR: blocked
 
-    first = tick(instance, tmp_path, receiver.url, None)
+    first = tick(instance, tmp_path, receiver.url, start)
     kinds = sorted((a["kind"], a["severity"], a["check"] or "") for a in receiver.alerts)
     assert kinds == [
         ("check_failed", "ERROR", "last_amount_in_range"),
@@ -93,8 +94,9 @@ def test_failed_checks_and_runs_arrive_at_the_webhook_exactly_once(tmp_path: Pat
 def test_a_later_run_is_alerted_on_the_next_tick_only(tmp_path: Path, receiver: Receiver) -> None:
     instance = dg.DagsterInstance.ephemeral()
     defs = repository(payment_group(), payments(large_on=("2024-05-01", "2024-05-02")))
-    materialize(defs, tmp_path, ("raw", "features"), "2024-05-01", instance=instance)
     cursor = tick(instance, tmp_path, receiver.url, None).cursor
+    materialize(defs, tmp_path, ("raw", "features"), "2024-05-01", instance=instance)
+    cursor = tick(instance, tmp_path, receiver.url, cursor).cursor
     materialize(defs, tmp_path, ("raw", "features"), "2024-05-02", instance=instance)
     tick(instance, tmp_path, receiver.url, cursor)
     assert [a["partition"] for a in receiver.alerts] == ["2024-05-01", "2024-05-02"]
@@ -103,9 +105,10 @@ def test_a_later_run_is_alerted_on_the_next_tick_only(tmp_path: Path, receiver: 
 def test_a_webhook_outage_is_retried_without_duplicating_what_was_delivered(tmp_path: Path, receiver: Receiver) -> None:
     instance = dg.DagsterInstance.ephemeral()
     defs = repository(payment_group(), payments(negative_on=("2024-05-01",)))
+    start = tick(instance, tmp_path, receiver.url, None).cursor
     materialize(defs, tmp_path, ("raw", "features"), "2024-05-01", instance=instance)
     receiver.fail = True
-    failed = tick(instance, tmp_path, receiver.url, None)
+    failed = tick(instance, tmp_path, receiver.url, start)
     assert "delivery failed, will retry" in failed.skip_reason.skip_message
     assert len(read_alerts(tmp_path / "alerts.jsonl")) == 1  # the file sink got the first alert
     receiver.fail = False
@@ -118,8 +121,9 @@ def test_a_drift_alarm_is_one_alert_with_the_report(tmp_path: Path, receiver: Re
     instance = dg.DagsterInstance.ephemeral()
     defs = repository(payment_group(), payments(shift_from="2024-05-04"))
     materialize(defs, tmp_path, ("raw", "features"), "2024-05-01", "2024-05-04", instance=instance)
+    start = tick(instance, tmp_path, receiver.url, None).cursor
     materialize(defs, tmp_path, ("drift",), "2024-05-04", instance=instance)
-    tick(instance, tmp_path, receiver.url, None)
+    tick(instance, tmp_path, receiver.url, start)
     (alert,) = receiver.alerts
     assert (alert["kind"], alert["severity"], alert["partition"]) == ("drift", "WARN", "2024-05-04")
     assert alert["details"]["report_path"].endswith("reports/test/payment_features/2024-05-04.html")
@@ -144,6 +148,16 @@ def test_a_stale_group_is_alerted_once_per_missing_partition(tmp_path: Path) -> 
     assert [a.message for a in at("2024-05-04T07:00+00:00")] == [
         "feature group 'payment_features' is stale: newest partition 2024-05-01, expected 2024-05-03 by 2024-05-04T07:00+00:00"
     ]
+
+
+def test_the_first_tick_starts_watching_without_alerting_on_history(tmp_path: Path, receiver: Receiver) -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    defs = repository(payment_group(), payments(negative_on=("2024-05-01",)))
+    materialize(defs, tmp_path, ("raw", "features"), "2024-05-01", instance=instance)
+    first = tick(instance, tmp_path, receiver.url, None)
+    assert first.skip_reason.skip_message == "started watching runs"
+    tick(instance, tmp_path, receiver.url, first.cursor)
+    assert receiver.alerts == []
 
 
 def test_slack_payload_carries_text_blocks_and_the_alert() -> None:

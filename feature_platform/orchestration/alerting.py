@@ -59,6 +59,16 @@ class AlertCursor:
         data = json.loads(text)
         return cls(data.get("after", {}), data.get("partial", {}), data.get("stale", {}))
 
+    @classmethod
+    def starting_now(cls, instance: dg.DagsterInstance) -> "AlertCursor":
+        """A cursor after every run that has finished so far: history is not alerted on."""
+        after = {}
+        for status in RUN_STATUSES:
+            records = instance.fetch_run_status_changes(dg.RunStatusChangeRecordsFilter(event_type=status), limit=1).records
+            if records:
+                after[status.value] = records[0].storage_id
+        return cls(after=after)
+
     def dump(self) -> str:
         return json.dumps({"after": self.after, "partial": self.partial, "stale": self.stale}, sort_keys=True)
 
@@ -190,6 +200,9 @@ def alert_sensor(
         description="Alerts once per failed check, drift alarm, failed materialization and stale feature group.",
     )
     def _alerts(context: dg.SensorEvaluationContext, alert_sinks: AlertSinksResource, feature_store: FeatureStoreResource):
+        if context.cursor is None:
+            # First tick: watch from now on rather than alerting on the instance's whole history.
+            return dg.SensorResult(skip_reason="started watching runs", cursor=AlertCursor.starting_now(context.instance).dump())
         cursor = AlertCursor.parse(context.cursor)
         offline = feature_store.build_store(watched).offline
         sent, error = evaluate_alerts(context.instance, cursor, alert_sinks.sinks(feature_store.home), groups=watched, offline=offline)
