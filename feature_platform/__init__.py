@@ -18,6 +18,7 @@ from feature_platform.errors import (
     FeaturePlatformError,
     FeatureReferenceError,
 )
+from feature_platform.rules import DriftSettings, Rule
 from feature_platform.sources import RawSource
 from feature_platform.store import FeatureStore
 
@@ -25,6 +26,7 @@ __all__ = [
     "ContractError",
     "DailyPartitions",
     "DefinitionError",
+    "DriftSettings",
     "Entity",
     "EntityFrameError",
     "Feature",
@@ -35,4 +37,5 @@ __all__ = [
     "FeatureView",
     "OnDemandTransformation",
     "RawSource",
+    "Rule",
 ]
