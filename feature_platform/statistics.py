@@ -117,24 +117,32 @@ class StatisticsStore:
 
     def write(self, group: FeatureGroup, partition: str | None, statistics: dict[str, Any]) -> None:
         """Replace the statistics of one partition (`None` for an unpartitioned group)."""
-        key = partition or UNPARTITIONED
-        row = pa.table(
+        self.write_many(group, {partition: statistics})
+
+    def write_many(self, group: FeatureGroup, statistics: dict[str | None, dict[str, Any]]) -> None:
+        """Replace the statistics of several partitions in one atomic commit."""
+        if not statistics:
+            return
+        keys = [partition or UNPARTITIONED for partition in statistics]
+        now = datetime.now(timezone.utc)
+        rows = pa.table(
             {
-                "partition": [key],
-                "computed_at": [datetime.now(timezone.utc)],
-                "rows": [int(statistics["rows"])],
-                "statistics": [json.dumps({**statistics, "partition": key}, allow_nan=False)],
+                "partition": keys,
+                "computed_at": [now] * len(keys),
+                "rows": [int(s["rows"]) for s in statistics.values()],
+                "statistics": [json.dumps({**s, "partition": k}, allow_nan=False) for k, s in zip(keys, statistics.values())],
             },
             schema=STATISTICS_SCHEMA,
         )
+        predicate = "partition IN (" + ", ".join(f"'{k}'" for k in keys) + ")"
         for attempt in range(8):
             existing = self._table(group)
             try:
                 write_deltalake(
                     existing if existing is not None else self.table_uri(group),
-                    row,
+                    rows,
                     mode="overwrite" if existing is not None else "append",
-                    predicate=f"partition = '{key}'" if existing is not None else None,
+                    predicate=predicate if existing is not None else None,
                     storage_options=self.offline.storage_options or None,
                 )
                 return

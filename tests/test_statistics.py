@@ -83,3 +83,11 @@ def test_describe_statistics_gives_the_latest_partition_and_the_row_counts(tmp_p
     assert "latest partition 2024-05-01: 5 rows" in text
     assert "2 distinct: a (3), b (1)" in text
     assert "amount~count +1.00" in text
+
+
+def test_describe_lists_the_groups_rules(tmp_path: Path) -> None:
+    from feature_platform.rules import Rule
+
+    ruled = FeatureGroup("ruled", entities=[user], features=[Feature("amount")], rules=[Rule.in_range("amount", min=0, description="No refunds.")])
+    store = FeatureStore([ruled], offline_root=tmp_path / "offline")
+    assert store.describe("ruled")["rules"] == ["[ERROR] amount in [0, inf]: No refunds."]

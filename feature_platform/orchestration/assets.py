@@ -16,7 +16,7 @@ import pandas as pd
 
 from feature_platform.concepts import DailyPartitions, FeatureGroup, FeatureView
 from feature_platform.errors import ContractError, DefinitionError
-from feature_platform.gate import write_validated
+from feature_platform.gate import GatedWrite, write_validated
 from feature_platform.offline import WriteResult
 from feature_platform.orchestration.checks import blocked_message, check_results, rule_check_specs
 from feature_platform.orchestration.metadata import statistics_metadata
@@ -151,6 +151,21 @@ def _covers(written: str, partition: str) -> bool:
     return first <= partition <= (last or first)
 
 
+def partition_materializations(
+    group: FeatureGroup, key: dg.AssetKey, gated: GatedWrite, statistics: Mapping[str | None, dict[str, Any]]
+) -> list[dg.AssetMaterialization]:
+    """One materialization per committed partition, with its own rows, Delta version and statistics."""
+    events = []
+    for partition in gated.committed:
+        assert partition is not None
+        write = next(w for w in gated.writes if w.partition_key and _covers(w.partition_key, partition))
+        part = WriteResult(group.name, gated.tables[partition].num_rows, write.version, write.uri, partition)
+        preview = to_frame(gated.tables[partition].slice(0, 5))
+        metadata = materialization_metadata(group, [part], preview, statistics[partition])
+        events.append(dg.AssetMaterialization(asset_key=key, partition=partition, metadata=metadata))
+    return events
+
+
 def _markdown(frame: pd.DataFrame) -> str:
     header = "| " + " | ".join(map(str, frame.columns)) + " |"
     rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
@@ -204,25 +219,13 @@ def feature_group_asset(
             yield dg.AssetCheckResult(check_name=CONTRACT, passed=False, description=str(error), metadata={"error": str(error)})
             # Bad data stays bad on a retry: fail once, naming the rule, with nothing committed.
             raise dg.Failure(description=str(error), allow_retries=False) from error
-        statistics = StatisticsStore(store.offline)
-        latest = None
-        per_partition = {}
-        for partition in gated.committed:
-            latest = {**compute_statistics(group, to_frame(gated.tables[partition])), "partition": partition or "all"}
-            statistics.write(group, partition, latest)
-            per_partition[partition] = latest
+        statistics = {p: {**compute_statistics(group, to_frame(gated.tables[p])), "partition": p or "all"} for p in gated.committed}
+        StatisticsStore(store.offline).write_many(group, statistics)
+        latest = statistics[gated.committed[-1]] if gated.committed else None
         results = check_results(group, gated.reports)
         if gated.blocked:
-            for partition in gated.committed:
-                assert partition is not None
-                write = next(w for w in gated.writes if w.partition_key and _covers(w.partition_key, partition))
-                part = WriteResult(group.name, gated.tables[partition].num_rows, write.version, write.uri, partition)
-                preview = to_frame(gated.tables[partition].slice(0, 5))
-                yield dg.AssetMaterialization(
-                    asset_key=key,
-                    partition=partition,
-                    metadata=materialization_metadata(group, [part], preview, per_partition[partition]),
-                )
+            # The run fails, so no MaterializeResult: each committed partition is reported on its own.
+            yield from partition_materializations(group, key, gated, statistics)
             yield from results
             message = blocked_message(group, gated.reports, [p or "all" for p in gated.committed])
             context.log.error(message)
