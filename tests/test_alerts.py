@@ -91,6 +91,17 @@ def test_failed_checks_and_runs_arrive_at_the_webhook_exactly_once(tmp_path: Pat
     assert [a["id"] for a in read_alerts(tmp_path / "alerts.jsonl")] == [a["id"] for a in receiver.alerts]
 
 
+def test_a_backfill_failing_on_two_partitions_is_one_alert_naming_both(tmp_path: Path, receiver: Receiver) -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    defs = repository(payment_group(), payments(negative_on=("2024-05-02", "2024-05-04")))
+    start = tick(instance, tmp_path, receiver.url, None).cursor
+    materialize(defs, tmp_path, ("raw", "features"), "2024-05-01", "2024-05-05", instance=instance)
+    tick(instance, tmp_path, receiver.url, start)
+    (check,) = [a for a in receiver.alerts if a["kind"] == "check_failed"]
+    assert check["partition"] == "2024-05-02, 2024-05-04"
+    assert check["details"]["failed_partitions"] == ["2024-05-02", "2024-05-04"] and check["details"]["failure_count"] == 6
+
+
 def test_a_later_run_is_alerted_on_the_next_tick_only(tmp_path: Path, receiver: Receiver) -> None:
     instance = dg.DagsterInstance.ephemeral()
     defs = repository(payment_group(), payments(large_on=("2024-05-01", "2024-05-02")))

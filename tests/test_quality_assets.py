@@ -16,8 +16,11 @@ def offline(home: Path) -> FeatureStore:
     return FeatureStore([payment_group()], offline_root=home / "offline", project="test", home=home)
 
 
-def check(result: dg.ExecuteInProcessResult, name: str) -> dg.AssetCheckEvaluation:
-    return next(e for e in result.get_asset_check_evaluations() if e.check_name == name)
+def checks(instance: dg.DagsterInstance, result: dg.ExecuteInProcessResult, name: str) -> dict[str | None, dg.AssetCheckEvaluation]:
+    """The run's evaluations of one check by partition, as stored on the instance (what the UI reads)."""
+    records = instance.get_records_for_run(result.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records
+    evaluations = [r.event_log_entry.dagster_event.event_specific_data for r in records]
+    return {e.partition: e for e in evaluations if e.check_name == name}
 
 
 def downstream_runs(home: Path) -> list[str]:
@@ -32,14 +35,14 @@ def test_an_error_rule_blocks_the_partition_keeps_the_previous_table_and_skips_d
     version = offline(tmp_path).history("payment_features")[0]["version"]
 
     broken = repository(payment_group(), payments(negative_on=("2024-05-02",)))
-    result = materialize(broken, tmp_path, ("raw", "features", "online"), "2024-05-02")
+    instance = dg.DagsterInstance.ephemeral()
+    result = materialize(broken, tmp_path, ("raw", "features", "online"), "2024-05-02", instance=instance)
 
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert "last_amount_in_range [ERROR] failed on 3 of 400 rows" in failure.step_failure_data.error.message
-    evaluation = check(result, "last_amount_in_range")
-    assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
-    assert evaluation.partition == "2024-05-02"
+    evaluation = checks(instance, result, "last_amount_in_range")["2024-05-02"]
+    assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR and evaluation.blocking
     assert evaluation.metadata["failure_count"].value == 3
     sample = evaluation.metadata["failing_rows_sample"].value
     assert [r.data["user_id"] for r in sample.records] == ["0", "1", "2"]
@@ -50,13 +53,16 @@ def test_an_error_rule_blocks_the_partition_keeps_the_previous_table_and_skips_d
 
 def test_a_warn_rule_is_recorded_but_the_partition_is_committed(tmp_path: Path) -> None:
     defs = repository(payment_group(), payments(large_on=("2024-05-03",)))
-    result = materialize(defs, tmp_path, ("raw", "features", "online"), "2024-05-03")
+    instance = dg.DagsterInstance.ephemeral()
+    result = materialize(defs, tmp_path, ("raw", "features", "online"), "2024-05-03", instance=instance)
 
     assert result.success
-    warn = check(result, "amount_plausible")
-    assert not warn.passed and warn.severity == dg.AssetCheckSeverity.WARN
+    warn = checks(instance, result, "amount_plausible")["2024-05-03"]
+    assert not warn.passed and warn.severity == dg.AssetCheckSeverity.WARN and not warn.blocking
     assert warn.metadata["failure_count"].value == 2
-    assert check(result, "last_amount_in_range").passed and check(result, "contract").passed
+    assert [r.data["last_amount"] for r in warn.metadata["failing_rows_sample"].value.records] == ["50000.0", "50000.0"]
+    assert checks(instance, result, "last_amount_in_range")["2024-05-03"].passed
+    assert checks(instance, result, "contract")["2024-05-03"].passed
     assert len(offline(tmp_path).read_group("payment_features")) == 400
     assert downstream_runs(tmp_path) == ["2024-05-03"]
 
@@ -70,9 +76,11 @@ def test_a_range_run_commits_the_valid_partitions_and_blocks_only_the_broken_one
     store = offline(tmp_path)
     assert [d.isoformat() for d in store.offline.partitions(payment_group())] == ["2024-05-01", "2024-05-02", "2024-05-04", "2024-05-05"]
     assert instance.get_materialized_partitions(FEATURES) == {"2024-05-01", "2024-05-02", "2024-05-04", "2024-05-05"}
-    evaluation = check(result, "last_amount_in_range")
-    assert evaluation.metadata["failed_partitions"].value == "2024-05-03"
-    assert [r.data["partition"] for r in evaluation.metadata["failures"].value.records] == ["2024-05-03"]
+    by_partition = checks(instance, result, "last_amount_in_range")
+    assert {p: e.passed for p, e in by_partition.items()} == {
+        "2024-05-01": True, "2024-05-02": True, "2024-05-03": False, "2024-05-04": True, "2024-05-05": True
+    }
+    assert by_partition["2024-05-03"].metadata["failure_count"].value == 3
     commits = [h for h in store.history("payment_features") if h["operation"] != "CREATE TABLE"]
     assert sorted(h["partition_key"] for h in commits) == ["2024-05-01..2024-05-02", "2024-05-04..2024-05-05"]
     assert downstream_runs(tmp_path) == []
@@ -94,7 +102,8 @@ def test_statistics_are_stored_per_partition_and_shown_as_metadata(tmp_path: Pat
 def test_drift_asset_alarms_on_shifted_partitions_and_links_the_report(tmp_path: Path) -> None:
     defs = repository(payment_group(), payments(shift_from="2024-05-05"))
     assert materialize(defs, tmp_path, ("raw", "features"), "2024-05-01", "2024-05-05").success
-    result = materialize(defs, tmp_path, ("drift",), "2024-05-01", "2024-05-05")
+    instance = dg.DagsterInstance.ephemeral()
+    result = materialize(defs, tmp_path, ("drift",), "2024-05-01", "2024-05-05", instance=instance)
 
     assert result.success  # a WARN drift check does not fail the run
     by_partition = {e.partition: e.step_materialization_data.materialization.metadata for e in result.get_asset_materialization_events()}
@@ -103,9 +112,10 @@ def test_drift_asset_alarms_on_shifted_partitions_and_links_the_report(tmp_path:
     assert by_partition["2024-05-05"]["drifted_share"].value == 1.0
     report = Path(by_partition["2024-05-05"]["report_path"].value)
     assert report == tmp_path / "reports" / "test" / "payment_features" / "2024-05-05.html" and report.exists()
-    drift = check(result, "drift")
-    assert not drift.passed and drift.severity == dg.AssetCheckSeverity.WARN
-    assert drift.metadata["alarm_partitions"].value == "2024-05-05"
+    drift = checks(instance, result, "drift")
+    assert {p: e.passed for p, e in drift.items()} == {f"2024-05-0{d}": d != 5 for d in range(1, 6)}
+    assert drift["2024-05-05"].severity == dg.AssetCheckSeverity.WARN
+    assert drift["2024-05-05"].metadata["report_path"].value == str(report)
 
 
 def test_a_contract_violation_fails_the_run_with_a_failed_contract_check(tmp_path: Path) -> None:
@@ -114,8 +124,9 @@ def test_a_contract_violation_fails_the_run_with_a_failed_contract_check(tmp_pat
         return frame.assign(user_id=0)
 
     group = payment_group(compute=duplicated)
-    result = materialize(repository(group, payments()), tmp_path, ("raw", "features"), "2024-05-01")
+    instance = dg.DagsterInstance.ephemeral()
+    result = materialize(repository(group, payments()), tmp_path, ("raw", "features"), "2024-05-01", instance=instance)
     assert not result.success
-    contract = check(result, "contract")
+    contract = checks(instance, result, "contract")["2024-05-01"]
     assert not contract.passed and "duplicate rows" in contract.description
     assert offline(tmp_path).history("payment_features") == []

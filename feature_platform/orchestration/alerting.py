@@ -80,9 +80,35 @@ def _plain(value: dg.MetadataValue) -> Any:
     return raw if isinstance(raw, (str, int, float, bool)) or raw is None else str(raw)
 
 
+def _check_alert(run_id: str, evaluations: list[dg.AssetCheckEvaluation]) -> Alert:
+    """One alert for the failed evaluations of one check in one run (one per partition in a backfill)."""
+    first = evaluations[0]
+    namespace, group = first.asset_key.path[0], first.asset_key.path[-1]
+    partitions = [e.partition for e in evaluations if e.partition]
+    details = {k: _plain(v) for k, v in first.metadata.items()}
+    if len(evaluations) > 1:
+        details["failed_partitions"] = partitions
+        if "failure_count" in details:
+            details["failure_count"] = sum(int(e.metadata["failure_count"].value) for e in evaluations if "failure_count" in e.metadata)
+    drift = namespace == "drift"
+    return Alert(
+        id=f"{run_id}:{first.asset_key.to_user_string()}:{first.check_name}",
+        kind="drift" if drift else "check_failed",
+        severity=first.severity.value,
+        group=group,
+        title=f"drift alarm on {group}" if drift else f"check '{first.check_name}' failed on {group}",
+        message="\n".join(e.description or "" for e in evaluations[:10]),
+        partition=", ".join(partitions) or None,
+        run_id=run_id,
+        check=first.check_name,
+        details=details,
+    )
+
+
 def run_alerts(instance: dg.DagsterInstance, run_id: str) -> list[Alert]:
-    """Alerts for one finished run: each failed check evaluation and each failed step."""
+    """Alerts for one finished run: each check that failed (on any partition) and each failed step."""
     kinds = {dg.DagsterEventType.ASSET_CHECK_EVALUATION, dg.DagsterEventType.STEP_FAILURE}
+    failed_checks: dict[tuple[str, str], list[dg.AssetCheckEvaluation]] = {}
     alerts = []
     for record in instance.get_records_for_run(run_id, of_type=kinds).records:
         event = record.event_log_entry.dagster_event
@@ -90,43 +116,24 @@ def run_alerts(instance: dg.DagsterInstance, run_id: str) -> list[Alert]:
             continue
         if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
             evaluation = event.event_specific_data
-            if evaluation.passed:
-                continue
-            namespace, group = evaluation.asset_key.path[0], evaluation.asset_key.path[-1]
-            details = {k: _plain(v) for k, v in evaluation.metadata.items()}
-            partition = evaluation.partition or details.get("failed_partitions") or details.get("alarm_partitions")
-            drift = namespace == "drift"
-            alerts.append(
-                Alert(
-                    id=f"{run_id}:{evaluation.asset_key.to_user_string()}:{evaluation.check_name}:{evaluation.partition or ''}",
-                    kind="drift" if drift else "check_failed",
-                    severity=evaluation.severity.value,
-                    group=group,
-                    title=f"drift alarm on {group}" if drift else f"check '{evaluation.check_name}' failed on {group}",
-                    message=evaluation.description or "",
-                    partition=partition,
-                    run_id=run_id,
-                    check=evaluation.check_name,
-                    details=details,
-                )
+            if not evaluation.passed:
+                failed_checks.setdefault((evaluation.asset_key.to_user_string(), evaluation.check_name), []).append(evaluation)
+            continue
+        step = event.step_key or ""
+        error = event.step_failure_data.error if event.step_failure_data else None
+        alerts.append(
+            Alert(
+                id=f"{run_id}:step:{step}",
+                kind="materialization_failed",
+                severity="ERROR",
+                group=step.split("__")[-1],
+                title=f"materialization failed: {step}",
+                message=(error.message if error else "").strip()[:2000],
+                run_id=run_id,
+                details={"step": step},
             )
-        else:
-            step = event.step_key or ""
-            error = event.step_failure_data.error if event.step_failure_data else None
-            message = (error.message if error else "").strip()
-            alerts.append(
-                Alert(
-                    id=f"{run_id}:step:{step}",
-                    kind="materialization_failed",
-                    severity="ERROR",
-                    group=step.split("__")[-1],
-                    title=f"materialization failed: {step}",
-                    message=message[:2000],
-                    run_id=run_id,
-                    details={"step": step},
-                )
-            )
-    return alerts
+        )
+    return [_check_alert(run_id, evaluations) for evaluations in failed_checks.values()] + alerts
 
 
 def _deliver(alerts: Sequence[Alert], sinks: dict[str, AlertSink], done: dict[str, list[str]], sent: list[Alert]) -> None:

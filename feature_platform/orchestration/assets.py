@@ -18,10 +18,10 @@ from feature_platform.concepts import DailyPartitions, FeatureGroup, FeatureView
 from feature_platform.errors import ContractError, DefinitionError
 from feature_platform.gate import GatedWrite, write_validated
 from feature_platform.offline import WriteResult
-from feature_platform.orchestration.checks import blocked_message, check_results, rule_check_specs
+from feature_platform.orchestration.checks import blocked_message, check_evaluations, evaluation, rule_check_specs
 from feature_platform.orchestration.metadata import statistics_metadata
 from feature_platform.orchestration.resources import FeatureStoreResource
-from feature_platform.quality import CONTRACT, to_frame
+from feature_platform.quality import CONTRACT, RuleResult, to_frame
 from feature_platform.statistics import StatisticsStore, compute_statistics
 from feature_platform.sources import RawSource, read_source, write_source
 
@@ -189,19 +189,26 @@ def feature_group_asset(
 
     key = group_key(group)
     partitions = partitions_def(group.partitions)
-
-    @dg.asset(
-        key=key,
+    spec = dg.AssetSpec(
+        key,
         deps=[_source_dep(group, sources[s]) for s in group.sources],
-        partitions_def=partitions,
-        backfill_policy=BACKFILL_POLICY if group.partitions else None,
         group_name=domain(group),
         description=group.description or None,
         owners=owners(group.owner),
         tags={k: v for k, v in group.tags.items() if k != "domain"},
         kinds={"deltalake"},
         metadata={"feature_group_version": group.version, "join_keys": ", ".join(group.join_keys)},
+    )
+
+    # A multi-asset only for `can_subset`: it makes check outputs optional, so the asset can log one
+    # evaluation per partition and check (a range run too) instead of one result per run.
+    @dg.multi_asset(
+        name=key.to_python_identifier(),
+        specs=[spec],
+        partitions_def=partitions,
+        backfill_policy=BACKFILL_POLICY if group.partitions else None,
         check_specs=rule_check_specs(group, key, partitions),
+        can_subset=True,
     )
     def _group(context: dg.AssetExecutionContext, feature_store: FeatureStoreResource):
         store = feature_store.build_store(groups, views, list(sources.values()))
@@ -216,23 +223,26 @@ def feature_group_asset(
         try:
             gated = write_validated(store.offline, group, frame, keys, commit_metadata=commit)
         except ContractError as error:
-            yield dg.AssetCheckResult(check_name=CONTRACT, passed=False, description=str(error), metadata={"error": str(error)})
+            if dg.AssetCheckKey(key, CONTRACT) in context.selected_asset_check_keys:
+                failed = RuleResult(CONTRACT, "ERROR", "the group's contract", False, len(frame), len(frame), str(error))
+                for partition in keys or [None]:
+                    context.log_event(evaluation(key, partition, failed, blocking=True))
             # Bad data stays bad on a retry: fail once, naming the rule, with nothing committed.
             raise dg.Failure(description=str(error), allow_retries=False) from error
         statistics = {p: {**compute_statistics(group, to_frame(gated.tables[p])), "partition": p or "all"} for p in gated.committed}
         StatisticsStore(store.offline).write_many(group, statistics)
         latest = statistics[gated.committed[-1]] if gated.committed else None
-        results = check_results(group, gated.reports)
+        for check in check_evaluations(group, key, gated.reports, context.selected_asset_check_keys):
+            context.log_event(check)
         if gated.blocked:
             # The run fails, so no MaterializeResult: each committed partition is reported on its own.
             yield from partition_materializations(group, key, gated, statistics)
-            yield from results
             message = blocked_message(group, gated.reports, [p or "all" for p in gated.committed])
             context.log.error(message)
             blocked = ", ".join(p or "all" for p in gated.blocked)
             raise dg.Failure(description=message, metadata={"blocked_partitions": blocked}, allow_retries=False)
         rows = sum(w.rows for w in gated.writes)
         context.log.info(f"{group.name}: wrote {rows} rows in {len(gated.writes)} commit(s), Delta version {gated.writes[-1].version if gated.writes else '-'}")
-        yield dg.MaterializeResult(metadata=materialization_metadata(group, gated.writes, frame, latest), check_results=results)
+        yield dg.MaterializeResult(asset_key=key, metadata=materialization_metadata(group, gated.writes, frame, latest))
 
     return _group

@@ -1,12 +1,12 @@
-"""Asset checks of feature groups: the contract and the group's rules, emitted by the group's asset.
+"""Asset checks of feature groups: the contract and the group's rules, evaluated by the group's asset.
 
 The asset validates each partition before committing it, so these checks are
-declared as `check_specs` of the asset and their results travel with its
-materialization. A run can cover several partitions: each check reports once
-per run, with a table of the partitions that failed and a sample of failing rows.
+declared as `check_specs` of the asset. A run can cover several partitions (a
+backfill), so the asset logs one evaluation per partition and check rather
+than one result per run: the UI then shows every partition's status.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set as AbstractSet
 from typing import Any
 
 import dagster as dg
@@ -47,46 +47,41 @@ def table_metadata(frame: pd.DataFrame) -> dg.TableMetadataValue:
     return dg.MetadataValue.table(records, schema=schema)
 
 
-def check_result(name: str, reports: Mapping[str | None, ValidationReport], severity: str) -> dg.AssetCheckResult:
-    """The result of one check over the partitions of a run: passed only if every partition passed."""
-    results: list[tuple[str | None, RuleResult]] = [(p, r.result(name)) for p, r in reports.items() if _has(r, name)]
-    failed = [(p, r) for p, r in results if not r.passed]
-    metadata: dict[str, Any] = {
-        "partitions_checked": len(results),
-        "rows_checked": sum(r.rows for _, r in results),
-        "failure_count": sum(r.failure_count for _, r in failed),
-        "failed_partitions": ", ".join(p or "all" for p, _ in failed) or "none",
-    }
-    if failed:
-        metadata["failures"] = table_metadata(
-            pd.DataFrame(
-                [{"partition": p or "all", "failure_count": r.failure_count, "rows": r.rows, "detail": r.detail} for p, r in failed]
-            )
-        )
-        sample = next((r.sample.assign(partition=p or "all") for p, r in failed if not r.sample.empty), None)
-        if sample is not None:
-            metadata["failing_rows_sample"] = table_metadata(sample)
-    first = failed[0][1] if failed else None
+def evaluation(key: dg.AssetKey, partition: str | None, result: RuleResult, *, blocking: bool) -> dg.AssetCheckEvaluation:
+    """The check evaluation of one rule on one partition, with its failure count and failing-row sample."""
+    metadata: dict[str, Any] = {"failure_count": result.failure_count, "rows_checked": result.rows}
+    if result.detail:
+        metadata["detail"] = result.detail
+    if not result.sample.empty:
+        metadata["failing_rows_sample"] = table_metadata(result.sample)
     description = (
-        f"failed on {metadata['failure_count']} row(s) in {metadata['failed_partitions']}"
-        + (f": {first.detail}" if first is not None and first.detail else "")
-        if failed
-        else f"passed on {metadata['rows_checked']} row(s)"
+        f"failed on {result.failure_count} of {result.rows} row(s)" + (f": {result.detail}" if result.detail else "")
+        if not result.passed
+        else f"passed on {result.rows} row(s)"
     )
-    return dg.AssetCheckResult(
-        check_name=name, passed=not failed, severity=SEVERITY[severity], metadata=metadata, description=description
+    return dg.AssetCheckEvaluation(
+        asset_key=key,
+        check_name=result.rule,
+        passed=result.passed,
+        metadata=metadata,
+        severity=SEVERITY[result.severity],
+        description=description,
+        blocking=blocking,
+        partition=partition,
     )
 
 
-def _has(report: ValidationReport, name: str) -> bool:
-    return any(r.rule == name for r in report.results)
-
-
-def check_results(group: FeatureGroup, reports: Mapping[str | None, ValidationReport]) -> list[dg.AssetCheckResult]:
-    """Results of the contract and of every rule, in declaration order."""
-    names: Sequence[tuple[str, str]] = [(CONTRACT, "ERROR"), *((r.name, r.severity) for r in group.rules)]
-    reported = [(n, s) for n, s in names if any(_has(r, n) for r in reports.values())]
-    return [check_result(n, reports, s) for n, s in reported]
+def check_evaluations(
+    group: FeatureGroup, key: dg.AssetKey, reports: Mapping[str | None, ValidationReport], selected: AbstractSet[dg.AssetCheckKey]
+) -> list[dg.AssetCheckEvaluation]:
+    """One evaluation per partition and selected check (the contract first, then the rules in order)."""
+    blocking = {CONTRACT: True, **{r.name: r.severity == "ERROR" for r in group.rules}}
+    evaluations = []
+    for partition, report in reports.items():
+        for result in report.results:
+            if dg.AssetCheckKey(key, result.rule) in selected:
+                evaluations.append(evaluation(key, partition, result, blocking=blocking[result.rule]))
+    return evaluations
 
 
 def blocked_message(group: FeatureGroup, reports: Mapping[str | None, ValidationReport], committed: Sequence[str]) -> str:

@@ -54,27 +54,28 @@ def drift_metadata(result: DriftResult) -> dict[str, Any]:
     return metadata
 
 
-def drift_check_result(group: FeatureGroup, results: list[DriftResult]) -> dg.AssetCheckResult:
-    """Fails when any partition of the run has a drifted share above the group's limit."""
+def drift_evaluation(group: FeatureGroup, key: dg.AssetKey, result: DriftResult) -> dg.AssetCheckEvaluation:
+    """The `drift` check of one partition: fails when its drifted share exceeds the group's limit."""
     assert group.drift is not None
-    alarms = [r for r in results if r.alarm]
     metadata: dict[str, Any] = {
+        "status": result.status,
+        "drifted_share": float(result.drifted_share),
         "max_drifted_share": group.drift.max_drifted_share,
-        "drifted_share": max((r.drifted_share for r in results), default=0.0),
-        "alarm_partitions": ", ".join(r.partition for r in alarms) or "none",
-        "skipped_partitions": ", ".join(r.partition for r in results if r.status == "skipped") or "none",
+        "drifted_features": ", ".join(result.drifted_features) or "none",
     }
-    if alarms:
-        metadata["alarms"] = table_metadata(
-            pd.DataFrame(
-                [{"partition": r.partition, "drifted_share": f"{r.drifted_share:.2f}", "drifted": ", ".join(r.drifted_features), "report": r.report_path or ""} for r in alarms]
-            )
-        )
-        if alarms[-1].report_path:
-            metadata["report_path"] = dg.MetadataValue.path(alarms[-1].report_path)
-    description = "; ".join(r.summary() for r in alarms) if alarms else f"no drift above {group.drift.max_drifted_share:.2f}"
-    return dg.AssetCheckResult(
-        check_name=DRIFT_CHECK, passed=not alarms, severity=SEVERITY[group.drift.severity], metadata=metadata, description=description
+    if result.reason:
+        metadata["skip_reason"] = result.reason
+    if result.report_path:
+        metadata["report_path"] = dg.MetadataValue.path(result.report_path)
+    return dg.AssetCheckEvaluation(
+        asset_key=key,
+        check_name=DRIFT_CHECK,
+        passed=not result.alarm,
+        metadata=metadata,
+        severity=SEVERITY[group.drift.severity],
+        description=result.summary(),
+        blocking=False,
+        partition=result.partition,
     )
 
 
@@ -86,37 +87,42 @@ def drift_asset(group: FeatureGroup) -> dg.AssetsDefinition:
     partitions = partitions_def(group.partitions)
     settings = group.drift
 
-    @dg.asset(
-        key=key,
+    spec = dg.AssetSpec(
+        key,
         deps=[group_key(group)],
-        partitions_def=partitions,
-        backfill_policy=BACKFILL_POLICY,
         group_name=domain(group),
         description=f"Drift of '{group.name}' per partition against "
         + (f"the baseline {settings.baseline[0]}..{settings.baseline[1]}" if settings.baseline else f"the previous {settings.reference_partitions} partitions")
         + " (Evidently data drift preset).",
         owners=owners(group.owner),
         kinds={"evidently"},
-        output_required=False,
-        check_specs=[
-            dg.AssetCheckSpec(
-                DRIFT_CHECK,
-                asset=key,
-                blocking=False,
-                description=f"[{settings.severity}] drifted share of features <= {settings.max_drifted_share}",
-                partitions_def=partitions,
-            )
-        ],
+    )
+    check = dg.AssetCheckSpec(
+        DRIFT_CHECK,
+        asset=key,
+        blocking=False,
+        description=f"[{settings.severity}] drifted share of features <= {settings.max_drifted_share}",
+        partitions_def=partitions,
+    )
+
+    # One materialization and one check evaluation per partition (not one for the run's range),
+    # so each carries its own numbers; `can_subset` makes the per-run outputs optional.
+    @dg.multi_asset(
+        name=key.to_python_identifier(),
+        specs=[spec],
+        partitions_def=partitions,
+        backfill_policy=BACKFILL_POLICY,
+        check_specs=[check],
+        can_subset=True,
     )
     def _drift(context: dg.AssetExecutionContext, feature_store: FeatureStoreResource):
-        # One materialization per partition (not one for the run's range) so each carries its own numbers.
         store = feature_store.build_store([group])
-        results = []
+        evaluate = dg.AssetCheckKey(key, DRIFT_CHECK) in context.selected_asset_check_keys
         for partition in context.partition_keys:
             result = check_partition(store.offline, group, partition, reports_home=feature_store.home)
             context.log.info(result.summary())
-            results.append(result)
             yield dg.AssetMaterialization(asset_key=key, partition=partition, metadata=drift_metadata(result))
-        yield drift_check_result(group, results)
+            if evaluate:
+                context.log_event(drift_evaluation(group, key, result))
 
     return _drift
