@@ -1,19 +1,16 @@
-"""Alerts and where they go: a JSON webhook (Slack-compatible payload) and a JSON-lines file or log.
+"""Alerts and where they go: a JSON webhook (Slack-compatible payload) and a JSON-lines file.
 
 An `Alert` has a stable `id` (e.g. run, check and partition) so a sender that
 remembers what it delivered never sends the same alert twice.
 """
 
 import json
-import logging
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
-
-logger = logging.getLogger("feature_platform.alerts")
 
 KINDS = ("check_failed", "drift", "materialization_failed", "stale")
 ICONS = {"ERROR": ":red_circle:", "WARN": ":warning:"}
@@ -81,7 +78,7 @@ class WebhookSink:
 
 @dataclass(frozen=True)
 class FileSink:
-    """Appends each alert as one JSON line to `path` (and logs it)."""
+    """Appends each alert as one JSON line to `path`."""
 
     path: str
 
@@ -90,7 +87,6 @@ class FileSink:
         target.parent.mkdir(parents=True, exist_ok=True)
         with target.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(alert.to_dict(), default=str) + "\n")
-        logger.warning(alert.text())
 
 
 def read_alerts(path: str | Path) -> list[dict[str, Any]]:

@@ -66,7 +66,7 @@ def quality_summary(defs: dg.Definitions, instance: dg.DagsterInstance, run_ids:
     home = Path(os.environ.get("FEATURE_PLATFORM_HOME", ".feature_platform"))
     alert_file = os.environ.get("FEATURE_PLATFORM_ALERT_FILE", str(home / "alerts.jsonl"))
     before = len(read_alerts(alert_file))
-    sensor = defs.get_sensor_def("feature_quality_alerts")
+    sensor = defs.resolve_sensor_def("feature_quality_alerts")
     sensor(dg.build_sensor_context(instance=instance, cursor=cursor.dump(), resources=defs.resources))
     sent = [f"[{a['severity']}] {a['title']}" + (f" ({a['partition']})" if a.get("partition") else "") for a in read_alerts(alert_file)[before:]]
     return {"blocked": blocked, "drift_alarms": drift, "alerts_sent": sent, "alert_file": alert_file}

@@ -73,6 +73,9 @@ def test_a_range_run_commits_the_valid_partitions_and_blocks_only_the_broken_one
     result = materialize(defs, tmp_path, ("raw", "features", "online"), "2024-05-01", "2024-05-05", instance=instance)
 
     assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure).step_failure_data.error.message
+    assert "partition 2024-05-03: last_amount_in_range [ERROR] failed on 3 of 400 rows" in failure
+    assert "committed partitions: 2024-05-01..2024-05-02, 2024-05-04..2024-05-05" in failure
     store = offline(tmp_path)
     assert [d.isoformat() for d in store.offline.partitions(payment_group())] == ["2024-05-01", "2024-05-02", "2024-05-04", "2024-05-05"]
     assert instance.get_materialized_partitions(FEATURES) == {"2024-05-01", "2024-05-02", "2024-05-04", "2024-05-05"}

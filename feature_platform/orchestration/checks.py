@@ -13,6 +13,7 @@ import dagster as dg
 import pandas as pd
 
 from feature_platform.concepts import FeatureGroup
+from feature_platform.gate import stretches
 from feature_platform.quality import CONTRACT, RuleResult, ValidationReport
 
 CONTRACT_DESCRIPTION = "[ERROR] the group's contract: columns, dtypes, non-null keys and event times, unique rows"
@@ -88,5 +89,7 @@ def blocked_message(group: FeatureGroup, reports: Mapping[str | None, Validation
     """The run failure message: which partitions were blocked by which ERROR rules, and what was committed."""
     lines = [f"feature group '{group.name}': ERROR rules failed; the partitions below were NOT committed"]
     lines += [f"  {r.summary()}" for r in reports.values() if r.blocked]
-    lines.append(f"committed partitions: {', '.join(committed) if committed else 'none'}")
+    days = [p for p in committed if p != "all"]
+    ranges = ", ".join(a if a == b else f"{a}..{b}" for a, b in stretches(days)) if days else "none"
+    lines.append(f"committed partitions: {ranges}")
     return "\n".join(lines)
