@@ -8,6 +8,7 @@ import pytest
 from feature_platform import FeatureStore
 from feature_platform.statistics import StatisticsStore
 from tests.quality_fixtures import materialize, payment_group, payments, repository
+from tests.quality_fixtures import resources as resources_for
 
 FEATURES = dg.AssetKey(["features", "payment_features"])
 
@@ -133,3 +134,24 @@ def test_a_contract_violation_fails_the_run_with_a_failed_contract_check(tmp_pat
     contract = checks(instance, result, "contract")["2024-05-01"]
     assert not contract.passed and "duplicate rows" in contract.description
     assert offline(tmp_path).history("payment_features") == []
+
+
+def test_downstream_automation_waits_for_the_blocking_checks_of_each_partition(tmp_path: Path) -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    defs = repository(payment_group(), payments(negative_on=("2024-05-02",), large_on=("2024-05-03",)))
+    for day in ("2024-05-01", "2024-05-02", "2024-05-03"):
+        materialize(defs, tmp_path, ("raw", "features"), day, instance=instance)
+
+    @dg.asset(
+        key=["online", "gated"],
+        deps=[FEATURES],
+        partitions_def=dg.DailyPartitionsDefinition("2024-05-01", end_date="2024-05-04"),
+        automation_condition=dg.AutomationCondition.all_deps_blocking_checks_passed(),
+    )
+    def gated() -> None: ...
+
+    features = [a for a in defs.assets if a.key == FEATURES]
+    result = dg.evaluate_automation_conditions(defs=dg.Definitions(assets=[*features, gated], resources=resources_for(tmp_path)), instance=instance)
+    (online,) = [r for r in result.results if r.key == dg.AssetKey(["online", "gated"])]
+    # 2024-05-02 failed an ERROR rule; 2024-05-03 only a WARN one, which does not block.
+    assert sorted(online.true_subset.expensively_compute_partition_keys()) == ["2024-05-01", "2024-05-03"]

@@ -18,7 +18,7 @@ from feature_platform.concepts import DailyPartitions, FeatureGroup, FeatureView
 from feature_platform.errors import ContractError, DefinitionError
 from feature_platform.gate import GatedWrite, write_validated
 from feature_platform.offline import WriteResult
-from feature_platform.orchestration.checks import blocked_message, check_evaluations, evaluation, rule_check_specs
+from feature_platform.orchestration.checks import blocked_message, check_evaluations, evaluation, report_checks, rule_check_specs
 from feature_platform.orchestration.metadata import statistics_metadata
 from feature_platform.orchestration.resources import FeatureStoreResource
 from feature_platform.quality import CONTRACT, RuleResult, to_frame
@@ -200,8 +200,8 @@ def feature_group_asset(
         metadata={"feature_group_version": group.version, "join_keys": ", ".join(group.join_keys)},
     )
 
-    # A multi-asset only for `can_subset`: it makes check outputs optional, so the asset can log one
-    # evaluation per partition and check (a range run too) instead of one result per run.
+    # A multi-asset only for `can_subset`: it makes check outputs optional, so a range run can log one
+    # evaluation per partition and check instead of one partition-less result per run.
     @dg.multi_asset(
         name=key.to_python_identifier(),
         specs=[spec],
@@ -225,24 +225,23 @@ def feature_group_asset(
         except ContractError as error:
             if dg.AssetCheckKey(key, CONTRACT) in context.selected_asset_check_keys:
                 failed = RuleResult(CONTRACT, "ERROR", "the group's contract", False, len(frame), len(frame), str(error))
-                for partition in keys or [None]:
-                    context.log_event(evaluation(key, partition, failed, blocking=True))
+                yield from report_checks(context, [evaluation(key, p, failed, blocking=True) for p in keys or [None]])
             # Bad data stays bad on a retry: fail once, naming the rule, with nothing committed.
             raise dg.Failure(description=str(error), allow_retries=False) from error
         statistics = {p: {**compute_statistics(group, to_frame(gated.tables[p])), "partition": p or "all"} for p in gated.committed}
         StatisticsStore(store.offline).write_many(group, statistics)
         latest = statistics[gated.committed[-1]] if gated.committed else None
-        for check in check_evaluations(group, key, gated.reports, context.selected_asset_check_keys):
-            context.log_event(check)
+        results = report_checks(context, check_evaluations(group, key, gated.reports, context.selected_asset_check_keys))
         if gated.blocked:
             # The run fails, so no MaterializeResult: each committed partition is reported on its own.
             yield from partition_materializations(group, key, gated, statistics)
+            yield from results
             message = blocked_message(group, gated.reports, [p or "all" for p in gated.committed])
             context.log.error(message)
             blocked = ", ".join(p or "all" for p in gated.blocked)
             raise dg.Failure(description=message, metadata={"blocked_partitions": blocked}, allow_retries=False)
         rows = sum(w.rows for w in gated.writes)
         context.log.info(f"{group.name}: wrote {rows} rows in {len(gated.writes)} commit(s), Delta version {gated.writes[-1].version if gated.writes else '-'}")
-        yield dg.MaterializeResult(asset_key=key, metadata=materialization_metadata(group, gated.writes, frame, latest))
+        yield dg.MaterializeResult(asset_key=key, metadata=materialization_metadata(group, gated.writes, frame, latest), check_results=results)
 
     return _group

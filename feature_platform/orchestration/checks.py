@@ -2,8 +2,8 @@
 
 The asset validates each partition before committing it, so these checks are
 declared as `check_specs` of the asset. A run can cover several partitions (a
-backfill), so the asset logs one evaluation per partition and check rather
-than one result per run: the UI then shows every partition's status.
+backfill): there the asset logs one evaluation per partition and check, so the
+UI shows every partition's status; a one-partition run yields them as results.
 """
 
 from collections.abc import Mapping, Sequence, Set as AbstractSet
@@ -83,6 +83,25 @@ def check_evaluations(
             if dg.AssetCheckKey(key, result.rule) in selected:
                 evaluations.append(evaluation(key, partition, result, blocking=blocking[result.rule]))
     return evaluations
+
+
+def report_checks(context: dg.AssetExecutionContext, evaluations: Sequence[dg.AssetCheckEvaluation]) -> list[dg.AssetCheckResult]:
+    """Checks of a one-partition run as results for the asset to yield; those of a range run logged per partition.
+
+    Results yielded by the asset are tied to its materialization, so they count for
+    `AutomationCondition.all_deps_blocking_checks_passed()`; but in a range run a result
+    would carry no partition, so there each partition's evaluation is logged instead.
+    """
+    if len(context.partition_keys if context.has_partition_key_range or context.has_partition_key else [None]) == 1:
+        return [
+            dg.AssetCheckResult(
+                asset_key=e.asset_key, check_name=e.check_name, passed=e.passed, metadata=e.metadata, severity=e.severity, description=e.description
+            )
+            for e in evaluations
+        ]
+    for evaluation in evaluations:
+        context.log_event(evaluation)
+    return []
 
 
 def blocked_message(group: FeatureGroup, reports: Mapping[str | None, ValidationReport], committed: Sequence[str]) -> str:

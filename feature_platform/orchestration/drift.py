@@ -17,7 +17,7 @@ from feature_platform.concepts import FeatureGroup
 from feature_platform.drift import DriftResult, check_partition
 from feature_platform.errors import DefinitionError
 from feature_platform.orchestration.assets import BACKFILL_POLICY, domain, group_key, owners, partitions_def
-from feature_platform.orchestration.checks import SEVERITY, table_metadata
+from feature_platform.orchestration.checks import SEVERITY, report_checks, table_metadata
 from feature_platform.orchestration.resources import FeatureStoreResource
 
 DRIFT_CHECK = "drift"
@@ -118,11 +118,15 @@ def drift_asset(group: FeatureGroup) -> dg.AssetsDefinition:
     def _drift(context: dg.AssetExecutionContext, feature_store: FeatureStoreResource):
         store = feature_store.build_store([group])
         evaluate = dg.AssetCheckKey(key, DRIFT_CHECK) in context.selected_asset_check_keys
-        for partition in context.partition_keys:
-            result = check_partition(store.offline, group, partition, reports_home=feature_store.home)
+        results = [check_partition(store.offline, group, p, reports_home=feature_store.home) for p in context.partition_keys]
+        for result in results:
             context.log.info(result.summary())
-            yield dg.AssetMaterialization(asset_key=key, partition=partition, metadata=drift_metadata(result))
-            if evaluate:
-                context.log_event(drift_evaluation(group, key, result))
+        if len(results) == 1:
+            checks = report_checks(context, [drift_evaluation(group, key, results[0])] if evaluate else [])
+            yield dg.MaterializeResult(asset_key=key, metadata=drift_metadata(results[0]), check_results=checks)
+            return
+        for result in results:
+            yield dg.AssetMaterialization(asset_key=key, partition=result.partition, metadata=drift_metadata(result))
+        report_checks(context, [drift_evaluation(group, key, r) for r in results] if evaluate else [])
 
     return _drift
