@@ -68,6 +68,12 @@ def test_custom_rule_gets_the_frame_and_fails_per_row() -> None:
     assert (result.passed, result.failure_count, result.sample["user_id"].tolist()) == (False, 1, [2])
 
 
+def test_custom_rule_on_a_column_gets_the_series() -> None:
+    rule = Rule.custom("even_count", lambda s: s % 2 == 0, column="count", severity="WARN")
+    result = validate(stats_group(rule), frame([1.0] * 3, ["a"] * 3, [2, 3, 4])).result("even_count")
+    assert (result.passed, result.failure_count, result.sample.columns.tolist()) == (False, 1, ["user_id", "event_time", "count"])
+
+
 def test_custom_rule_that_raises_fails_with_the_error_instead_of_crashing() -> None:
     rule = Rule.custom("broken", lambda df: df["missing"] > 0, severity="WARN")
     result = validate(stats_group(rule), frame([1.0], ["a"], [1])).result("broken")
