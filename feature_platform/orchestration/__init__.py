@@ -9,14 +9,16 @@ import dagster as dg
 
 from feature_platform.concepts import FeatureGroup, FeatureView
 from feature_platform.datasets import TrainingDatasetDefinition
+from feature_platform.orchestration.alerting import AlertSinksResource, alert_sensor
 from feature_platform.orchestration.assets import feature_group_asset, raw_source_asset
+from feature_platform.orchestration.drift import drift_asset
 from feature_platform.orchestration.resources import FeatureStoreResource
 from feature_platform.orchestration.schedules import group_schedule
 from feature_platform.orchestration.training import training_dataset_asset
 from feature_platform.registry import Registry
 from feature_platform.sources import RawSource
 
-__all__ = ["FeatureStoreResource", "build_definitions"]
+__all__ = ["AlertSinksResource", "FeatureStoreResource", "alert_sensor", "build_definitions"]
 
 
 def build_definitions(
@@ -31,5 +33,6 @@ def build_definitions(
     assets = [raw_source_asset(s) for s in sources]
     assets += [feature_group_asset(g, groups=groups, views=views, sources=by_name) for g in groups if g.compute]
     assets += [training_dataset_asset(t, groups=groups, views=views, sources=by_name) for t in training_datasets]
+    assets += [drift_asset(g) for g in groups if g.compute and g.partitions is not None and g.drift is not None]
     schedules = [group_schedule(g) for g in groups if g.compute and g.partitions is not None]
     return dg.Definitions(assets=assets, schedules=schedules)
