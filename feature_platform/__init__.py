@@ -18,13 +18,19 @@ from feature_platform.errors import (
     FeaturePlatformError,
     FeatureReferenceError,
 )
+from feature_platform.datasets import TrainingDatasetDefinition
+from feature_platform.loaders import connect, list_views, load_features, load_training_dataset
+from feature_platform.rules import DriftSettings, Rule
 from feature_platform.sources import RawSource
+from feature_platform.splits import RandomSplit, TimeSplit
 from feature_platform.store import FeatureStore
+from feature_platform.training import TrainingDataset
 
 __all__ = [
     "ContractError",
     "DailyPartitions",
     "DefinitionError",
+    "DriftSettings",
     "Entity",
     "EntityFrameError",
     "Feature",
@@ -34,5 +40,14 @@ __all__ = [
     "FeatureStore",
     "FeatureView",
     "OnDemandTransformation",
+    "RandomSplit",
     "RawSource",
+    "TimeSplit",
+    "TrainingDataset",
+    "TrainingDatasetDefinition",
+    "connect",
+    "list_views",
+    "load_features",
+    "load_training_dataset",
+    "Rule",
 ]

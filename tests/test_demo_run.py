@@ -80,7 +80,8 @@ def distinct_keys_per_day(events: pd.DataFrame, keys: list[str], days_before: in
 def test_demo_runs_succeed_on_the_instance(demo) -> None:
     summary = demo["summary"]
     assert summary["window"] == [FIRST_DAY, LAST_DAY]
-    assert [r["success"] for r in summary["runs"]] == [True, True]
+    # unpartitioned assets, the daily range, drift, then the training datasets that read the groups
+    assert [r["success"] for r in summary["runs"]] == [True, True, True, True]
     instance = dg.DagsterInstance.from_config(summary["dagster_home"])
     for run in summary["runs"]:
         assert instance.get_run_by_id(run["run_id"]).status == dg.DagsterRunStatus.SUCCESS
@@ -119,6 +120,12 @@ def test_profile_group_has_a_row_per_user(demo) -> None:
     assert sorted(profile["user_id"]) == list(range(raw.user_count()))
 
 
+def test_demo_quality_summary_has_no_blocked_partition_in_a_clean_window(demo) -> None:
+    quality = demo["summary"]["quality"]
+    assert quality["blocked"] == []
+    assert quality["alert_file"] == str(demo["home"] / "alerts.jsonl")
+
+
 def test_each_table_is_one_delta_commit_by_a_demo_run(demo) -> None:
     summary = demo["summary"]
     run_ids = {r["run_id"] for r in summary["runs"]}
@@ -138,3 +145,16 @@ def test_demo_ends_with_online_vectors_synced_by_the_online_assets(demo: dict[st
     assert before["age__status"] == ["PRESENT"] * 3  # no ttl: synced values stay valid
     assert before["txn_count_7d__status"] == ["OUTSIDE_MAX_AGE"] * 3  # 2024 data, 2-day ttl
     assert after["txn_count_7d__status"] == ["PRESENT"] * 3
+
+
+def test_demo_builds_the_fraud_training_dataset_from_the_labelled_transactions(demo, transactions) -> None:
+    store = demo["store"]
+    (manifest,) = store.list_training_datasets()
+    labelled = transactions[transactions["event_time"] >= pd.Timestamp("2024-04-08", tz="UTC")]
+    assert (manifest["name"], manifest["version"], manifest["row_count"]) == ("fraud_training", 1, len(labelled))
+    assert set(manifest["group_versions"]) == {
+        "user_transaction_features", "user_last_transaction", "user_profile", "merchant_features", "merchant_country_features"
+    }
+    stored = store.load_training_dataset("fraud_training")
+    assert stored["is_fraud"].tolist() == labelled["is_fraud"].tolist()
+    assert stored["txn_count_7d"].notna().all()

@@ -8,20 +8,25 @@ from collections.abc import Sequence
 import dagster as dg
 
 from feature_platform.concepts import FeatureGroup, FeatureView
+from feature_platform.datasets import TrainingDatasetDefinition
+from feature_platform.orchestration.alerting import AlertSinksResource, alert_sensor
 from feature_platform.orchestration.assets import feature_group_asset, raw_source_asset
 from feature_platform.orchestration.online import online_sync_asset
+from feature_platform.orchestration.drift import drift_asset
 from feature_platform.orchestration.resources import FeatureStoreResource
 from feature_platform.orchestration.schedules import group_schedule
+from feature_platform.orchestration.training import training_dataset_asset
 from feature_platform.registry import Registry
 from feature_platform.sources import RawSource
 
-__all__ = ["FeatureStoreResource", "build_definitions"]
+__all__ = ["AlertSinksResource", "FeatureStoreResource", "alert_sensor", "build_definitions"]
 
 
 def build_definitions(
     groups: Sequence[FeatureGroup],
     views: Sequence[FeatureView] = (),
     sources: Sequence[RawSource] = (),
+    training_datasets: Sequence[TrainingDatasetDefinition] = (),
 ) -> dg.Definitions:
     """Assets, checks and schedules for these definitions (resources come from `resources/`)."""
     Registry(groups, views)  # fails early on clashing names or bad references
@@ -31,5 +36,7 @@ def build_definitions(
     assets += [
         online_sync_asset(g, groups=groups, views=views, sources=sources) for g in groups if g.compute and g.online
     ]
+    assets += [training_dataset_asset(t, groups=groups, views=views, sources=by_name) for t in training_datasets]
+    assets += [drift_asset(g) for g in groups if g.compute and g.partitions is not None and g.drift is not None]
     schedules = [group_schedule(g) for g in groups if g.compute and g.partitions is not None]
     return dg.Definitions(assets=assets, schedules=schedules)
