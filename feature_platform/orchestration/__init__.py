@@ -8,13 +8,16 @@ from collections.abc import Sequence
 import dagster as dg
 
 from feature_platform.concepts import FeatureGroup, FeatureView
-from feature_platform.orchestration.assets import feature_group_asset, raw_source_asset
+from feature_platform.orchestration.assets import feature_group_asset, group_key, raw_source_asset
+from feature_platform.orchestration.automation import follow_feature_groups
 from feature_platform.orchestration.resources import FeatureStoreResource
-from feature_platform.orchestration.schedules import group_schedule
+from feature_platform.orchestration.retries import TRANSIENT_RETRY, permanent_failures
+from feature_platform.orchestration.schedules import group_schedule, source_schedule
+from feature_platform.orchestration.sensors import landing_sensors
 from feature_platform.registry import Registry
 from feature_platform.sources import RawSource
 
-__all__ = ["FeatureStoreResource", "build_definitions"]
+__all__ = ["TRANSIENT_RETRY", "FeatureStoreResource", "build_definitions", "permanent_failures"]
 
 
 def build_definitions(
@@ -22,10 +25,12 @@ def build_definitions(
     views: Sequence[FeatureView] = (),
     sources: Sequence[RawSource] = (),
 ) -> dg.Definitions:
-    """Assets, checks and schedules for these definitions (resources come from `resources/`)."""
+    """Assets, checks, schedules and landing sensors for these definitions (resources come from `resources/`)."""
     Registry(groups, views)  # fails early on clashing names or bad references
     by_name = {s.name: s for s in sources}
     assets = [raw_source_asset(s) for s in sources]
     assets += [feature_group_asset(g, groups=groups, views=views, sources=by_name) for g in groups if g.compute]
     schedules = [group_schedule(g) for g in groups if g.compute and g.partitions is not None]
-    return dg.Definitions(assets=assets, schedules=schedules)
+    schedules += [source_schedule(s) for s in sources if s.produce is not None and s.partitions is not None]
+    defs = dg.Definitions(assets=assets, schedules=schedules, sensors=landing_sensors(sources, groups))
+    return follow_feature_groups(defs, [group_key(g) for g in groups if g.compute])

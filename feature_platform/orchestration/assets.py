@@ -19,9 +19,25 @@ from feature_platform.concepts import DailyPartitions, FeatureGroup, FeatureView
 from feature_platform.errors import DefinitionError
 from feature_platform.offline import WriteResult
 from feature_platform.orchestration.resources import FeatureStoreResource
+from feature_platform.orchestration.retries import TRANSIENT_RETRY, permanent_failures
 from feature_platform.sources import RawSource, read_source, write_source
 
 BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=31)
+BACKFILL_TAG = "backfill_partitions_per_run"
+
+
+def backfill_policy(group: FeatureGroup | RawSource) -> dg.BackfillPolicy:
+    """Partitions per backfill run: the tag `backfill_partitions_per_run`, else 31.
+
+    Many days per run pay the run start-up, the lookback read and the Delta commit
+    once per range instead of once per day (docs/benchmarks.md measures it).
+    """
+    per_run = getattr(group, "tags", {}).get(BACKFILL_TAG)
+    if per_run is None:
+        return BACKFILL_POLICY
+    if not str(per_run).isdigit() or int(per_run) < 1:
+        raise DefinitionError(f"'{group.name}': tag {BACKFILL_TAG} must be a positive integer, got {per_run!r}")
+    return dg.BackfillPolicy.multi_run(max_partitions_per_run=int(per_run))
 
 
 def partitions_def(partitions: DailyPartitions | None) -> dg.DailyPartitionsDefinition | None:
@@ -70,7 +86,7 @@ def raw_source_asset(source: RawSource) -> dg.AssetsDefinition | dg.AssetSpec:
     if source.produce is None:
         return dg.AssetSpec(**spec_args)
 
-    @dg.asset(**spec_args, backfill_policy=BACKFILL_POLICY if source.partitions else None)
+    @dg.asset(**spec_args, backfill_policy=BACKFILL_POLICY if source.partitions else None, retry_policy=TRANSIENT_RETRY)
     def _raw(context: dg.AssetExecutionContext, feature_store: FeatureStoreResource) -> dg.MaterializeResult:
         assert source.produce is not None
         rows = 0
@@ -168,7 +184,8 @@ def feature_group_asset(
         key=group_key(group),
         deps=[_source_dep(group, sources[s]) for s in group.sources],
         partitions_def=partitions_def(group.partitions),
-        backfill_policy=BACKFILL_POLICY if group.partitions else None,
+        backfill_policy=backfill_policy(group) if group.partitions else None,
+        retry_policy=TRANSIENT_RETRY,
         group_name=domain(group),
         description=group.description or None,
         owners=owners(group.owner),
@@ -179,13 +196,14 @@ def feature_group_asset(
     def _group(context: dg.AssetExecutionContext, feature_store: FeatureStoreResource) -> dg.MaterializeResult:
         store = feature_store.build_store(groups, views, list(sources.values()))
         commit = {"dagster_run_id": context.run.run_id}
-        if group.partitions is None:
-            frame = compute_frame(group, sources, feature_store.raw_path, None, None)
-            result = store.offline.write_partition(group, None, frame, commit_metadata=commit)
-        else:
-            first, last, start, end = run_window(context)
-            frame = compute_frame(group, sources, feature_store.raw_path, start, end)
-            result = store.offline.write_partitions(group, first, last, frame, commit_metadata=commit)
+        with permanent_failures(f"feature group '{group.name}'"):
+            if group.partitions is None:
+                frame = compute_frame(group, sources, feature_store.raw_path, None, None)
+                result = store.offline.write_partition(group, None, frame, commit_metadata=commit)
+            else:
+                first, last, start, end = run_window(context)
+                frame = compute_frame(group, sources, feature_store.raw_path, start, end)
+                result = store.offline.write_partitions(group, first, last, frame, commit_metadata=commit)
         context.log.info(f"{group.name}: wrote {result.rows} rows as Delta version {result.version}")
         return dg.MaterializeResult(metadata=materialization_metadata(group, result, frame))
 
