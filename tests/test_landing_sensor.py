@@ -93,7 +93,7 @@ def test_a_requested_partition_runs_and_writes_the_landed_rows(tmp_path: Path) -
     land(tmp_path / "raw", "2024-05-03", [1, 1, 2])
     request = next(r for r in evaluate(defs, None).run_requests if r.asset_selection[0].path[-1] == "daily_clicks")
     asset = defs.resolve_assets_def(request.asset_selection[0])
-    result = dg.materialize([asset], partition_key=request.partition_key, resources={"feature_store": resource})
+    result = dg.materialize([asset], partition_key=request.partition_key)
     assert result.success
     store = resource.build_store(GROUPS)
     frame = store.read_group("daily_clicks").sort_values("user_id")
