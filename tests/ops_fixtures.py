@@ -88,3 +88,23 @@ def landing_defs(home: Path, raw_root: str | None = None) -> tuple[dg.Definition
         build_definitions(GROUPS, sources=[clicks]), dg.Definitions(resources={"feature_store": resource})
     )
     return defs, resource
+
+
+def materialize_days(home: str, raw_root: str, days: list[str]) -> list[str]:
+    """Materialize `daily_clicks` one Dagster run per day (a backfill worker); returns failed days."""
+    defs, _ = landing_defs(Path(home), raw_root)
+    asset = defs.resolve_assets_def(dg.AssetKey(["features", "daily_clicks"]))
+    failed = []
+    for day in days:
+        if not dg.materialize([asset], partition_key=day, raise_on_error=False).success:
+            failed.append(day)
+    return failed
+
+
+def write_days(offline_root: str, days: list[str]) -> list[int]:
+    """Commit one partition of `daily_clicks` per day straight through the offline store; returns versions."""
+    from feature_platform import FeatureStore
+
+    store = FeatureStore([daily_clicks], offline_root=offline_root, project="ops")
+    frames = {day: count_clicks({"clicks": click_frame(day, [1, 2, 2])}, *DailyPartitions.window(day)) for day in days}
+    return [store.write_partition("daily_clicks", day, frame).version for day, frame in frames.items()]
