@@ -10,6 +10,7 @@ import dagster as dg
 from feature_platform.concepts import FeatureGroup, FeatureView
 from feature_platform.orchestration.assets import feature_group_asset, group_key, raw_source_asset
 from feature_platform.orchestration.automation import follow_feature_groups
+from feature_platform.orchestration.maintenance import maintenance_job, maintenance_schedule
 from feature_platform.orchestration.resources import FeatureStoreResource
 from feature_platform.orchestration.retries import TRANSIENT_RETRY, permanent_failures
 from feature_platform.orchestration.schedules import group_schedule, source_schedule
@@ -32,5 +33,7 @@ def build_definitions(
     assets += [feature_group_asset(g, groups=groups, views=views, sources=by_name) for g in groups if g.compute]
     schedules = [group_schedule(g) for g in groups if g.compute and g.partitions is not None]
     schedules += [source_schedule(s) for s in sources if s.produce is not None and s.partitions is not None]
-    defs = dg.Definitions(assets=assets, schedules=schedules, sensors=landing_sensors(sources, groups))
+    maintenance = maintenance_job(groups)
+    schedules.append(maintenance_schedule(maintenance))
+    defs = dg.Definitions(assets=assets, jobs=[maintenance], schedules=schedules, sensors=landing_sensors(sources, groups))
     return follow_feature_groups(defs, [group_key(g) for g in groups if g.compute])
