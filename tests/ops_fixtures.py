@@ -78,7 +78,7 @@ def click_frame(day: str, user_ids: list[int]) -> pd.DataFrame:
 
 def land(raw_root: Path, day: str, user_ids: list[int]) -> Path:
     """Write the clicks of `day` into the landing folder, as an upstream system would."""
-    return write_source(raw_root, clicks, datetime.fromisoformat(day).date(), click_frame(day, user_ids))
+    return Path(write_source(raw_root, clicks, datetime.fromisoformat(day).date(), click_frame(day, user_ids)))
 
 
 def landing_defs(home: Path, raw_root: str | None = None) -> tuple[dg.Definitions, FeatureStoreResource]:

@@ -12,7 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from feature_platform import FeatureStore
-from tests.ops_fixtures import click_frame, daily_clicks, landing_defs, write_days
+from feature_platform.orchestration import FeatureStoreResource, build_definitions
+from feature_platform.sources import write_source
+from tests.ops_fixtures import GROUPS, click_frame, clicks, daily_clicks, landing_defs, write_days
 from tests.s3_fixtures import s3_bucket, s3_endpoint  # noqa: F401 (fixtures)
 from tests.test_landing_sensor import evaluate, requested
 
@@ -59,3 +61,15 @@ def test_the_landing_sensor_watches_an_s3_prefix(s3_bucket: str, tmp_path) -> No
     assert evaluate(defs, first.cursor).run_requests == []
     client.put_object(Bucket=s3_bucket, Key="landing/clicks/2024-05-03/part-1.parquet", Body=buffer.getvalue())
     assert [r.partition_key for r in evaluate(defs, first.cursor).run_requests if r.partition_key] == ["2024-05-03"]
+
+
+def test_a_group_computes_from_raw_files_on_s3_into_delta_on_s3(s3_bucket: str, tmp_path) -> None:
+    raw_root = f"s3://{s3_bucket}/landing"
+    write_source(raw_root, clicks, date(2024, 5, 3), click_frame("2024-05-03", [1, 1, 2]))
+    resource = FeatureStoreResource(project="ops", home=str(tmp_path), raw_root=raw_root, offline_root=f"s3://{s3_bucket}/offline")
+    assets = build_definitions(GROUPS, sources=[clicks]).assets
+    result = dg.materialize(assets, selection=[dg.AssetKey(["features", "daily_clicks"])], partition_key="2024-05-03",
+                            resources={"feature_store": resource})
+    assert result.success
+    frame = resource.build_store(GROUPS).read_group("daily_clicks").sort_values("user_id")
+    assert frame["clicks"].tolist() == [2, 1]
