@@ -1,6 +1,6 @@
 """90-day backfill of the demo: wall time and partitions per minute by executor, workers, run size and instance.
 
-    PYTHONPATH=. python bench/backfill.py [--days 90] [--postgres postgresql://root@127.0.0.1:5432/test]
+    PYTHONPATH=. python bench/backfill.py [--days 90] [--repeat 2] [--postgres postgresql://root@127.0.0.1:5432/test]
 
 Each configuration runs `feature-platform backfill` in a fresh process on a fresh
 feature home and Dagster instance, over every partitioned demo asset (the raw
@@ -59,11 +59,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--postgres", help="also measure on this PostgreSQL instance storage")
+    parser.add_argument("--repeat", type=int, default=2, help="runs per configuration; the fastest is kept")
     args = parser.parse_args()
-    configs = [(0, None, None), (1, None, None), (2, None, None), (0, 1, None)]
+    configs = [(0, None, None), (0, 1, None), (1, None, None), (2, None, None)]
     if args.postgres:
         configs += [(0, None, args.postgres), (1, None, args.postgres), (2, None, args.postgres)]
-    results = [run(args.days, w, n, pg) for w, n, pg in configs]
+    results = []
+    for workers, per_run, postgres in configs:
+        tries = [run(args.days, workers, per_run, postgres) for _ in range(args.repeat)]
+        best = min(tries, key=lambda r: r["wall_seconds"])
+        best["all_wall_seconds"] = [r["wall_seconds"] for r in tries]
+        print(json.dumps(best), file=sys.stderr, flush=True)
+        results.append(best)
     baseline = results[0]["wall_seconds"]
     for r in results:
         r["speedup_vs_in_process_sqlite"] = round(baseline / r["wall_seconds"], 2)

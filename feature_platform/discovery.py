@@ -5,7 +5,7 @@ lineage covers sources, groups, views and training datasets; the CLI adds the
 Dagster asset graph (drift, online sync) when it has the repository's definitions.
 """
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +14,10 @@ from feature_platform.errors import FeatureReferenceError
 from feature_platform.maintenance import read_manifests
 from feature_platform.sources import RawSource
 from feature_platform.store import FeatureStore
+
+
+# More facts for `describe` of a group (latest statistics, online status...): each returns a dict merged in.
+GROUP_FACTS: list[Callable[[FeatureStore, FeatureGroup], dict[str, Any]]] = []
 
 
 def training_datasets(store: FeatureStore) -> list[dict[str, Any]]:
@@ -145,6 +149,8 @@ def describe(store: FeatureStore, name: str) -> dict[str, Any]:
     facts["recent_versions"] = [_history_row(h) for h in store.history(name)[:5]]
     facts["sources"] = list(item.sources)
     facts["views"] = [v for v in store.list_views() if _uses(store, store.registry.view(v), name)]
+    for more in GROUP_FACTS:
+        facts.update(more(store, item))
     return facts
 
 
