@@ -1,6 +1,6 @@
 """90-day backfill of the demo: wall time and partitions per minute by executor, workers, run size and instance.
 
-    PYTHONPATH=. python bench/backfill.py [--days 90] [--repeat 2] [--postgres postgresql://root@127.0.0.1:5432/test]
+    PYTHONPATH=. python bench/backfill.py [--days 90] [--repeat 2] [--scale 1] [--executors-only] [--postgres URL]
 
 Each configuration runs `feature-platform backfill` in a fresh process on a fresh
 feature home and Dagster instance, over every partitioned demo asset (the raw
@@ -60,8 +60,13 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--postgres", help="also measure on this PostgreSQL instance storage")
     parser.add_argument("--repeat", type=int, default=2, help="runs per configuration; the fastest is kept")
+    parser.add_argument("--scale", type=int, default=1, help="FEATURE_PLATFORM_DEMO_SCALE: x1,000 users, x3,000 transactions a day")
+    parser.add_argument("--executors-only", action="store_true", help="only in-process vs 1 and 2 workers, 31 days per run")
     args = parser.parse_args()
+    os.environ["FEATURE_PLATFORM_DEMO_SCALE"] = str(args.scale)
     configs = [(0, None, None), (0, 1, None), (1, None, None), (2, None, None)]
+    if args.executors_only:
+        configs = [(0, None, None), (1, None, None), (2, None, None)]
     if args.postgres:
         configs += [(0, None, args.postgres), (1, None, args.postgres), (2, None, args.postgres)]
     results = []
@@ -74,7 +79,7 @@ def main() -> None:
     baseline = results[0]["wall_seconds"]
     for r in results:
         r["speedup_vs_in_process_sqlite"] = round(baseline / r["wall_seconds"], 2)
-    print(json.dumps({"days": args.days, "assets": ASSETS, "cpus": os.cpu_count(), "results": results}, indent=2))
+    print(json.dumps({"days": args.days, "scale": args.scale, "assets": ASSETS, "cpus": os.cpu_count(), "results": results}, indent=2))
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
-"""Inputs of the capacity plan in docs/operations.md: Delta write/read rates and Redis bytes and lookups per entity.
+"""Redis inputs of the capacity plan in docs/operations.md: bytes per entity, sync and lookup rates.
 
-    PYTHONPATH=. python bench/capacity.py [--rows 1000000] [--entities 200000]
+    PYTHONPATH=. python bench/capacity.py [--entities 200000]
 
-Measures on this machine (one process): rows/s of one daily partition written
-through `OfflineStore.write_partitions` and read back; memory per entity and
-batched lookups/s of a Redis hash per entity with six float features (a
-generic layout, not necessarily the online store's). Prints JSON.
+One client against a throwaway redis-server: memory per entity of a hash with
+six float features and a timestamp (a generic layout, not necessarily the
+online store's), pipelined writes per second, and lookups per second in
+batches of 100 (`HMGET` per entity, one round trip per batch). The Delta
+rates of the plan come from bench/offline_write.py. Prints JSON.
 """
 
 import argparse
@@ -13,40 +14,13 @@ import json
 import os
 import socket
 import subprocess
-import tempfile
 import time
-from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import redis
 
-from feature_platform import DailyPartitions, Entity, Feature, FeatureGroup
-from feature_platform.offline import OfflineStore
-
 FEATURES = [f"f{i}" for i in range(6)]
-GROUP = FeatureGroup(
-    "capacity", entities=[Entity("user", {"user_id": "int64"})], features=[Feature(f, "float64") for f in FEATURES],
-    partitions=DailyPartitions(start="2024-01-01"), ttl=timedelta(days=2),
-)
-
-
-def delta_rates(rows: int, root: str) -> dict:
-    rng = np.random.default_rng(0)
-    frame = pd.DataFrame({"user_id": np.arange(rows, dtype="int64"), "event_time": pd.Timestamp("2024-05-01", tz="UTC")})
-    for name in FEATURES:
-        frame[name] = rng.random(rows)
-    store = OfflineStore(root)
-    store.write_partitions(GROUP, "2024-04-30", "2024-04-30", frame.assign(event_time=pd.Timestamp("2024-04-30", tz="UTC")))  # warm-up
-    started = time.perf_counter()
-    store.write_partitions(GROUP, "2024-05-01", "2024-05-01", frame)
-    write = time.perf_counter() - started
-    started = time.perf_counter()
-    read = store.read(GROUP, start="2024-05-01", end="2024-05-02").num_rows
-    read_seconds = time.perf_counter() - started
-    assert read == rows
-    return {"rows": rows, "write_rows_per_s": round(rows / write), "read_rows_per_s": round(rows / read_seconds)}
 
 
 def redis_server() -> tuple[subprocess.Popen, int]:
@@ -105,12 +79,9 @@ def redis_rates(entities: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--entities", type=int, default=200_000)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as root:
-        delta = delta_rates(args.rows, root)
-    print(json.dumps({"cpus": os.cpu_count(), "delta": delta, "redis": redis_rates(args.entities)}, indent=2))
+    print(json.dumps({"cpus": os.cpu_count(), "redis": redis_rates(args.entities)}, indent=2))
 
 
 if __name__ == "__main__":
