@@ -19,6 +19,8 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
+from deltalake import DeltaTable
+
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = ["transactions", "user_transaction_features", "user_last_transaction", "merchant_features", "merchant_country_features"]
 
@@ -40,6 +42,9 @@ def run(days: int, workers: int, per_run: int | None, postgres: str | None) -> d
     started = time.monotonic()
     done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=REPO)
     seconds = time.monotonic() - started
+    feature_rows = sum(
+        DeltaTable(str(table)).to_pyarrow_dataset().count_rows() for table in (work / "fp" / "offline").glob("*/*/v*")
+    )
     shutil.rmtree(work, ignore_errors=True)
     if done.returncode != 0:
         raise SystemExit(f"backfill failed ({' '.join(command)}):\n{done.stderr[-3000:]}")
@@ -50,6 +55,8 @@ def run(days: int, workers: int, per_run: int | None, postgres: str | None) -> d
         "partitions_per_run": per_run or 31,
         "runs": len(result["runs"]),
         "wall_seconds": round(seconds, 1),
+        "feature_rows": feature_rows,
+        "feature_rows_per_s": round(feature_rows / seconds),
         "days_per_minute": round(days / seconds * 60, 1),
         "asset_partitions_per_minute": round(days * len(ASSETS) / seconds * 60, 1),
     }

@@ -193,7 +193,7 @@ def run_operation(args: argparse.Namespace, groups: Sequence[str], first: str | 
 
 
 def operation_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--workers", type=int, default=2, help="step processes per run (0: run in this process)")
+    parser.add_argument("--workers", type=int, default=0, help="step processes per run with the multiprocess executor; 0 (default, fastest in docs/benchmarks.md) runs in this process")
     parser.add_argument("--with-downstream", action="store_true", help="also materialize drift, online sync and other downstream assets")
 
 

@@ -196,7 +196,7 @@ def feature_group_asset(
     def _group(context: dg.AssetExecutionContext, feature_store: FeatureStoreResource) -> dg.MaterializeResult:
         store = feature_store.build_store(groups, views, list(sources.values()))
         commit = {"dagster_run_id": context.run.run_id}
-        with permanent_failures(f"feature group '{group.name}'"):
+        with permanent_failures():
             if group.partitions is None:
                 frame = compute_frame(group, sources, feature_store.raw_path, None, None)
                 result = store.offline.write_partition(group, None, frame, commit_metadata=commit)

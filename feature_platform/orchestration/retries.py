@@ -25,13 +25,13 @@ TRANSIENT_RETRY = dg.RetryPolicy(
 
 
 @contextmanager
-def permanent_failures(what: str) -> Iterator[None]:
-    """Re-raise platform errors (bad data or definitions) as `dg.Failure` that is never retried."""
+def permanent_failures() -> Iterator[None]:
+    """Re-raise platform errors (bad data or definitions; they name group, column and rule) as non-retryable."""
     try:
         yield
     except FeaturePlatformError as exc:
         raise dg.Failure(
-            description=f"{what}: {exc}",
+            description=str(exc),
             metadata={"error": type(exc).__name__, "retryable": False},
             allow_retries=False,
         ) from exc
