@@ -37,3 +37,10 @@ def test_an_inverted_range_is_refused(tmp_path: Path) -> None:
     defs, _ = landing_defs(tmp_path)
     with pytest.raises(ValueError, match="2024-05-03..2024-05-01 is empty"):
         plan_backfill(defs, [DAILY], "2024-05-03", "2024-05-01")
+
+
+@pytest.mark.parametrize(("start", "per_run", "message"), [("2024-13-01", None, "'2024-13-01' is not a day"), ("2024-05-01", 0, "at least 1")])
+def test_bad_days_and_run_sizes_are_refused(tmp_path: Path, start: str, per_run: int | None, message: str) -> None:
+    defs, _ = landing_defs(tmp_path)
+    with pytest.raises(ValueError, match=message):
+        plan_backfill(defs, [DAILY], start, "2024-05-03", partitions_per_run=per_run)

@@ -26,13 +26,13 @@ BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=31)
 BACKFILL_TAG = "backfill_partitions_per_run"
 
 
-def backfill_policy(group: FeatureGroup | RawSource) -> dg.BackfillPolicy:
+def backfill_policy(group: FeatureGroup) -> dg.BackfillPolicy:
     """Partitions per backfill run: the tag `backfill_partitions_per_run`, else 31.
 
     Many days per run pay the run start-up, the lookback read and the Delta commit
     once per range instead of once per day (docs/benchmarks.md measures it).
     """
-    per_run = getattr(group, "tags", {}).get(BACKFILL_TAG)
+    per_run = group.tags.get(BACKFILL_TAG)
     if per_run is None:
         return BACKFILL_POLICY
     if not str(per_run).isdigit() or int(per_run) < 1:

@@ -64,6 +64,13 @@ def with_downstream(defs: dg.Definitions, keys: Sequence[dg.AssetKey]) -> list[d
     return [*keys, *extra]
 
 
+def _day(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{value!r} is not a day; use YYYY-MM-DD") from None
+
+
 def plan_backfill(
     defs: dg.Definitions,
     keys: Sequence[dg.AssetKey],
@@ -76,6 +83,8 @@ def plan_backfill(
 
     `partitions_per_run` overrides the policies (to measure them, or to keep runs small).
     """
+    if partitions_per_run is not None and partitions_per_run < 1:
+        raise ValueError(f"partitions per run must be at least 1, got {partitions_per_run}")
     graph = defs.resolve_asset_graph()
     by_size: dict[tuple[int, str], list[dg.AssetKey]] = {}  # runs share a policy and a partitions definition
     unpartitioned = []
@@ -85,14 +94,19 @@ def plan_backfill(
             unpartitioned.append(key)
             continue
         policy = node.backfill_policy
-        size = policy.max_partitions_per_run if policy and policy.max_partitions_per_run else 1 if policy is None else 100_000
-        size = partitions_per_run or size
+        if partitions_per_run:
+            size = partitions_per_run
+        elif policy is None:
+            size = 1
+        else:  # a single-run policy has no maximum: the whole range in one run
+            size = policy.max_partitions_per_run or 100_000
         by_size.setdefault((size, node.partitions_def.get_first_partition_key() or ""), []).append(key)
     plans = [PlannedRun(tuple(unpartitioned), None, None)] if unpartitioned else []
     if by_size and (first is None or last is None):
-        raise ValueError(f"partitioned assets {[k.to_user_string() for ks in by_size.values() for k in ks]} need --start and --end")
+        names = [k.to_user_string() for ks in by_size.values() for k in ks]
+        raise ValueError(f"partitioned assets {names} need days: materialize --partition DAY, or backfill --start DAY --end DAY")
     for (size, first_key), group_keys in sorted(by_size.items()):
-        day, end = date.fromisoformat(first), date.fromisoformat(last)  # type: ignore[arg-type]
+        day, end = _day(first), _day(last)  # type: ignore[arg-type]
         if end < day:
             raise ValueError(f"backfill range {first}..{last} is empty: the end is before the start")
         day = max(day, date.fromisoformat(first_key)) if first_key else day
