@@ -90,7 +90,14 @@ def render_describe(facts: dict[str, Any]) -> str:
 
 
 def render_search(hits: list[dict[str, Any]]) -> str:
-    return table(hits, ["kind", "name", "matched", "description"]) if hits else "No definition matches."
+    if not hits:
+        return "No definition matches."
+    rows = []
+    for hit in hits:
+        features = [m.removeprefix("feature ") for m in hit["matched"] if m.startswith("feature ")]
+        fields = [m for m in hit["matched"] if not m.startswith("feature ")] + ([f"features {', '.join(features)}"] if features else [])
+        rows.append({**hit, "matched": "; ".join(fields)})
+    return table(rows, ["kind", "name", "matched", "description"])
 
 
 def render_lineage(result: dict[str, Any]) -> str:

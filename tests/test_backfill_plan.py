@@ -44,3 +44,11 @@ def test_bad_days_and_run_sizes_are_refused(tmp_path: Path, start: str, per_run:
     defs, _ = landing_defs(tmp_path)
     with pytest.raises(ValueError, match=message):
         plan_backfill(defs, [DAILY], start, "2024-05-03", partitions_per_run=per_run)
+
+
+def test_with_downstream_adds_the_assets_that_follow_a_group_on_the_same_partitions(tmp_path: Path) -> None:
+    from feature_platform.orchestration.backfill import with_downstream
+    from tests.test_orchestration_policies import followed_defs
+
+    defs = followed_defs(tmp_path)
+    assert with_downstream(defs, [DAILY]) == [DAILY, dg.AssetKey(["online", "daily_clicks"])]
