@@ -87,6 +87,8 @@ def test_the_maintenance_job_protects_versions_listed_in_training_manifests(tmp_
     ).resolve_job_def("maintain_feature_tables")
     result = job.execute_in_process(run_config={"ops": {"maintain_daily_clicks": {"config": {"retention_hours": 0}}}})
     assert result.success
+    observed = [e.event_specific_data.asset_observation for e in result.all_events if e.event_type == dg.DagsterEventType.ASSET_OBSERVATION]
+    assert [(o.asset_key.path, o.metadata["maintenance"].value["protected_versions"]) for o in observed] == [(["features", "daily_clicks"], [0])]
     store = resource.build_store(GROUPS)
     assert len(store.read_group("daily_clicks", as_of=0)) == 2
     with pytest.raises(Exception):
