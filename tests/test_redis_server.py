@@ -1,5 +1,6 @@
 """The embedded redis-server and connections: reuse across processes, persistence, AUTH, redaction."""
 
+import json
 import subprocess
 import sys
 
@@ -94,3 +95,15 @@ def test_an_acl_user_from_the_url_authenticates(protected_server):
     store = OnlineStore(f"redis://features:app-pass@127.0.0.1:{protected_server.port}/0")
     assert store.ping()
     assert store.mget([b"fp:x"]) == [None]
+
+
+def test_cli_starts_reports_and_stops_the_embedded_server(home, monkeypatch, capsys):
+    from feature_platform.cli import main
+
+    monkeypatch.setenv("FEATURE_PLATFORM_HOME", str(home))
+    assert main(["redis", "start", "--json"]) == 0
+    started = json.loads(capsys.readouterr().out)
+    assert started["running"] is True and started["port"] == int(running_url(home).rsplit(":", 1)[1].split("/")[0])
+    assert main(["redis", "stop"]) == 0
+    assert capsys.readouterr().out.startswith("embedded Redis not running")
+    assert running_url(home) is None

@@ -156,13 +156,13 @@ REPO_ASSETS = textwrap.dedent(
 )
 
 
-def test_serve_runs_uvicorn_on_localhost_with_the_token(tmp_path, redis_url):
+def test_cli_serve_runs_uvicorn_on_localhost_with_the_token(tmp_path, redis_url):
     (tmp_path / "assets").mkdir()
     (tmp_path / "assets" / "__init__.py").write_text(REPO_ASSETS)
     port = free_port()
     env = {**os.environ, "FEATURE_PLATFORM_REDIS_URL": redis_url, "FEATURE_PLATFORM_SERVER_TOKEN": "abc",
            "PYTHONPATH": os.getcwd()}
-    command = [sys.executable, "-m", "feature_platform.server", "--repo", str(tmp_path), "--port", str(port)]
+    command = [sys.executable, "-m", "feature_platform.cli", "serve", "--repo", str(tmp_path), "--port", str(port)]
     server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 20

@@ -21,11 +21,27 @@ from feature_platform.offline import WriteResult
 from feature_platform.orchestration.checks import blocked_message, check_evaluations, evaluation, report_checks, rule_check_specs
 from feature_platform.orchestration.metadata import statistics_metadata
 from feature_platform.orchestration.resources import FeatureStoreResource
+from feature_platform.orchestration.retries import TRANSIENT_RETRY, permanent_failures
 from feature_platform.quality import CONTRACT, RuleResult, to_frame
 from feature_platform.statistics import StatisticsStore, compute_statistics
 from feature_platform.sources import RawSource, read_source, write_source
 
 BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=31)
+BACKFILL_TAG = "backfill_partitions_per_run"
+
+
+def backfill_policy(group: FeatureGroup) -> dg.BackfillPolicy:
+    """Partitions per backfill run: the tag `backfill_partitions_per_run`, else 31.
+
+    Many days per run pay the run start-up, the lookback read and the Delta commit
+    once per range instead of once per day (docs/benchmarks.md measures it).
+    """
+    per_run = group.tags.get(BACKFILL_TAG)
+    if per_run is None:
+        return BACKFILL_POLICY
+    if not str(per_run).isdigit() or int(per_run) < 1:
+        raise DefinitionError(f"'{group.name}': tag {BACKFILL_TAG} must be a positive integer, got {per_run!r}")
+    return dg.BackfillPolicy.multi_run(max_partitions_per_run=int(per_run))
 
 
 def partitions_def(partitions: DailyPartitions | None) -> dg.DailyPartitionsDefinition | None:
@@ -74,7 +90,7 @@ def raw_source_asset(source: RawSource) -> dg.AssetsDefinition | dg.AssetSpec:
     if source.produce is None:
         return dg.AssetSpec(**spec_args)
 
-    @dg.asset(**spec_args, backfill_policy=BACKFILL_POLICY if source.partitions else None)
+    @dg.asset(**spec_args, backfill_policy=BACKFILL_POLICY if source.partitions else None, retry_policy=TRANSIENT_RETRY)
     def _raw(context: dg.AssetExecutionContext, feature_store: FeatureStoreResource) -> dg.MaterializeResult:
         assert source.produce is not None
         rows = 0
@@ -206,7 +222,8 @@ def feature_group_asset(
         name=key.to_python_identifier(),
         specs=[spec],
         partitions_def=partitions,
-        backfill_policy=BACKFILL_POLICY if group.partitions else None,
+        backfill_policy=backfill_policy(group) if group.partitions else None,
+        retry_policy=TRANSIENT_RETRY,
         check_specs=rule_check_specs(group, key, partitions),
         can_subset=True,
     )
@@ -214,12 +231,13 @@ def feature_group_asset(
         store = feature_store.build_store(groups, views, list(sources.values()))
         commit = {"dagster_run_id": context.run.run_id}
         keys = None
-        if group.partitions is None:
-            frame = compute_frame(group, sources, feature_store.raw_path, None, None)
-        else:
-            _, _, start, end = run_window(context)
-            keys = list(context.partition_keys)
-            frame = compute_frame(group, sources, feature_store.raw_path, start, end)
+        with permanent_failures():
+            if group.partitions is None:
+                frame = compute_frame(group, sources, feature_store.raw_path, None, None)
+            else:
+                _, _, start, end = run_window(context)
+                keys = list(context.partition_keys)
+                frame = compute_frame(group, sources, feature_store.raw_path, start, end)
         try:
             gated = write_validated(store.offline, group, frame, keys, commit_metadata=commit)
         except ContractError as error:

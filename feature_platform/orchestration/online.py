@@ -36,7 +36,6 @@ def online_sync_asset(
         description=f"Latest values of '{group.name}' v{group.version} per entity in the Redis online store.",
         owners=owners(group.owner),
         kinds={"redis"},
-        automation_condition=dg.AutomationCondition.eager(),
         metadata={"feature_group_version": group.version},
     )
     def _online(context: dg.AssetExecutionContext, feature_store: FeatureStoreResource) -> dg.MaterializeResult:
