@@ -219,19 +219,7 @@ class OfflineStore:
                 table.load_as_version(when)
             except Exception as exc:
                 raise FeaturePlatformError(f"feature group '{group.name}' has no version as of {when.isoformat()}: {exc}") from None
-        dataset = table.to_pyarrow_dataset()
-        event_time = pds.field(group.event_time)
-        condition = None
-        if start is not None:
-            lower = utc_timestamp(start)
-            condition = (pds.field("_partition") >= pa.scalar(lower.date(), pa.date32())) & (
-                event_time >= pa.scalar(lower, UTC_MICROS)
-            )
-        if end is not None:
-            upper = utc_timestamp(end)
-            bound = (pds.field("_partition") <= pa.scalar(upper.date(), pa.date32())) & (event_time < pa.scalar(upper, UTC_MICROS))
-            condition = bound if condition is None else condition & bound
-        return dataset.scanner(columns=names, filter=condition, **options)
+        return table.to_pyarrow_dataset().scanner(columns=names, filter=_window(group, start, end), **options)
 
     def resolve_version(self, group: FeatureGroup, as_of: int | datetime | str | None = None) -> int | None:
         """The Delta version a read as of `as_of` (a version, a time, or None for now) sees; None without a table."""
@@ -255,25 +243,10 @@ class OfflineStore:
                 return None
         return version
 
-    def single_write_partitions(self, group: FeatureGroup, version: int) -> bool:
-        """True when, per file statistics, every partition's rows come from one write.
-
-        Then (keys, event time) is unique in the table (the contract refuses
-        duplicates inside a write), so retrieval can skip write-order tie-breaks.
-        Missing statistics answer False.
-        """
+    def snapshot(self, group: FeatureGroup, version: int) -> "Snapshot | None":
+        """The table at one Delta version, opened once for several scans; None without a table."""
         table = self._table(group, version)
-        if table is None:
-            return True
-        actions = pa.table(table.get_add_actions(flatten=True))
-        names = ("partition._partition", "min._written_at", "max._written_at")
-        if not all(n in actions.column_names for n in names):
-            return False
-        written: dict[object, object] = {}
-        for partition, low, high in zip(*(actions.column(n).to_pylist() for n in names)):
-            if low is None or low != high or written.setdefault(partition, low) != low:
-                return False
-        return True
+        return None if table is None else Snapshot(group, table.to_pyarrow_dataset(), _single_write(table))
 
     def history(self, group: FeatureGroup) -> list[dict[str, Any]]:
         """Delta versions of the group's table, newest first: version, time, operation, metadata."""
@@ -300,3 +273,52 @@ class OfflineStore:
             return []
         days = table.to_pyarrow_dataset().to_table(columns=["_partition"]).column("_partition").unique()
         return sorted(d for d in days.to_pylist() if d is not None)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One Delta version of a table: its files as a dataset, and whether each partition holds one write.
+
+    `single_write` is True when, per file statistics, every partition's rows come
+    from one write; then (keys, event time) is unique in the table (the contract
+    refuses duplicates inside a write), so retrieval can skip write-order tie-breaks.
+    """
+
+    group: FeatureGroup
+    dataset: pds.Dataset
+    single_write: bool
+
+    def scanner(self, columns: list[str], start: datetime | None, end: datetime | None, **options: Any) -> pds.Scanner:
+        """The rows with `start <= event_time < end`, as `OfflineStore.scanner` (options go to pyarrow).
+
+        Two scanners with the same window yield the same rows in the same order,
+        so a row's position identifies it across them.
+        """
+        return self.dataset.scanner(columns=columns, filter=_window(self.group, start, end), **options)
+
+
+def _window(group: FeatureGroup, start: datetime | str | None, end: datetime | str | None) -> pds.Expression | None:
+    """The filter `start <= event_time < end`, with the days it implies so whole partitions are skipped."""
+    event_time = pds.field(group.event_time)
+    condition = None
+    if start is not None:
+        lower = utc_timestamp(start)
+        condition = (pds.field("_partition") >= pa.scalar(lower.date(), pa.date32())) & (event_time >= pa.scalar(lower, UTC_MICROS))
+    if end is not None:
+        upper = utc_timestamp(end)
+        bound = (pds.field("_partition") <= pa.scalar(upper.date(), pa.date32())) & (event_time < pa.scalar(upper, UTC_MICROS))
+        condition = bound if condition is None else condition & bound
+    return condition
+
+
+def _single_write(table: DeltaTable) -> bool:
+    """Whether every partition's files have one `_written_at` (missing statistics: False)."""
+    actions = pa.table(table.get_add_actions(flatten=True))
+    names = ("partition._partition", "min._written_at", "max._written_at")
+    if not all(n in actions.column_names for n in names):
+        return False
+    written: dict[object, object] = {}
+    for partition, low, high in zip(*(actions.column(n).to_pylist() for n in names)):
+        if low is None or low != high or written.setdefault(partition, low) != low:
+            return False
+    return True

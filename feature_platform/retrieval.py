@@ -152,15 +152,17 @@ def _join_group(
     rows = len(upper)
     if version is None or rows == 0:
         return [pa.chunked_array([pa.nulls(rows, t)]) for t in types]
+    snapshot = offline.snapshot(group, version)
+    if snapshot is None:
+        raise FeaturePlatformError(f"feature group '{group.name}': Delta version {version} vanished while it was read")
     ttl_us = None if group.ttl is None else group.ttl // timedelta(microseconds=1)
     start = None if ttl_us is None else _timestamp(int(lower.min()) - ttl_us)
     end = _timestamp(int(upper.max()) + 1)
-    tie_columns = [] if _unique_event_times(offline, selection, version) else [
+    tie_columns = [] if group.created_time is None and snapshot.single_write else [
         *([group.created_time] if group.created_time else []), "_written_at"
     ]
-    window = {"start": start, "end": end, "as_of": version}
-    # Both passes stream the same scan in the same order, so a row's position identifies it in the second.
-    scanner = offline.scanner(group, columns=[*group.join_keys, group.event_time, *tie_columns], **window)
+    # Both passes scan the same dataset and window in the same order, so a row's position identifies it in the second.
+    scanner = snapshot.scanner([*group.join_keys, group.event_time, *tie_columns], start, end)
     narrow = pa.Table.from_batches(scanner.to_batches(), schema=scanner.projected_schema)
     if narrow.num_rows == 0:
         return [pa.chunked_array([pa.nulls(rows, t)]) for t in types]
@@ -179,7 +181,7 @@ def _join_group(
     winners = _asof(group.join_keys, group.event_time, created, bool(tie_columns), ttl_us is not None, entity, narrow)
     del narrow, entity
     # Little read-ahead: the features of every stored row would otherwise be decoded into memory at once.
-    features = offline.scanner(group, columns=list(selection.features), batch_readahead=4, fragment_readahead=2, **window)
+    features = snapshot.scanner(list(selection.features), start, end, batch_readahead=4, fragment_readahead=2)
     gathered, entity_rows = _gather(features, winners, stored_rows, group.name)
     position = np.full(rows, -1, dtype=np.int64)
     position[entity_rows] = np.arange(len(entity_rows), dtype=np.int64)
@@ -236,11 +238,12 @@ def _asof(
         inequality = f"e.__t >= n.{q(event_time)}"
     ttl = f" WHERE n.{q(event_time)} >= e.__lo" if has_ttl else ""
     # A connection per join: closing it hands DuckDB's sort memory back before the next group.
-    connection = duckdb.connect()
+    connection = duckdb.connect(config={
+        "preserve_insertion_order": False,
+        "memory_limit": os.environ.get(MEMORY_ENV, DEFAULT_MEMORY_LIMIT),
+        "temp_directory": str(Path(tempfile.gettempdir()) / "feature_platform_duckdb"),
+    })
     try:
-        connection.execute("SET preserve_insertion_order = false")
-        connection.execute(f"SET memory_limit = '{os.environ.get(MEMORY_ENV, DEFAULT_MEMORY_LIMIT)}'")
-        connection.execute(f"SET temp_directory = '{Path(tempfile.gettempdir()) / 'feature_platform_duckdb'}'")
         connection.register("entity", entity)
         connection.register("narrow", narrow)
         sql = f"SELECT e.__row, n.__rid FROM entity e ASOF JOIN {right} n ON {equal} AND {inequality}{ttl}"
@@ -248,11 +251,6 @@ def _asof(
     finally:
         connection.close()
     return {"__row": np.asarray(result["__row"], dtype=np.int64), "__rid": np.asarray(result["__rid"], dtype=np.int64)}
-
-
-def _unique_event_times(offline: OfflineStore, selection: GroupSelection, version: int) -> bool:
-    """True when no two stored rows share (keys, event_time), so ASOF needs no tie-break columns."""
-    return selection.group.created_time is None and offline.single_write_partitions(selection.group, version)
 
 
 def _timestamp(micros: int) -> pd.Timestamp:
