@@ -17,6 +17,7 @@ from feature_platform.errors import (
     EntityFrameError,
     FeaturePlatformError,
     FeatureReferenceError,
+    StorageError,
 )
 from feature_platform.sources import RawSource
 from feature_platform.store import FeatureStore
@@ -35,4 +36,5 @@ __all__ = [
     "FeatureView",
     "OnDemandTransformation",
     "RawSource",
+    "StorageError",
 ]

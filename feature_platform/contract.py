@@ -16,6 +16,9 @@ from feature_platform.concepts import RESERVED_COLUMNS, FeatureGroup
 from feature_platform.errors import ContractError
 
 UTC_MICROS = pa.timestamp("us", tz="UTC")
+# Keys become Redis keys and feature values Redis hash fields: bound them so one bad row cannot bloat either.
+MAX_KEY_BYTES = 1024
+MAX_VALUE_BYTES = 1024 * 1024
 
 
 def utc_timestamp(value: object) -> pd.Timestamp:
@@ -29,7 +32,7 @@ def _column_to_arrow(group: FeatureGroup, name: str, values: object) -> pa.Array
         return values
     try:
         return pa.array(values, from_pandas=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError) as exc:
         raise ContractError(group.name, name, "dtype", f"values of mixed or unsupported types ({exc})") from None
 
 
@@ -65,6 +68,20 @@ def _cast(group: FeatureGroup, name: str, array: pa.Array, target: pa.DataType) 
         return array.cast(target, safe=True)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise ContractError(group.name, name, "dtype", f"cannot cast {source} to {target} safely ({exc})") from None
+
+
+def _check_string_sizes(group: FeatureGroup, table: pa.Table) -> None:
+    for field in table.schema:
+        if not pa.types.is_string(field.type) or not table.num_rows:
+            continue
+        limit = MAX_KEY_BYTES if field.name in group.join_keys else MAX_VALUE_BYTES
+        lengths = pc.binary_length(table.column(field.name))
+        too_long = pc.sum(pc.greater(lengths, limit)).as_py()
+        if too_long:
+            raise ContractError(
+                group.name, field.name, "value too large",
+                f"{too_long} value(s) longer than {limit} bytes (longest: {pc.max(lengths).as_py()} bytes)",
+            )
 
 
 def conform(
@@ -110,6 +127,7 @@ def conform(
             rule = "null join key" if name != group.event_time else "null event time"
             raise ContractError(group.name, name, rule, f"{nulls} row(s) have no value")
 
+    _check_string_sizes(group, table)
     event_time = table.column(group.event_time)
     if window is not None and table.num_rows:
         start, end = (utc_timestamp(t) for t in window)

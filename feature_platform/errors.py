@@ -33,3 +33,10 @@ class FeatureReferenceError(FeaturePlatformError, LookupError):
 
 class EntityFrameError(FeaturePlatformError, ValueError):
     """An entity frame (or entity rows) cannot be used for retrieval."""
+
+
+class StorageError(FeaturePlatformError, OSError):
+    """The offline or online store refused a read or write (disk full, permission denied, unreachable).
+
+    Raised after the failed operation: what was stored before is intact and readable.
+    """

@@ -15,11 +15,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.dataset as pds
 from deltalake import CommitProperties, DeltaTable, write_deltalake
-from deltalake.exceptions import CommitFailedError, TableNotFoundError
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
-from feature_platform.concepts import DailyPartitions, FeatureGroup
+from feature_platform.concepts import DailyPartitions, FeatureGroup, check_name
 from feature_platform.contract import UTC_MICROS, conform, utc_timestamp
-from feature_platform.errors import ContractError, FeaturePlatformError
+from feature_platform.errors import ContractError, FeaturePlatformError, StorageError
 
 COMMIT_ATTEMPTS = 8
 
@@ -30,9 +30,21 @@ class WriteResult:
 
     group: str
     rows: int
-    version: int
+    version: int | None  # None: nothing committed and no table yet (an empty ingest)
     uri: str
     partition_key: str | None = None
+
+
+def _check_partition_range(group: FeatureGroup, first: date, last: date) -> None:
+    partitions = group.partitions
+    assert partitions is not None
+    if first < partitions.start or (partitions.end is not None and last >= partitions.end):
+        end = partitions.end.isoformat() if partitions.end else "open"
+        raise ContractError(
+            group.name, None, "partition key",
+            f"{first.isoformat()}..{last.isoformat()} is outside the group's partitions "
+            f"[{partitions.start.isoformat()}, {end})",
+        )
 
 
 class OfflineStore:
@@ -40,7 +52,7 @@ class OfflineStore:
 
     def __init__(self, root: str, *, project: str = "default", storage_options: dict[str, str] | None = None) -> None:
         self.root = str(root).rstrip("/")
-        self.project = project
+        self.project = check_name("project", project)
         self.storage_options = dict(storage_options or {})
 
     def table_uri(self, group: FeatureGroup) -> str:
@@ -96,6 +108,7 @@ class OfflineStore:
         start, end = DailyPartitions.window(first_key)[0], DailyPartitions.window(last_key)[1]
         if end <= start:
             raise ContractError(group.name, None, "partition key", f"range {first_key}..{last_key} is empty")
+        _check_partition_range(group, start.date(), (end - timedelta(days=1)).date())
         table = conform(group, df, window=(start, end), written_at=datetime.now(timezone.utc))
         first, last = start.date().isoformat(), (end - timedelta(days=1)).date().isoformat()
         predicate = f"_partition = '{first}'" if first == last else f"_partition >= '{first}' AND _partition <= '{last}'"
@@ -103,8 +116,13 @@ class OfflineStore:
         return self._commit(group, table, predicate=predicate, partition_key=key, metadata=commit_metadata)
 
     def append(self, group: FeatureGroup, df: Any, *, commit_metadata: dict[str, str] | None = None) -> WriteResult:
-        """Append rows that may span any partitions; later writes win exact time ties."""
+        """Append rows that may span any partitions; later writes win exact time ties.
+
+        An empty frame is checked like any other and then commits nothing.
+        """
         table = conform(group, df, written_at=datetime.now(timezone.utc))
+        if table.num_rows == 0:
+            return WriteResult(group.name, 0, self.version(group), self.table_uri(group), None)
         return self._commit(group, table, predicate=None, partition_key=None, metadata=commit_metadata, mode="append")
 
     def _commit(
@@ -126,15 +144,17 @@ class OfflineStore:
         }
         if partition_key:
             custom["partition_key"] = partition_key
+        # Racing first writes to a missing table would both commit as appends (deltalake cannot see
+        # the conflict), so the table is created empty first and every write then overwrites by predicate.
+        existing = self._table(group) or self._create(group)
         for attempt in range(COMMIT_ATTEMPTS):
-            existing = self._table(group)
             try:
                 write_deltalake(
-                    existing if existing is not None else uri,
+                    existing,
                     table,
                     partition_by=["_partition"],
-                    mode=mode if existing is not None else "append",
-                    predicate=predicate if existing is not None else None,
+                    mode=mode,
+                    predicate=predicate,
                     storage_options=self.storage_options or None,
                     commit_properties=CommitProperties(custom_metadata=custom),
                 )
@@ -142,12 +162,30 @@ class OfflineStore:
             except CommitFailedError:
                 if attempt == COMMIT_ATTEMPTS - 1:
                     raise
-            except Exception as exc:  # a racing writer created the table first
-                if existing is not None or "already exists" not in str(exc).lower() or attempt == COMMIT_ATTEMPTS - 1:
-                    raise
+            except (DeltaError, OSError) as exc:
+                raise self._storage_error(group, f"writing {uri} failed and nothing was committed", exc) from None
             time.sleep(random.uniform(0.05, 0.2) * (attempt + 1))
+            existing = self._table(group)
         version = self._committed_version(group, custom)
         return WriteResult(group.name, table.num_rows, version, uri, partition_key)
+
+    def _create(self, group: FeatureGroup) -> DeltaTable:
+        """Create the group's empty table (version 0); a concurrent creator winning is fine."""
+        uri = self.table_uri(group)
+        try:
+            return DeltaTable.create(
+                uri, group.schema, mode="ignore", partition_by=["_partition"], storage_options=self.storage_options or None
+            )
+        except (DeltaError, OSError) as exc:
+            existing = self._table(group)
+            if existing is None:
+                raise self._storage_error(group, f"creating {uri} failed", exc) from None
+            return existing
+
+    def _storage_error(self, group: FeatureGroup, what: str, cause: Exception) -> StorageError:
+        table = self._table(group)
+        state = "no table" if table is None else f"version {table.version()}"
+        return StorageError(f"feature group '{group.name}': {what} (the table is still at {state}): {cause}")
 
     def _committed_version(self, group: FeatureGroup, custom: dict[str, str]) -> int:
         """The version our commit got, found by its write id (other writers may have committed since)."""
