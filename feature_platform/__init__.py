@@ -12,6 +12,7 @@ from feature_platform.concepts import (
     OnDemandTransformation,
 )
 from feature_platform.errors import (
+    ArgumentError,
     ContractError,
     DefinitionError,
     EntityFrameError,
@@ -23,6 +24,7 @@ from feature_platform.sources import RawSource
 from feature_platform.store import FeatureStore
 
 __all__ = [
+    "ArgumentError",
     "ContractError",
     "DailyPartitions",
     "DefinitionError",

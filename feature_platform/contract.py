@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from feature_platform.concepts import RESERVED_COLUMNS, FeatureGroup
-from feature_platform.errors import ContractError
+from feature_platform.errors import ArgumentError, ContractError
 
 UTC_MICROS = pa.timestamp("us", tz="UTC")
 # Keys become Redis keys and feature values Redis hash fields: bound them so one bad row cannot bloat either.
@@ -23,7 +23,12 @@ MAX_VALUE_BYTES = 1024 * 1024
 
 def utc_timestamp(value: object) -> pd.Timestamp:
     """A UTC `pandas.Timestamp`; naive values are taken as UTC."""
-    ts = pd.Timestamp(value)
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        raise ArgumentError(f"{value!r} is not a point in time; use a datetime or an ISO 8601 string") from None
+    if pd.isna(ts):
+        raise ArgumentError(f"a point in time is missing (got {value!r})")
     return ts.tz_convert("UTC") if ts.tzinfo else ts.tz_localize("UTC")
 
 

@@ -19,7 +19,7 @@ from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundErr
 
 from feature_platform.concepts import DailyPartitions, FeatureGroup, check_name
 from feature_platform.contract import UTC_MICROS, conform, utc_timestamp
-from feature_platform.errors import ContractError, FeaturePlatformError, StorageError
+from feature_platform.errors import ArgumentError, ContractError, DefinitionError, FeaturePlatformError, StorageError
 
 COMMIT_ATTEMPTS = 8
 
@@ -64,6 +64,14 @@ class OfflineStore:
         except TableNotFoundError:
             return None
 
+    def _table_as_of(self, group: FeatureGroup, as_of: object) -> DeltaTable | None:
+        if not isinstance(as_of, int) or isinstance(as_of, bool):
+            return self._table(group)
+        latest = self.version(group)
+        if latest is not None and not 0 <= as_of <= latest:
+            raise ArgumentError(f"feature group '{group.name}' has no version {as_of}; versions are 0..{latest}")
+        return self._table(group, as_of)
+
     def exists(self, group: FeatureGroup) -> bool:
         return self._table(group) is not None
 
@@ -105,7 +113,10 @@ class OfflineStore:
         """Replace the daily partitions `first_key..last_key` (inclusive) with `df` in one atomic commit."""
         if group.partitions is None:
             raise ContractError(group.name, None, "partition key", "the group is not partitioned")
-        start, end = DailyPartitions.window(first_key)[0], DailyPartitions.window(last_key)[1]
+        try:
+            start, end = DailyPartitions.window(first_key)[0], DailyPartitions.window(last_key)[1]
+        except DefinitionError as exc:
+            raise ContractError(group.name, None, "partition key", str(exc)) from None
         if end <= start:
             raise ContractError(group.name, None, "partition key", f"range {first_key}..{last_key} is empty")
         _check_partition_range(group, start.date(), (end - timedelta(days=1)).date())
@@ -212,7 +223,7 @@ class OfflineStore:
         """
         names = columns or [*group.input_columns, "_written_at"]
         schema = pa.schema([group.schema.field(n) for n in names])
-        table = self._table(group, as_of if isinstance(as_of, int) and not isinstance(as_of, bool) else None)
+        table = self._table_as_of(group, as_of)
         if table is None:
             if as_of is not None:
                 raise FeaturePlatformError(f"feature group '{group.name}' has no table to read as of {as_of!r}")

@@ -35,6 +35,17 @@ events = FeatureGroup(
     owner="team:reliability",
 )
 
+merchant = Entity("merchant", join_keys={"merchant_code": "string"})
+
+merchant_scores = FeatureGroup(
+    "merchant_scores",
+    entities=[merchant],
+    features=[Feature("risk", "float64"), Feature("category", "string")],
+    created_time="created_time",
+    partitions=None,
+    owner="team:reliability",
+)
+
 
 def day(offset: int) -> str:
     """The partition key `offset` days after the group's first day."""
@@ -55,8 +66,21 @@ def frame(day_key: str, rows: int, *, writer: str = "test") -> pd.DataFrame:
     )
 
 
+def merchant_frame(codes: list[str]) -> pd.DataFrame:
+    """One `merchant_scores` row per code, on the first day."""
+    return pd.DataFrame(
+        {
+            "merchant_code": codes,
+            "event_time": pd.Timestamp(FIRST_DAY, tz="UTC"),
+            "created_time": pd.Timestamp(FIRST_DAY, tz="UTC") + pd.Timedelta(hours=1),
+            "risk": [0.5] * len(codes),
+            "category": ["retail"] * len(codes),
+        }
+    )
+
+
 def make_store(root: Path, project: str = "reliability") -> FeatureStore:
-    return FeatureStore(groups=[events], offline_root=root, project=project)
+    return FeatureStore(groups=[events, merchant_scores], offline_root=root, project=project)
 
 
 def table_state(store: FeatureStore, group: FeatureGroup = events) -> tuple[int | None, list[tuple]]:

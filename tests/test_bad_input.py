@@ -1,0 +1,187 @@
+"""The bad-input catalogue: every kind of bad input is refused with an exact error type and a message naming
+the problem, and nothing stored changes (table version and every row compared before and after)."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from feature_platform import (
+    ArgumentError,
+    ContractError,
+    DailyPartitions,
+    DefinitionError,
+    Entity,
+    Feature,
+    FeatureGroup,
+    FeatureReferenceError,
+    FeatureStore,
+    FeatureView,
+)
+from feature_platform.contract import MAX_KEY_BYTES, MAX_VALUE_BYTES
+from reliability_fixtures import day, events, frame, make_store, merchant_frame, merchant_scores, table_state, user
+
+
+@dataclass(frozen=True)
+class BadInput:
+    """One kind of bad input: what is called, the exact error type expected and words its message must hold."""
+
+    name: str
+    call: Callable[[FeatureStore], object]
+    error: type[Exception]
+    words: tuple[str, ...]
+
+
+def events_with(**columns: object) -> pd.DataFrame:
+    """A valid `events` frame of day 1 (three users) with some columns replaced."""
+    df = frame(day(1), 3)
+    for name, values in columns.items():
+        df[name] = values
+    return df
+
+
+def merchants_with(**columns: object) -> pd.DataFrame:
+    df = merchant_frame(["m-1", "m-2", "m-3"])
+    for name, values in columns.items():
+        df[name] = values
+    return df
+
+
+def write_day1(df: object) -> Callable[[FeatureStore], object]:
+    return lambda store: store.write_partition("events", day(1), df)
+
+
+def ingest_events(df: object) -> Callable[[FeatureStore], object]:
+    return lambda store: store.ingest("events", df)
+
+
+def ingest_merchants(df: object) -> Callable[[FeatureStore], object]:
+    return lambda store: store.ingest("merchant_scores", df)
+
+
+def define_group(**overrides: object) -> Callable[[FeatureStore], object]:
+    arguments: dict = dict(name="g", entities=[user], features=[Feature("f", "int64")])
+    arguments.update(overrides)
+    return lambda store: FeatureGroup(**arguments)
+
+
+def store_with(tmp_root: str, groups: list, views: list, project: str = "reliability") -> Callable[[FeatureStore], object]:
+    return lambda store: FeatureStore(groups=groups, views=views, offline_root=tmp_root, project=project)
+
+
+other_stats = FeatureGroup("other_stats", entities=[user], features=[Feature("txn_count", "int64")])
+day1 = pd.Timestamp(day(1), tz="UTC")
+ROOT = "/nonexistent/never-written"  # definitions are refused before any storage is touched
+
+CATALOGUE = [
+    # Frames written with ingest / write_partition
+    BadInput("missing column", ingest_events(events_with().drop(columns=["amount"])), ContractError, ("'amount'", "missing column")),
+    BadInput("extra column", write_day1(events_with(note="x")), ContractError, ("'note'", "unexpected column", "not declared")),
+    BadInput("reserved column", write_day1(events_with(_partition=day1)), ContractError, ("'_partition'", "reserved")),
+    BadInput("duplicate column", ingest_events(pd.concat([events_with(), events_with()[["amount"]]], axis=1)), ContractError, ("'amount'", "duplicate column")),
+    BadInput("not a frame", ingest_events([{"user_id": 1}]), ContractError, ("expected a pandas DataFrame", "list")),
+    BadInput("string in an int feature", write_day1(events_with(txn_count=["1", "2", "3"])), ContractError, ("'txn_count'", "dtype", "expected int64, got string")),
+    BadInput("bool in an int feature", write_day1(events_with(txn_count=[True, False, True])), ContractError, ("'txn_count'", "expected int64, got bool")),
+    BadInput("fractional float in an int feature", write_day1(events_with(txn_count=[1.5, 2.0, 3.0])), ContractError, ("'txn_count'", "non-integral")),
+    BadInput("int beyond int64", write_day1(events_with(txn_count=[2**70, 1, 2])), ContractError, ("'txn_count'", "mixed or unsupported")),
+    BadInput("mixed-type object column", write_day1(events_with(writer=["a", 1, 2.5])), ContractError, ("'writer'", "mixed or unsupported")),
+    BadInput("non-UTF-8 bytes", write_day1(events_with(writer=[b"\xff\xfe", b"ok", b"ok"])), ContractError, ("'writer'", "expected string, got binary")),
+    BadInput("lone surrogate in a string", write_day1(events_with(writer=["\udcff", "a", "b"])), ContractError, ("'writer'", "surrogates not allowed")),
+    BadInput("huge string value", write_day1(events_with(writer=["x" * (MAX_VALUE_BYTES + 1), "a", "b"])), ContractError, ("'writer'", "value too large", str(MAX_VALUE_BYTES))),
+    BadInput("huge string key", ingest_merchants(merchants_with(merchant_code=["m" * (MAX_KEY_BYTES + 1), "a", "b"])), ContractError, ("'merchant_code'", "value too large", str(MAX_KEY_BYTES))),
+    BadInput("null join key", write_day1(events_with(user_id=[1, None, 3])), ContractError, ("'user_id'", "null join key", "1 row(s)")),
+    BadInput("NaN join key", write_day1(events_with(user_id=[1.0, np.nan, np.nan])), ContractError, ("'user_id'", "null join key", "2 row(s)")),
+    BadInput("null string key", ingest_merchants(merchants_with(merchant_code=["m-1", None, "m-3"])), ContractError, ("'merchant_code'", "null join key")),
+    BadInput("wrong key dtype (strings for int64)", write_day1(events_with(user_id=["1", "2", "3"])), ContractError, ("'user_id'", "expected int64, got string")),
+    BadInput("wrong key dtype (ints for string)", ingest_merchants(merchants_with(merchant_code=[1, 2, 3])), ContractError, ("'merchant_code'", "expected string, got int64")),
+    BadInput("NaT event time", write_day1(events_with(event_time=[day1, pd.NaT, day1])), ContractError, ("'event_time'", "null event time")),
+    BadInput("event time as text", write_day1(events_with(event_time=["2024-05-02"] * 3)), ContractError, ("'event_time'", "expected timestamp")),
+    BadInput("event outside the partition", write_day1(events_with(event_time=pd.Timestamp(day(2), tz="UTC"))), ContractError, ("'event_time'", "event outside partition", "3 row(s)")),
+    BadInput("time zone moves events out of the partition", write_day1(events_with(event_time=pd.Timestamp(f"{day(1)} 01:00", tz="Asia/Kolkata"))), ContractError, ("event outside partition",)),
+    BadInput("duplicate (key, event time)", write_day1(pd.concat([events_with(), events_with()])), ContractError, ("duplicate rows", "3 row(s)", "['user_id', 'event_time']")),
+    BadInput("duplicate (key, event time, created time)", ingest_merchants(merchant_frame(["m-1", "m-1"])), ContractError, ("duplicate rows", "['merchant_code', 'event_time', 'created_time']")),
+    BadInput("malformed partition key", lambda s: s.write_partition("events", "2024/05/02", events_with()), ContractError, ("partition key", "'2024/05/02'")),
+    BadInput("partition before the group's start", lambda s: s.write_partition("events", "2024-04-30", frame("2024-04-30", 3)), ContractError, ("partition key", "outside the group's partitions")),
+    BadInput("missing partition key", lambda s: s.write_partition("events", None, events_with()), ContractError, ("partition key", "needs a partition key")),
+    BadInput("partition key for an unpartitioned group", lambda s: s.write_partition("merchant_scores", day(1), merchants_with()), ContractError, ("not partitioned",)),
+    BadInput("unknown group (write)", lambda s: s.ingest("nope", events_with()), FeatureReferenceError, ("unknown feature group 'nope'", "events")),
+    # Reads and feature references
+    BadInput("unknown group (read)", lambda s: s.read_group("nope"), FeatureReferenceError, ("unknown feature group 'nope'",)),
+    BadInput("unknown feature", lambda s: s.registry.resolve(["events:nope"]), FeatureReferenceError, ("has no feature 'nope'",)),
+    BadInput("unknown bare feature", lambda s: s.registry.resolve(["nope"]), FeatureReferenceError, ("unknown feature 'nope'",)),
+    BadInput("ambiguous bare name", lambda s: FeatureStore(groups=[events, other_stats], offline_root=ROOT).registry.resolve(["txn_count"]), FeatureReferenceError, ("ambiguous", "events:txn_count", "other_stats:txn_count")),
+    BadInput("table version that does not exist", lambda s: s.read_group("events", as_of=99), ArgumentError, ("no version 99",)),
+    BadInput("time that is not a time", lambda s: s.read_group("events", start="yesterday"), ArgumentError, ("'yesterday' is not a point in time",)),
+    BadInput("NaT as a time", lambda s: s.read_group("events", end=pd.NaT), ArgumentError, ("missing",)),
+    # Definitions
+    BadInput("group name with a path separator", define_group(name="../etc"), DefinitionError, ("feature group name '../etc' is invalid",)),
+    BadInput("feature name with a space", lambda s: Feature("txn count"), DefinitionError, ("feature name 'txn count' is invalid",)),
+    BadInput("project name with a path separator", store_with(ROOT, [events], [], project="a/b"), DefinitionError, ("project name 'a/b' is invalid",)),
+    BadInput("negative ttl", define_group(ttl=timedelta(days=-1)), DefinitionError, ("ttl must be a positive timedelta",)),
+    BadInput("unknown dtype", lambda s: Feature("f", "int"), DefinitionError, ("unknown dtype 'int'",)),
+    BadInput("entity without join keys", lambda s: Entity("user", join_keys={}), DefinitionError, ("join_keys must be a non-empty mapping",)),
+    BadInput("column declared twice", define_group(features=[Feature("event_time", "int64")]), DefinitionError, ("'event_time' is used twice",)),
+    BadInput("partitions ending before they start", lambda s: DailyPartitions(start="2024-05-02", end="2024-05-01"), DefinitionError, ("must be after start",)),
+    BadInput("group defined twice", store_with(ROOT, [events, events], []), DefinitionError, ("'events' is defined twice",)),
+    BadInput("view with an unknown feature", store_with(ROOT, [events], [FeatureView("v", features=["events:nope"])]), FeatureReferenceError, ("feature view 'v'", "no feature 'nope'")),
+    BadInput("view with an ambiguous bare name", store_with(ROOT, [events, other_stats], [FeatureView("v", features=["txn_count"])]), FeatureReferenceError, ("ambiguous",)),
+]
+
+
+@pytest.fixture
+def seeded(tmp_path: Path) -> FeatureStore:
+    """A store holding one partition of `events` and a few `merchant_scores` rows."""
+    store = make_store(tmp_path / "offline")
+    store.write_partition("events", day(1), frame(day(1), 5, writer="seed"))
+    store.write_partition("events", day(2), frame(day(2), 5, writer="seed"))
+    store.ingest("merchant_scores", merchant_frame(["m-1", "m-2"]))
+    return store
+
+
+def test_the_catalogue_covers_at_least_25_kinds_of_bad_input() -> None:
+    """Proves: the catalogue is as broad as promised, with no two cases under one name."""
+    names = [case.name for case in CATALOGUE]
+    assert len(set(names)) == len(names) >= 25
+
+
+@pytest.mark.parametrize("case", CATALOGUE, ids=[c.name for c in CATALOGUE])
+def test_bad_input_is_refused_with_a_clear_error_and_nothing_changes(seeded: FeatureStore, case: BadInput) -> None:
+    """Proves: this bad input raises exactly `case.error`, the message names the problem, and every
+    stored table keeps its version and rows."""
+    before = {g.name: table_state(seeded, g) for g in (events, merchant_scores)}
+
+    with pytest.raises(case.error) as raised:
+        case.call(seeded)
+
+    assert type(raised.value) is case.error
+    message = str(raised.value)
+    for word in case.words:
+        assert word in message, f"{word!r} not in {message!r}"
+    assert {g.name: table_state(seeded, g) for g in (events, merchant_scores)} == before
+
+
+def test_writing_an_empty_frame_to_a_partition_empties_that_partition_only(seeded: FeatureStore) -> None:
+    """Proves the documented choice for empty frames: write_partition replaces the partition with nothing
+    (a recomputation that finds no rows must remove stale ones) and leaves other partitions alone."""
+    result = seeded.write_partition("events", day(1), frame(day(1), 0))
+
+    assert result.rows == 0
+    assert seeded.read_group("events", start=day(1), end=day(2)).empty
+    assert len(seeded.read_group("events", start=day(2), end=day(3))) == 5
+
+
+def test_ingesting_an_empty_frame_commits_nothing(seeded: FeatureStore) -> None:
+    """Proves the documented choice for empty frames: ingest checks the frame's columns, then commits no
+    new table version (an append of nothing is not a change)."""
+    before = table_state(seeded)
+
+    result = seeded.ingest("events", frame(day(1), 0))
+
+    assert (result.rows, result.version) == (0, before[0])
+    assert table_state(seeded) == before
+    with pytest.raises(ContractError, match="missing column"):
+        seeded.ingest("events", pd.DataFrame({"user_id": pd.Series([], dtype="int64")}))
