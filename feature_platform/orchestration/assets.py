@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 
 from feature_platform.concepts import DailyPartitions, FeatureGroup, FeatureView
-from feature_platform.errors import DefinitionError
+from feature_platform.errors import ContractError, DefinitionError
 from feature_platform.offline import WriteResult
 from feature_platform.orchestration.resources import FeatureStoreResource
 from feature_platform.sources import RawSource, read_source, write_source
@@ -179,13 +179,17 @@ def feature_group_asset(
     def _group(context: dg.AssetExecutionContext, feature_store: FeatureStoreResource) -> dg.MaterializeResult:
         store = feature_store.build_store(groups, views, list(sources.values()))
         commit = {"dagster_run_id": context.run.run_id}
-        if group.partitions is None:
-            frame = compute_frame(group, sources, feature_store.raw_path, None, None)
-            result = store.offline.write_partition(group, None, frame, commit_metadata=commit)
-        else:
-            first, last, start, end = run_window(context)
-            frame = compute_frame(group, sources, feature_store.raw_path, start, end)
-            result = store.offline.write_partitions(group, first, last, frame, commit_metadata=commit)
+        try:
+            if group.partitions is None:
+                frame = compute_frame(group, sources, feature_store.raw_path, None, None)
+                result = store.offline.write_partition(group, None, frame, commit_metadata=commit)
+            else:
+                first, last, start, end = run_window(context)
+                frame = compute_frame(group, sources, feature_store.raw_path, start, end)
+                result = store.offline.write_partitions(group, first, last, frame, commit_metadata=commit)
+        except ContractError as error:
+            # Bad data stays bad on a retry: fail once, naming the rule, with nothing committed.
+            raise dg.Failure(description=str(error), allow_retries=False) from error
         context.log.info(f"{group.name}: wrote {result.rows} rows as Delta version {result.version}")
         return dg.MaterializeResult(metadata=materialization_metadata(group, result, frame))
 
