@@ -69,12 +69,12 @@ def _cast(group: FeatureGroup, name: str, array: pa.Array, target: pa.DataType) 
         finite = pc.drop_null(array)
         if len(finite) and not pc.all(pc.equal(pc.floor(finite), finite)).as_py():
             raise ContractError(group.name, name, "dtype", f"expected {target}, got non-integral {source} values")
-        # Beyond 2**53 a float no longer holds every integer: the value may already have been rounded
+        # From 2**53 on a float no longer holds every integer: the value may already have been rounded
         # (pandas turns int columns with nulls into float64), so refuse rather than store a wrong number.
-        if len(finite) and pc.max(pc.abs(finite)).as_py() > 2**53:
+        if len(finite) and pc.max(pc.abs(finite)).as_py() >= 2**53:
             raise ContractError(
                 group.name, name, "dtype",
-                f"expected {target}, got {source} values beyond 2**53 that may have lost precision; "
+                f"expected {target}, got {source} values of 2**53 or more that may have lost precision; "
                 "pass integers with a nullable integer dtype such as pandas 'Int64'",
             )
     try:

@@ -88,7 +88,7 @@ CATALOGUE = [
     BadInput("bool in an int feature", write_day1(events_with(txn_count=[True, False, True])), ContractError, ("'txn_count'", "expected int64, got bool")),
     BadInput("fractional float in an int feature", write_day1(events_with(txn_count=[1.5, 2.0, 3.0])), ContractError, ("'txn_count'", "non-integral")),
     BadInput("int beyond int64", write_day1(events_with(txn_count=[2**70, 1, 2])), ContractError, ("'txn_count'", "mixed or unsupported")),
-    BadInput("integers rounded by a float64 column", write_day1(events_with(txn_count=pd.Series([2**53 + 1, None, 1], dtype="float64"))), ContractError, ("'txn_count'", "beyond 2**53", "Int64")),
+    BadInput("integers rounded by a float64 column", write_day1(events_with(txn_count=pd.Series([2**53 + 1, None, 1], dtype="float64"))), ContractError, ("'txn_count'", "2**53 or more", "Int64")),
     BadInput("mixed-type object column", write_day1(events_with(writer=["a", 1, 2.5])), ContractError, ("'writer'", "mixed or unsupported")),
     BadInput("non-UTF-8 bytes", write_day1(events_with(writer=[b"\xff\xfe", b"ok", b"ok"])), ContractError, ("'writer'", "expected string, got binary")),
     BadInput("lone surrogate in a string", write_day1(events_with(writer=["\udcff", "a", "b"])), ContractError, ("'writer'", "surrogates not allowed")),
