@@ -6,6 +6,7 @@ Naive timestamps are taken as UTC. Any violation raises `ContractError`
 naming the group, the column and the rule, before anything is written.
 """
 
+import math
 from datetime import datetime
 
 import pandas as pd
@@ -38,7 +39,20 @@ def _column_to_arrow(group: FeatureGroup, name: str, values: object) -> pa.Array
     try:
         return pa.array(values, from_pandas=True)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError) as exc:
-        raise ContractError(group.name, name, "dtype", f"values of mixed or unsupported types ({exc})") from None
+        # Describe the problem, never the values: they may be sensitive and messages end up in logs.
+        raise ContractError(group.name, name, "dtype", _unconvertible(values, exc)) from None
+
+
+def _unconvertible(values: object, exc: Exception) -> str:
+    if isinstance(exc, UnicodeEncodeError):
+        return "strings that are not valid UTF-8 (lone surrogates)"
+    if isinstance(exc, OverflowError):
+        return "integers outside the 64-bit range"
+    present = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))] if hasattr(values, "__iter__") else []
+    kinds = sorted({type(v).__name__ for v in present})
+    if len(kinds) > 1:
+        return f"values of mixed types {kinds}; a column must hold one type"
+    return f"values of an unsupported type {kinds or type(values).__name__}"
 
 
 def _cast(group: FeatureGroup, name: str, array: pa.Array, target: pa.DataType) -> pa.Array:

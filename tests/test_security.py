@@ -1,0 +1,132 @@
+"""Security: secrets come only from the environment and never surface; projects are isolated."""
+
+import logging
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from feature_platform import ContractError, DailyPartitions, Feature, FeatureGroup, RawSource
+from feature_platform.orchestration import FeatureStoreResource, build_definitions
+from reliability_fixtures import day, events, frame, make_store, table_state, user
+
+PLANTED = "PLANTED-s3cr3t-7f3a9c"
+DAILY = DailyPartitions(start="2024-05-01")
+
+
+def produce_visits(start: datetime, end: datetime) -> pd.DataFrame:
+    return pd.DataFrame({"user_id": [1, 2, 2], "event_time": [start + timedelta(hours=h) for h in (1, 2, 3)]})
+
+
+def count_visits(inputs: dict[str, pd.DataFrame], start: datetime, end: datetime) -> pd.DataFrame:
+    counts = inputs["visits"].groupby("user_id").size().rename("visit_count").reset_index()
+    return counts.assign(event_time=start)
+
+
+def broken_visits(inputs: dict[str, pd.DataFrame], start: datetime, end: datetime) -> pd.DataFrame:
+    return count_visits(inputs, start, end).assign(user_id=None)
+
+
+visits = RawSource("visits", partitions=DAILY, produce=produce_visits)
+
+
+def visit_counts(compute) -> FeatureGroup:
+    return FeatureGroup(
+        "visit_counts", entities=[user], features=[Feature("visit_count", "int64")], partitions=DAILY,
+        compute=compute, sources=["visits"],
+    )
+
+
+def env_resource(tmp_path: Path) -> FeatureStoreResource:
+    """The resource as `resources/` builds it when the variables are set: every value an EnvVar."""
+    return FeatureStoreResource(
+        project=dg.EnvVar("FEATURE_PLATFORM_PROJECT"),
+        home=str(tmp_path),
+        redis_url=dg.EnvVar("FEATURE_PLATFORM_REDIS_URL"),
+    )
+
+
+def everything_recorded(instance: dg.DagsterInstance, run_id: str) -> str:
+    """Every event, log message, metadata value and the run's config, as the UI would get them."""
+    run = instance.get_run_by_id(run_id)
+    records = [dg.serialize_value(entry) for entry in instance.all_logs(run_id)]
+    return "\n".join([*records, repr(run.run_config), repr(run.tags)])
+
+
+@pytest.mark.parametrize("compute", [count_visits, broken_visits], ids=["successful run", "failing run"])
+def test_planted_secrets_never_reach_logs_metadata_events_or_the_delta_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture, compute
+) -> None:
+    """Proves: with a password in the Redis URL and cloud keys in the environment (read through EnvVar),
+    a materialization (successful or failing) writes the secret nowhere: not in Dagster's event log, run
+    config, materialization metadata, captured stdout/stderr/logging, nor in the Delta commit log."""
+    monkeypatch.setenv("FEATURE_PLATFORM_PROJECT", "secure")
+    monkeypatch.setenv("FEATURE_PLATFORM_REDIS_URL", f"redis://:{PLANTED}@127.0.0.1:1/0")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", PLANTED)
+    monkeypatch.setenv("FEATURE_PLATFORM_SERVER_TOKEN", PLANTED)
+    caplog.set_level(logging.DEBUG)
+    defs = build_definitions([visit_counts(compute)], sources=[visits])
+    assets = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition)]
+
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            assets, partition_key="2024-05-02", resources={"feature_store": env_resource(tmp_path)},
+            instance=instance, raise_on_error=False,
+        )
+        recorded = everything_recorded(instance, result.run_id)
+
+    assert result.success is (compute is count_visits)
+    if not result.success:
+        assert "null join key" in recorded  # the failure itself is reported, only the secret is not
+    out, err = capfd.readouterr()
+    delta_log = "".join(p.read_text() for p in tmp_path.rglob("_delta_log/*.json"))
+    assert delta_log or not result.success
+    for name, text in [("event log", recorded), ("stdout", out), ("stderr", err), ("logging", caplog.text), ("delta log", delta_log)]:
+        assert PLANTED not in text, f"secret found in {name}"
+
+
+def test_two_projects_on_one_offline_root_never_see_each_others_data(tmp_path: Path) -> None:
+    """Proves: two projects sharing an offline root keep separate tables: each reads only its own rows,
+    and rewriting a partition in one leaves the other's version and rows untouched."""
+    alpha, beta = make_store(tmp_path, project="alpha"), make_store(tmp_path, project="beta")
+    alpha.write_partition("events", day(1), frame(day(1), 3, writer="alpha"))
+    beta.write_partition("events", day(1), frame(day(1), 5, writer="beta"))
+    beta_before = table_state(beta)
+
+    alpha.write_partition("events", day(1), frame(day(1), 2, writer="alpha-again"))
+    alpha.ingest("events", frame(day(2), 4, writer="alpha"))
+
+    assert set(alpha.read_group("events")["writer"]) == {"alpha-again", "alpha"}
+    assert len(alpha.read_group("events")) == 6
+    assert table_state(beta) == beta_before
+    assert set(beta.read_group("events")["writer"]) == {"beta"}
+    assert alpha.offline.table_uri(events) != beta.offline.table_uri(events)
+
+
+def test_a_project_name_cannot_climb_out_of_the_offline_root(tmp_path: Path) -> None:
+    """Proves: project names that would address another project's folder (separators, dots) are refused."""
+    for project in ("../beta", "alpha/../beta", ".", "a b", ""):
+        with pytest.raises(Exception) as raised:
+            make_store(tmp_path, project=project)
+        assert "project name" in str(raised.value)
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "column, values",
+    [("txn_count", [PLANTED, "2", "3"]), ("txn_count", [PLANTED, 2, 3]), ("writer", [PLANTED, 2, 3]), ("user_id", [1, PLANTED, 3])],
+    ids=["text column for an int", "mixed int column", "mixed text column", "mixed key column"],
+)
+def test_contract_errors_name_the_problem_without_echoing_feature_values(tmp_path: Path, column: str, values: list) -> None:
+    """Proves: a refused frame's error names group, column and rule but does not copy the (possibly
+    sensitive) values of the frame into messages that end up in logs and alerts."""
+    store = make_store(tmp_path)
+    df = frame(day(1), 3)
+    df[column] = values
+
+    with pytest.raises(ContractError) as raised:
+        store.write_partition("events", day(1), df)
+
+    assert f"'{column}'" in str(raised.value) and PLANTED not in str(raised.value)
