@@ -155,43 +155,35 @@ class OfflineStore:
         }
         if partition_key:
             custom["partition_key"] = partition_key
-        # Racing first writes to a missing table would both commit as appends (deltalake cannot see
-        # the conflict), so the table is created empty first and every write then overwrites by predicate.
-        existing = self._table(group) or self._create(group)
         for attempt in range(COMMIT_ATTEMPTS):
+            existing = self._table(group)
             try:
-                write_deltalake(
-                    existing,
-                    table,
-                    partition_by=["_partition"],
-                    mode=mode,
-                    predicate=predicate,
-                    storage_options=self.storage_options or None,
-                    commit_properties=CommitProperties(custom_metadata=custom),
-                )
+                if existing is None:
+                    # Create the table with this data only if nobody else does: a racing creator's blind
+                    # commit would otherwise be retried as an append and duplicate rows. With mode "error"
+                    # and no commit retries it fails instead, and the next attempt overwrites by predicate.
+                    write_deltalake(
+                        uri, table, partition_by=["_partition"], mode="error",
+                        storage_options=self.storage_options or None,
+                        commit_properties=CommitProperties(custom_metadata=custom, max_commit_retries=0),
+                    )
+                else:
+                    write_deltalake(
+                        existing, table, partition_by=["_partition"], mode=mode, predicate=predicate,
+                        storage_options=self.storage_options or None,
+                        commit_properties=CommitProperties(custom_metadata=custom),
+                    )
                 break
             except CommitFailedError:
                 if attempt == COMMIT_ATTEMPTS - 1:
                     raise
             except (DeltaError, OSError) as exc:
-                raise self._storage_error(group, f"writing {uri} failed and nothing was committed", exc) from None
+                racing_create = existing is None and "already exists" in str(exc).lower()
+                if not racing_create or attempt == COMMIT_ATTEMPTS - 1:
+                    raise self._storage_error(group, f"writing {uri} failed and nothing was committed", exc) from None
             time.sleep(random.uniform(0.05, 0.2) * (attempt + 1))
-            existing = self._table(group)
         version = self._committed_version(group, custom)
         return WriteResult(group.name, table.num_rows, version, uri, partition_key)
-
-    def _create(self, group: FeatureGroup) -> DeltaTable:
-        """Create the group's empty table (version 0); a concurrent creator winning is fine."""
-        uri = self.table_uri(group)
-        try:
-            return DeltaTable.create(
-                uri, group.schema, mode="ignore", partition_by=["_partition"], storage_options=self.storage_options or None
-            )
-        except (DeltaError, OSError) as exc:
-            existing = self._table(group)
-            if existing is None:
-                raise self._storage_error(group, f"creating {uri} failed", exc) from None
-            return existing
 
     def _storage_error(self, group: FeatureGroup, what: str, cause: Exception) -> StorageError:
         table = self._table(group)

@@ -69,14 +69,14 @@ def test_history_lists_versions_newest_first_with_the_partition_written(store: F
     store.write_partition("user_stats", "2024-05-01", user_rows("2024-05-01", [1]), commit_metadata={"dagster_run_id": "r1"})
     store.write_partition("user_stats", "2024-05-02", user_rows("2024-05-02", [1]))
     history = store.history("user_stats")
-    assert [h["version"] for h in history] == [2, 1, 0]  # version 0 creates the empty table
-    assert [h.get("partition_key") for h in history] == ["2024-05-02", "2024-05-01", None]
+    assert [h["version"] for h in history] == [1, 0]
+    assert [h["partition_key"] for h in history] == ["2024-05-02", "2024-05-01"]
     assert history[1]["dagster_run_id"] == "r1"
 
 
 def test_write_result_reports_the_committed_version_and_rows(store: FeatureStore) -> None:
     result = store.write_partition("user_stats", "2024-05-01", user_rows("2024-05-01", [1, 2]))
-    assert (result.rows, result.version, result.partition_key) == (2, 1, "2024-05-01")
+    assert (result.rows, result.version, result.partition_key) == (2, 0, "2024-05-01")
     assert result.uri.endswith("/test/user_stats/v1")
 
 
