@@ -130,3 +130,15 @@ def test_contract_errors_name_the_problem_without_echoing_feature_values(tmp_pat
         store.write_partition("events", day(1), df)
 
     assert f"'{column}'" in str(raised.value) and PLANTED not in str(raised.value)
+
+
+def test_every_dagster_ui_command_in_the_makefile_binds_localhost() -> None:
+    """Proves: the commands that start the Dagster UI (`make ui`, and any other Makefile recipe running
+    `dagster dev` or `dagster-webserver`) bind 127.0.0.1 explicitly and nothing binds 0.0.0.0."""
+    makefile = (Path(__file__).resolve().parent.parent / "Makefile").read_text()
+    commands = [line for line in makefile.splitlines() if "dagster dev" in line or "dagster-webserver" in line]
+
+    assert commands, "no Dagster UI command found in the Makefile"
+    for command in commands:
+        assert "-h 127.0.0.1" in command or "--host 127.0.0.1" in command, command
+    assert "0.0.0.0" not in makefile
