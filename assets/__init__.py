@@ -5,3 +5,4 @@ from assets import fraud, merchants, raw, users
 raw_sources = [raw.transactions, raw.users]
 feature_groups = [*users.feature_groups, *merchants.feature_groups]
 feature_views = [*fraud.feature_views]
+training_datasets = [*fraud.training_datasets]

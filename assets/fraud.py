@@ -1,8 +1,9 @@
-"""The fraud domain: the feature view the fraud model consumes."""
+"""The fraud domain: the feature view the fraud model consumes and its training dataset."""
 
 import pandas as pd
 
-from feature_platform import Feature, FeatureView, OnDemandTransformation
+from assets.partitions import DEMO_LAST_DAY
+from feature_platform import Feature, FeatureView, OnDemandTransformation, TimeSplit, TrainingDatasetDefinition
 
 
 def amount_vs_history(df: pd.DataFrame) -> pd.DataFrame:
@@ -46,3 +47,19 @@ fraud_detection = FeatureView(
 )
 
 feature_views = [fraud_detection]
+
+# Labelled transactions from a week after the first partition (so 7-day features exist), split by time.
+fraud_training = TrainingDatasetDefinition(
+    "fraud_training",
+    view="fraud_detection",
+    source="transactions",
+    columns=["transaction_id", "user_id", "merchant_id", "country", "amount", "event_time", "is_fraud"],
+    label="is_fraud",
+    first_day="2024-04-08",
+    last_day=DEMO_LAST_DAY,
+    split=TimeSplit({"train": ("2024-04-08", "2024-05-01"), "validation": ("2024-05-01", "2024-05-08"), "test": ("2024-05-08", None)}),
+    description="Card transactions with their fraud label and the fraud_detection features as of each transaction.",
+    owner="team:fraud-ml",
+)
+
+training_datasets = [fraud_training]

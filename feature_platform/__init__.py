@@ -20,8 +20,12 @@ from feature_platform.errors import (
     FeatureReferenceError,
     StorageError,
 )
+from feature_platform.datasets import TrainingDatasetDefinition
+from feature_platform.loaders import connect, list_views, load_features, load_training_dataset
 from feature_platform.sources import RawSource
+from feature_platform.splits import RandomSplit, TimeSplit
 from feature_platform.store import FeatureStore
+from feature_platform.training import TrainingDataset
 
 __all__ = [
     "ArgumentError",
@@ -37,6 +41,14 @@ __all__ = [
     "FeatureStore",
     "FeatureView",
     "OnDemandTransformation",
+    "RandomSplit",
     "RawSource",
     "StorageError",
+    "TimeSplit",
+    "TrainingDataset",
+    "TrainingDatasetDefinition",
+    "connect",
+    "list_views",
+    "load_features",
+    "load_training_dataset",
 ]

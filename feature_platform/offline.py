@@ -215,11 +215,28 @@ class OfflineStore:
         """
         names = columns or [*group.input_columns, "_written_at"]
         schema = pa.schema([group.schema.field(n) for n in names])
+        return self.scanner(group, start=start, end=end, as_of=as_of, columns=names).to_table().cast(schema)
+
+    def scanner(
+        self,
+        group: FeatureGroup,
+        *,
+        start: datetime | str | None = None,
+        end: datetime | str | None = None,
+        as_of: int | datetime | str | None = None,
+        columns: list[str] | None = None,
+        **options: Any,
+    ) -> pds.Scanner:
+        """A scanner over the rows `read` returns, to stream them in batches (in the same order).
+
+        `options` go to `pyarrow.dataset.Dataset.scanner` (e.g. `batch_readahead` to bound memory).
+        """
+        names = columns or [*group.input_columns, "_written_at"]
         table = self._table_as_of(group, as_of)
         if table is None:
             if as_of is not None:
                 raise FeaturePlatformError(f"feature group '{group.name}' has no table to read as of {as_of!r}")
-            return schema.empty_table()
+            return pds.dataset(pa.schema([group.schema.field(n) for n in names]).empty_table()).scanner()
         if as_of is not None and not isinstance(as_of, int):
             when = utc_timestamp(as_of).to_pydatetime()
             try:
@@ -238,8 +255,49 @@ class OfflineStore:
             upper = utc_timestamp(end)
             bound = (pds.field("_partition") <= pa.scalar(upper.date(), pa.date32())) & (event_time < pa.scalar(upper, UTC_MICROS))
             condition = bound if condition is None else condition & bound
-        result = dataset.to_table(columns=names, filter=condition)
-        return result.cast(schema)
+        return dataset.scanner(columns=names, filter=condition, **options)
+
+    def resolve_version(self, group: FeatureGroup, as_of: int | datetime | str | None = None) -> int | None:
+        """The Delta version a read as of `as_of` (a version, a time, or None for now) sees; None without a table."""
+        if isinstance(as_of, int) and not isinstance(as_of, bool):
+            if self._table(group, as_of) is None:
+                raise FeaturePlatformError(f"feature group '{group.name}' has no table to read as of version {as_of}")
+            return as_of
+        table = self._table(group)
+        if table is None or as_of is None:
+            return None if table is None else table.version()
+        when = utc_timestamp(as_of).to_pydatetime()
+        try:
+            table.load_as_version(when)
+        except Exception:
+            return None  # the table did not exist yet at that time
+        version = table.version()
+        if version == 0:
+            # deltalake loads version 0 for any earlier time too: the first commit's time decides.
+            first = next(e for e in table.history() if e.get("version") == 0)
+            if first["timestamp"] > when.timestamp() * 1000:
+                return None
+        return version
+
+    def single_write_partitions(self, group: FeatureGroup, version: int) -> bool:
+        """True when, per file statistics, every partition's rows come from one write.
+
+        Then (keys, event time) is unique in the table (the contract refuses
+        duplicates inside a write), so retrieval can skip write-order tie-breaks.
+        Missing statistics answer False.
+        """
+        table = self._table(group, version)
+        if table is None:
+            return True
+        actions = pa.table(table.get_add_actions(flatten=True))
+        names = ("partition._partition", "min._written_at", "max._written_at")
+        if not all(n in actions.column_names for n in names):
+            return False
+        written: dict[object, object] = {}
+        for partition, low, high in zip(*(actions.column(n).to_pylist() for n in names)):
+            if low is None or low != high or written.setdefault(partition, low) != low:
+                return False
+        return True
 
     def history(self, group: FeatureGroup) -> list[dict[str, Any]]:
         """Delta versions of the group's table, newest first: version, time, operation, metadata."""

@@ -17,6 +17,15 @@ import pandas as pd
 from feature_platform.concepts import FeatureGroup, FeatureView, check_name
 from feature_platform.offline import OfflineStore, WriteResult
 from feature_platform.registry import Registry
+from feature_platform.retrieval import get_historical_features
+from feature_platform.splits import Split
+from feature_platform.training import (
+    TrainingDataset,
+    create_training_dataset,
+    list_training_datasets,
+    load_training_dataset,
+    rebuild_training_dataset,
+)
 from feature_platform.sources import RawSource
 
 DEFAULT_HOME = ".feature_platform"
@@ -135,3 +144,65 @@ class FeatureStore:
     def history(self, group_name: str) -> list[dict[str, Any]]:
         """Delta versions of a group's table, newest first."""
         return self.offline.history(self.group(group_name))
+
+    # Point-in-time retrieval and training datasets
+
+    def get_historical_features(
+        self,
+        entity_df: pd.DataFrame,
+        features: "Sequence[str] | FeatureView | str",
+        *,
+        full_feature_names: bool = False,
+        as_of: Any = None,
+        timestamp_column: str = "event_time",
+    ) -> pd.DataFrame:
+        """Point-in-time join of `features` (references, a view or its name) onto the entity rows.
+
+        >>> store.get_historical_features(entities, ["user_stats:txn_count"])
+        """
+        return get_historical_features(
+            self.registry, self.offline, entity_df, features,
+            full_feature_names=full_feature_names, as_of=as_of, timestamp_column=timestamp_column,
+        ).frame
+
+    def create_training_dataset(
+        self,
+        view: "FeatureView | str",
+        entity_df: pd.DataFrame,
+        *,
+        name: str | None = None,
+        split: Split | None = None,
+        description: str | None = None,
+        label: str | None = None,
+        timestamp_column: str = "event_time",
+        full_feature_names: bool = False,
+    ) -> TrainingDataset:
+        """Retrieve `view` for `entity_df` and store it as the next version of a training dataset.
+
+        >>> store.create_training_dataset("fraud_detection", labels, label="is_fraud", split=RandomSplit({"train": .8, "test": .2}))
+        """
+        return create_training_dataset(
+            self, view, entity_df, name=name, split=split, description=description, label=label,
+            timestamp_column=timestamp_column, full_feature_names=full_feature_names,
+        )
+
+    def load_training_dataset(
+        self,
+        name: str,
+        version: int | None = None,
+        split: str | None = None,
+        *,
+        format: str = "pandas",
+        label: str | None = None,
+        batch_size: int = 256,
+    ) -> Any:
+        """A stored training dataset (latest version unless given) as pandas, arrow, numpy `(X, y)` or torch."""
+        return load_training_dataset(self, name, version, split, format=format, label=label, batch_size=batch_size)
+
+    def rebuild_training_dataset(self, name: str, version: int) -> pd.DataFrame:
+        """Recompute a stored training dataset from the Delta versions its manifest recorded."""
+        return rebuild_training_dataset(self, name, version)
+
+    def list_training_datasets(self) -> list[dict[str, Any]]:
+        """Manifests of every stored training dataset version, by name then version."""
+        return list_training_datasets(self)

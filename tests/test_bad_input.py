@@ -16,6 +16,7 @@ from feature_platform import (
     DailyPartitions,
     DefinitionError,
     Entity,
+    EntityFrameError,
     Feature,
     FeatureGroup,
     FeatureReferenceError,
@@ -73,6 +74,18 @@ def store_with(tmp_root: str, groups: list, views: list, project: str = "reliabi
     return lambda store: FeatureStore(groups=groups, views=views, offline_root=tmp_root, project=project)
 
 
+def entity_frame(**columns: object) -> pd.DataFrame:
+    """Two entity rows (users 1 and 2) at noon of day 2, with some columns replaced or added."""
+    df = pd.DataFrame({"user_id": [1, 2], "event_time": [pd.Timestamp(f"{day(2)} 12:00", tz="UTC")] * 2})
+    for name, values in columns.items():
+        df[name] = values
+    return df
+
+
+def historical(entity_df: object, features: list[str] | None = None, **options: object) -> Callable[[FeatureStore], object]:
+    return lambda store: store.get_historical_features(entity_df, features or ["events:txn_count"], **options)
+
+
 other_stats = FeatureGroup("other_stats", entities=[user], features=[Feature("txn_count", "int64")])
 day1 = pd.Timestamp(day(1), tz="UTC")
 ROOT = "/nonexistent/never-written"  # definitions are refused before any storage is touched
@@ -110,6 +123,22 @@ CATALOGUE = [
     BadInput("missing partition key", lambda s: s.write_partition("events", None, events_with()), ContractError, ("partition key", "needs a partition key")),
     BadInput("partition key for an unpartitioned group", lambda s: s.write_partition("merchant_scores", day(1), merchants_with()), ContractError, ("not partitioned",)),
     BadInput("unknown group (write)", lambda s: s.ingest("nope", events_with()), FeatureReferenceError, ("unknown feature group 'nope'", "events")),
+    # Point-in-time retrieval
+    BadInput("entity frame without the key", historical(entity_frame().drop(columns=["user_id"])), EntityFrameError, ("lacks join key", "'user_id'")),
+    BadInput("entity frame without the time", historical(entity_frame().drop(columns=["event_time"])), EntityFrameError, ("no time column 'event_time'",)),
+    BadInput("entity frame with a NaT time", historical(entity_frame(event_time=[day1, pd.NaT])), EntityFrameError, ("'event_time'", "1 row(s) have no time")),
+    BadInput("entity frame with text times", historical(entity_frame(event_time=["noon", "midnight"])), EntityFrameError, ("'event_time'", "not made of datetimes")),
+    BadInput("entity frame with a null key", historical(entity_frame(user_id=pd.Series([1, None], dtype=object))), EntityFrameError, ("'user_id'", "no join key value")),
+    BadInput("entity frame with strings for an int key", historical(entity_frame(user_id=["1", "2"])), EntityFrameError, ("'user_id'", "keys it as int64")),
+    BadInput("entity frame with floats for an int key", historical(entity_frame(user_id=[1.0, 2.0])), EntityFrameError, ("'user_id'", "double")),
+    BadInput("entity frame with a key beyond int64", historical(entity_frame(user_id=pd.Series([2**64, 1], dtype=object))), EntityFrameError, ("'user_id'", "64-bit range")),
+    BadInput("entity frame with repeated columns", historical(pd.concat([entity_frame(), entity_frame()[["user_id"]]], axis=1)), EntityFrameError, ("repeated column names",)),
+    BadInput("entity rows that are not a frame", historical([{"user_id": 1}]), EntityFrameError, ("must be a pandas DataFrame",)),
+    BadInput("entity column clashing with an output", historical(entity_frame(txn_count=[5, 6])), EntityFrameError, ("['txn_count'] already exist",)),
+    BadInput("historical unknown feature", historical(entity_frame(), ["events:nope"]), FeatureReferenceError, ("has no feature 'nope'",)),
+    BadInput("historical ambiguous bare name", lambda s: FeatureStore(groups=[events, other_stats], offline_root=ROOT).get_historical_features(entity_frame(), ["txn_count"]), FeatureReferenceError, ("ambiguous", "events:txn_count")),
+    BadInput("historical as_of one version number", historical(entity_frame(), as_of=1), ArgumentError, ("ambiguous across groups",)),
+    BadInput("historical as_of that is not a time", historical(entity_frame(), as_of="yesterday"), ArgumentError, ("not a point in time",)),
     # Reads and feature references
     BadInput("unknown group (read)", lambda s: s.read_group("nope"), FeatureReferenceError, ("unknown feature group 'nope'",)),
     BadInput("unknown feature", lambda s: s.registry.resolve(["events:nope"]), FeatureReferenceError, ("has no feature 'nope'",)),

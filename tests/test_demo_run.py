@@ -76,7 +76,8 @@ def distinct_keys_per_day(events: pd.DataFrame, keys: list[str], days_before: in
 def test_demo_runs_succeed_on_the_instance(demo) -> None:
     summary = demo["summary"]
     assert summary["window"] == [FIRST_DAY, LAST_DAY]
-    assert [r["success"] for r in summary["runs"]] == [True, True]
+    # unpartitioned assets, the daily range, then the training datasets that read the groups
+    assert [r["success"] for r in summary["runs"]] == [True, True, True]
     instance = dg.DagsterInstance.from_config(summary["dagster_home"])
     for run in summary["runs"]:
         assert instance.get_run_by_id(run["run_id"]).status == dg.DagsterRunStatus.SUCCESS
@@ -123,3 +124,16 @@ def test_each_table_is_one_delta_commit_by_a_demo_run(demo) -> None:
         assert group["table"].startswith(str(demo["home"] / "offline")), group["table"]
         [commit] = demo["store"].history(name)
         assert commit["dagster_run_id"] in run_ids, name
+
+
+def test_demo_builds_the_fraud_training_dataset_from_the_labelled_transactions(demo, transactions) -> None:
+    store = demo["store"]
+    (manifest,) = store.list_training_datasets()
+    labelled = transactions[transactions["event_time"] >= pd.Timestamp("2024-04-08", tz="UTC")]
+    assert (manifest["name"], manifest["version"], manifest["row_count"]) == ("fraud_training", 1, len(labelled))
+    assert set(manifest["group_versions"]) == {
+        "user_transaction_features", "user_last_transaction", "user_profile", "merchant_features", "merchant_country_features"
+    }
+    stored = store.load_training_dataset("fraud_training")
+    assert stored["is_fraud"].tolist() == labelled["is_fraud"].tolist()
+    assert stored["txn_count_7d"].notna().all()
