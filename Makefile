@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export DAGSTER_HOME ?= $(CURDIR)/.feature_platform/dagster
+# The instance config: local SQLite by default, deploy/dagster.postgres.yaml in production (docs/operations.md).
+DAGSTER_INSTANCE_CONFIG ?= dagster.yaml
 
 .PHONY: demo test ui install clean
 
@@ -15,9 +17,9 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+$(DAGSTER_HOME)/dagster.yaml: $(DAGSTER_INSTANCE_CONFIG)
 	mkdir -p $(DAGSTER_HOME)
-	cp dagster.yaml $@
+	cp $(DAGSTER_INSTANCE_CONFIG) $@
 
 demo: install $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m feature_platform.demo

@@ -8,6 +8,7 @@ from assets.aggregations import daily_windows
 from assets.entities import country, merchant
 from assets.partitions import DAILY
 from feature_platform import Feature, FeatureGroup
+from feature_platform.rules import DriftSettings, Rule
 
 
 def compute_merchant_features(inputs: dict[str, pd.DataFrame], start: datetime, end: datetime) -> pd.DataFrame:
@@ -42,6 +43,12 @@ merchant_features = FeatureGroup(
     compute=compute_merchant_features,
     sources=["transactions"],
     lookback=timedelta(days=7),
+    rules=[
+        Rule.in_range("merchant_fraud_rate_7d", min=0, max=1, description="A rate is a share."),
+        Rule.in_range("merchant_txn_count_7d", min=1, description="A merchant row exists because it had transactions."),
+    ],
+    # 200 merchants make a small sample: the default distance threshold (0.1) would alarm on noise.
+    drift=DriftSettings(max_drifted_share=0.3, method="wasserstein", threshold=0.5),
 )
 
 
@@ -70,6 +77,12 @@ merchant_country_features = FeatureGroup(
     compute=compute_merchant_country_features,
     sources=["transactions"],
     lookback=timedelta(days=1),
+    rules=[
+        Rule.in_range(
+            "country_amount_sum_1d", min=0, description="Yesterday's card volume cannot be negative."
+        ),
+    ],
+    drift=None,
 )
 
 feature_groups = [merchant_features, merchant_country_features]

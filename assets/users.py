@@ -8,6 +8,7 @@ from assets.aggregations import daily_windows
 from assets.entities import user
 from assets.partitions import DAILY
 from feature_platform import Feature, FeatureGroup
+from feature_platform.rules import DriftSettings, Rule
 
 
 def compute_user_transaction_features(inputs: dict[str, pd.DataFrame], start: datetime, end: datetime) -> pd.DataFrame:
@@ -48,6 +49,18 @@ user_transaction_features = FeatureGroup(
     compute=compute_user_transaction_features,
     sources=["transactions"],
     lookback=timedelta(days=30),
+    rules=[
+        Rule.in_range("txn_count_7d", min=0, description="A count cannot be negative."),
+        Rule.custom(
+            "window_counts_consistent",
+            lambda df: df["txn_count_7d"] <= df["txn_count_30d"],
+            description="The 7-day window lies inside the 30-day one.",
+        ),
+        Rule.in_range(
+            "amount_sum_7d", min=0, severity="WARN", description="Negative weekly spend: refunds or an upstream sign bug."
+        ),
+        Rule.max_null_fraction("amount_mean_30d", 0.0, description="Every row has a 30-day history."),
+    ],
 )
 
 
@@ -75,6 +88,8 @@ user_last_transaction = FeatureGroup(
     tags={"domain": "users", "freshness": "realtime"},
     compute=compute_user_last_transaction,
     sources=["transactions"],
+    rules=[Rule.in_range("last_amount", min=0, description="A card payment cannot have a negative amount.")],
+    drift=DriftSettings(max_drifted_share=0.3),
 )
 
 

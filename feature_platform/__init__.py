@@ -22,6 +22,7 @@ from feature_platform.errors import (
 )
 from feature_platform.datasets import TrainingDatasetDefinition
 from feature_platform.loaders import connect, list_views, load_features, load_training_dataset
+from feature_platform.rules import DriftSettings, Rule
 from feature_platform.sources import RawSource
 from feature_platform.splits import RandomSplit, TimeSplit
 from feature_platform.store import FeatureStore
@@ -32,6 +33,7 @@ __all__ = [
     "ContractError",
     "DailyPartitions",
     "DefinitionError",
+    "DriftSettings",
     "Entity",
     "EntityFrameError",
     "Feature",
@@ -51,4 +53,5 @@ __all__ = [
     "list_views",
     "load_features",
     "load_training_dataset",
+    "Rule",
 ]

@@ -13,6 +13,7 @@ from typing import Any, Union
 import pyarrow as pa
 
 from feature_platform.errors import DefinitionError
+from feature_platform.rules import DriftSettings, Rule
 
 DType = Union[str, pa.DataType]
 
@@ -144,6 +145,9 @@ class FeatureGroup:
     owned and tagged. Partitioned by day of event time unless `partitions=None`.
     `compute(inputs, start, end)` builds the rows of event times `[start, end)`
     from `inputs`, the frames of the raw `sources` over `[start - lookback, end)`.
+    Quality: `rules` (see `Rule`) validate each partition before it is committed,
+    `drift` (or None) compares partitions with a reference window, and a daily
+    partition must be in the table within `freshness` after its day closed.
 
     >>> user = Entity("user", join_keys={"user_id": "int64"})
     >>> FeatureGroup("user_stats", entities=[user], features=[Feature("txn_count_7d", "int64")])
@@ -164,6 +168,9 @@ class FeatureGroup:
     compute: Callable[..., Any] | None = field(default=None, compare=False)
     sources: Sequence[str] = ()
     lookback: timedelta = timedelta(0)
+    rules: Sequence[Rule] = ()
+    drift: DriftSettings | None = field(default_factory=DriftSettings)
+    freshness: timedelta | None = timedelta(hours=6)
 
     def __post_init__(self) -> None:
         check_name("feature group", self.name)
@@ -196,6 +203,27 @@ class FeatureGroup:
             if column in seen:
                 raise DefinitionError(f"{where}: column name '{column}' is used twice")
             seen.add(column)
+        self._check_quality(where, columns)
+
+    def _check_quality(self, where: str, columns: list[str]) -> None:
+        object.__setattr__(self, "rules", tuple(self.rules))
+        names: set[str] = set()
+        for rule in self.rules:
+            if not isinstance(rule, Rule):
+                raise DefinitionError(f"{where}: rules must be Rule objects, got {type(rule).__name__}")
+            if rule.name in names:
+                raise DefinitionError(f"{where}: rule name '{rule.name}' is used twice")
+            names.add(rule.name)
+            if rule.column is not None and rule.column not in columns:
+                raise DefinitionError(f"{where}: rule '{rule.name}' names unknown column '{rule.column}'; columns: {columns}")
+        if self.drift is not None:
+            if not isinstance(self.drift, DriftSettings):
+                raise DefinitionError(f"{where}: drift must be DriftSettings(...) or None")
+            unknown = [f for f in self.drift.features or () if f not in self.feature_names]
+            if unknown:
+                raise DefinitionError(f"{where}: drift names unknown features {unknown}; features: {self.feature_names}")
+        if self.freshness is not None and (not isinstance(self.freshness, timedelta) or self.freshness < timedelta(0)):
+            raise DefinitionError(f"{where}: freshness must be a non-negative timedelta or None, got {self.freshness!r}")
 
     @property
     def join_keys(self) -> list[str]:

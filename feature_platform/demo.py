@@ -4,6 +4,11 @@ Loads the repository's `definitions.py`, materializes every raw source and
 feature group over the demo window through Dagster (one run for the
 unpartitioned assets, one range run for the daily ones) on the instance under
 `$DAGSTER_HOME` (so `make ui` shows the runs), then prints a summary.
+
+Quality: the range run fails on purpose when an ERROR rule blocks a partition
+(the demo data has a broken day); the valid partitions are committed, and the
+demo then runs the assets that failure skipped. Drift is checked over the last
+days only (`DEMO_DRIFT_FIRST_DAY`), and the alert sensor is evaluated once.
 """
 
 import argparse
@@ -18,6 +23,8 @@ from typing import Any
 
 import dagster as dg
 
+from feature_platform.alerts import read_alerts
+from feature_platform.orchestration.alerting import AlertCursor, run_alerts
 from feature_platform.store import FeatureStore
 
 RANGE_START = "dagster/asset_partition_range_start"
@@ -26,7 +33,46 @@ RANGE_END = "dagster/asset_partition_range_end"
 QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
-def run_demo(repo: Path, first_day: str, last_day: str) -> dict[str, Any]:
+def _is_quality_block(result: dg.ExecuteInProcessResult) -> bool:
+    """Whether every failed step of the run failed because ERROR rules blocked partitions."""
+    failures = [e for e in result.all_events if e.is_step_failure]
+    return bool(failures) and all(
+        e.step_failure_data.user_failure_data is not None
+        and "blocked_partitions" in e.step_failure_data.user_failure_data.metadata
+        for e in failures
+    )
+
+
+def _skipped(selection: list[dg.AssetsDefinition], result: dg.ExecuteInProcessResult) -> list[dg.AssetsDefinition]:
+    """The assets of `selection` a failed run neither materialized nor failed on (skipped downstream)."""
+    touched = {e.asset_key for e in result.all_events if e.asset_key is not None}
+    failed = {e.step_key for e in result.all_events if e.is_step_failure}
+    return [a for a in selection if not (set(a.keys) & touched) and not any(k.to_python_identifier() in failed for k in a.keys)]
+
+
+def quality_summary(defs: dg.Definitions, instance: dg.DagsterInstance, run_ids: list[str], cursor: AlertCursor) -> dict[str, Any]:
+    """Blocked partitions and drift alarms of the demo's runs, and the alerts the sensor sent for them."""
+    alerts = [a for run_id in run_ids for a in run_alerts(instance, run_id)]
+    blocked = [
+        {"group": a.group, "rule": a.check, "partitions": a.partition, "message": a.message}
+        for a in alerts
+        if a.kind == "check_failed" and a.severity == "ERROR"
+    ]
+    drift = [
+        {"group": a.group, "partitions": a.partition, "report": a.details.get("report_path"), "message": a.message}
+        for a in alerts
+        if a.kind == "drift"
+    ]
+    home = Path(os.environ.get("FEATURE_PLATFORM_HOME", ".feature_platform"))
+    alert_file = os.environ.get("FEATURE_PLATFORM_ALERT_FILE", str(home / "alerts.jsonl"))
+    before = len(read_alerts(alert_file))
+    sensor = defs.resolve_sensor_def("feature_quality_alerts")
+    sensor(dg.build_sensor_context(instance=instance, cursor=cursor.dump(), resources=defs.resources))
+    sent = [f"[{a['severity']}] {a['title']}" + (f" ({a['partition']})" if a.get("partition") else "") for a in read_alerts(alert_file)[before:]]
+    return {"blocked": blocked, "drift_alarms": drift, "alerts_sent": sent, "alert_file": alert_file}
+
+
+def run_demo(repo: Path, first_day: str, last_day: str, drift_first_day: str | None = None) -> dict[str, Any]:
     """Materialize the whole repository over `[first_day, last_day]`; return the summary."""
     sys.path.insert(0, str(repo))
     definitions = importlib.import_module("definitions")
@@ -40,20 +86,29 @@ def run_demo(repo: Path, first_day: str, last_day: str) -> dict[str, Any]:
         a for a in all_assets if isinstance(a, dg.AssetsDefinition) and a.partitions_def is None and a not in training
     ]
 
+    drift = [a for a in partitioned if a.key.path[0] == "drift"]
+    partitioned = [a for a in partitioned if a not in drift]
+    cursor = AlertCursor.starting_now(instance)
+
     started = time.monotonic()
     runs = []
-    for selection, tags in (
+    steps = [
         (unpartitioned, {}),
         (partitioned, {RANGE_START: first_day, RANGE_END: last_day}),
+        (drift, {RANGE_START: drift_first_day or first_day, RANGE_END: last_day}),
         (training, {}),  # after the feature groups they read
-    ):
+    ]
+    while steps:
+        selection, tags = steps.pop(0)
         if not selection:
             continue
         result = dg.materialize(
             selection, resources=resources, instance=instance, tags=tags, raise_on_error=False, run_config=QUIET
         )
         runs.append({"run_id": result.run_id, "success": result.success})
-        if not result.success:
+        if not result.success and _is_quality_block(result):
+            steps.insert(0, (_skipped(selection, result), tags))
+        elif not result.success:
             failure = next((e for e in result.all_events if e.is_step_failure), None)
             message = failure.step_failure_data.error.message if failure and failure.step_failure_data.error else ""
             raise SystemExit(f"demo run {result.run_id} failed: {message.strip()}")
@@ -73,7 +128,9 @@ def run_demo(repo: Path, first_day: str, last_day: str) -> dict[str, Any]:
                 "table": store.offline.table_uri(group),
             }
         )
+    quality = quality_summary(defs, instance, [r["run_id"] for r in runs], cursor)
     return {
+        "quality": quality,
         "window": [first_day, last_day],
         "seconds": round(time.monotonic() - started, 1),
         "dagster_home": os.environ.get("DAGSTER_HOME", "(ephemeral instance)"),
@@ -88,6 +145,16 @@ def print_summary(summary: dict[str, Any]) -> None:
     print(f"{'feature group':<28} {'partitions':>13} {'rows':>9} {'delta v':>8}  table")
     for g in summary["groups"]:
         print(f"{g['group']:<28} {g['partitions']!s:>13} {g['rows']:>9} {g['delta_version']!s:>8}  {g['table']}")
+    quality = summary["quality"]
+    print("\nBlocked by ERROR rules (not committed; the rest of the range was):")
+    for b in quality["blocked"] or [{"group": "none", "rule": "-", "partitions": "-"}]:
+        print(f"  {b['group']:<28} rule {b['rule']:<24} partition(s) {b['partitions']}")
+    print("Drift alarms:")
+    for d in quality["drift_alarms"] or [{"group": "none", "partitions": "-", "report": "-"}]:
+        print(f"  {d['group']:<28} partition(s) {d['partitions']}  report {d['report']}")
+    print(f"Alerts sent ({len(quality['alerts_sent'])}, to {quality['alert_file']}):")
+    for line in quality["alerts_sent"]:
+        print(f"  {line}")
     print("\nOpen the UI with `make ui` (http://127.0.0.1:3000): the runs above are in its run list.")
 
 
@@ -97,10 +164,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=dg.BetaWarning)  # backfill policies are beta; known and chosen
+    warnings.filterwarnings("ignore", category=dg.PreviewWarning)  # partitioned asset checks are preview; chosen
     repo = Path(args.repo).resolve()
     sys.path.insert(0, str(repo))
     partitions = importlib.import_module("assets.partitions")
-    summary = run_demo(repo, partitions.DEMO_FIRST_DAY, partitions.DEMO_LAST_DAY)
+    drift_first_day = getattr(partitions, "DEMO_DRIFT_FIRST_DAY", None)
+    summary = run_demo(repo, partitions.DEMO_FIRST_DAY, partitions.DEMO_LAST_DAY, drift_first_day)
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
     else:

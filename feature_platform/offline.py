@@ -192,12 +192,29 @@ class OfflineStore:
 
     def _committed_version(self, group: FeatureGroup, custom: dict[str, str]) -> int:
         """The version our commit got, found by its write id (other writers may have committed since)."""
-        table = self._table(group)
+        table, entries = self._history(group, limit=64)
         assert table is not None
-        for entry in table.history(limit=64):
+        for entry in entries:
             if entry.get("write_id") == custom["write_id"]:
                 return int(entry["version"])
         return table.version()
+
+    def _history(self, group: FeatureGroup, limit: int | None = None) -> tuple[DeltaTable | None, list[dict[str, Any]]]:
+        """The table and its commit history, numbered consistently.
+
+        deltalake numbers history entries down from the loaded version but lists the
+        newest commits in storage; a commit landing in between shifts every number by
+        one (seen on S3 under concurrent writers). Re-read until no commit landed.
+        """
+        for _ in range(COMMIT_ATTEMPTS):
+            table = self._table(group)
+            if table is None:
+                return None, []
+            entries = table.history(limit)
+            latest = self._table(group)
+            if latest is not None and latest.version() == table.version():
+                return table, entries
+        return table, entries
 
     def read(
         self,
@@ -301,11 +318,11 @@ class OfflineStore:
 
     def history(self, group: FeatureGroup) -> list[dict[str, Any]]:
         """Delta versions of the group's table, newest first: version, time, operation, metadata."""
-        table = self._table(group)
+        table, history = self._history(group)
         if table is None:
             return []
         entries = []
-        for entry in table.history():
+        for entry in history:
             entries.append(
                 {
                     "version": entry.get("version"),

@@ -112,6 +112,7 @@ class FeatureStore:
             "features": [
                 {"name": f.name, "dtype": str(f.arrow_type), "description": f.description} for f in group.features
             ],
+            "rules": [rule.summary() for rule in group.rules],
             "table_uri": self.offline.table_uri(group),
             "delta_version": history[0]["version"] if history else None,
             "last_write": history[0]["timestamp"].isoformat() if history else None,

@@ -7,13 +7,15 @@
 | FEATURE_PLATFORM_OFFLINE_ROOT | Delta root, a path or `s3://bucket/prefix` | `<home>/offline` |
 | FEATURE_PLATFORM_RAW_ROOT | raw landing files | `<home>/raw` |
 | FEATURE_PLATFORM_REDIS_URL | online store | the embedded Redis server |
+| FEATURE_PLATFORM_ALERT_WEBHOOK_URL | JSON webhook for alerts (Slack-compatible payload) | none |
+| FEATURE_PLATFORM_ALERT_FILE | JSON-lines file of alerts | `<home>/alerts.jsonl` |
 """
 
 import os
 
 import dagster as dg
 
-from feature_platform.orchestration import FeatureStoreResource
+from feature_platform.orchestration import AlertSinksResource, FeatureStoreResource
 
 
 def from_env(name: str, default: str | None = None) -> dg.EnvVar | str | None:
@@ -29,4 +31,9 @@ feature_store = FeatureStoreResource(
     redis_url=from_env("FEATURE_PLATFORM_REDIS_URL"),
 )
 
-resources = {"feature_store": feature_store}
+alert_sinks = AlertSinksResource(
+    webhook_url=from_env("FEATURE_PLATFORM_ALERT_WEBHOOK_URL"),
+    alert_file=from_env("FEATURE_PLATFORM_ALERT_FILE"),
+)
+
+resources = {"feature_store": feature_store, "alert_sinks": alert_sinks}

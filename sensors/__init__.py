@@ -1,3 +1,5 @@
 """Sensors and alert routing of the repository."""
 
-sensors: list = []
+from sensors.alerts import quality_alerts
+
+sensors: list = [quality_alerts]

@@ -76,8 +76,8 @@ def distinct_keys_per_day(events: pd.DataFrame, keys: list[str], days_before: in
 def test_demo_runs_succeed_on_the_instance(demo) -> None:
     summary = demo["summary"]
     assert summary["window"] == [FIRST_DAY, LAST_DAY]
-    # unpartitioned assets, the daily range, then the training datasets that read the groups
-    assert [r["success"] for r in summary["runs"]] == [True, True, True]
+    # unpartitioned assets, the daily range, drift, then the training datasets that read the groups
+    assert [r["success"] for r in summary["runs"]] == [True, True, True, True]
     instance = dg.DagsterInstance.from_config(summary["dagster_home"])
     for run in summary["runs"]:
         assert instance.get_run_by_id(run["run_id"]).status == dg.DagsterRunStatus.SUCCESS
@@ -114,6 +114,12 @@ def test_profile_group_has_a_row_per_user(demo) -> None:
     assert by_group(demo["summary"])["user_profile"]["rows"] == raw.user_count()
     profile = demo["store"].read_group("user_profile")
     assert sorted(profile["user_id"]) == list(range(raw.user_count()))
+
+
+def test_demo_quality_summary_has_no_blocked_partition_in_a_clean_window(demo) -> None:
+    quality = demo["summary"]["quality"]
+    assert quality["blocked"] == []
+    assert quality["alert_file"] == str(demo["home"] / "alerts.jsonl")
 
 
 def test_each_table_is_one_delta_commit_by_a_demo_run(demo) -> None:

@@ -138,7 +138,7 @@ def test_unknown_source_is_a_definition_error() -> None:
 def test_each_partitioned_group_gets_a_daily_schedule(defs: dg.Definitions, resource: FeatureStoreResource) -> None:
     resolved = dg.Definitions.merge(defs, dg.Definitions(resources={"feature_store": resource}))
     schedule = resolved.resolve_schedule_def("click_counts_daily")
-    assert schedule.cron_schedule == "0 0 * * *"
+    assert schedule.cron_schedule == "0 1 * * *"  # an hour after the day closes, so late raw files have landed
     assert schedule.job_name == "materialize_click_counts"
 
 

@@ -13,15 +13,35 @@ from typing import Any
 
 import dagster as dg
 import pandas as pd
-import pyarrow as pa
 
 from feature_platform.concepts import DailyPartitions, FeatureGroup, FeatureView
 from feature_platform.errors import ContractError, DefinitionError
+from feature_platform.gate import GatedWrite, write_validated
 from feature_platform.offline import WriteResult
+from feature_platform.orchestration.checks import blocked_message, check_evaluations, evaluation, report_checks, rule_check_specs
+from feature_platform.orchestration.metadata import statistics_metadata
 from feature_platform.orchestration.resources import FeatureStoreResource
+from feature_platform.orchestration.retries import TRANSIENT_RETRY, permanent_failures
+from feature_platform.quality import CONTRACT, RuleResult, to_frame
+from feature_platform.statistics import StatisticsStore, compute_statistics
 from feature_platform.sources import RawSource, read_source, write_source
 
 BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=31)
+BACKFILL_TAG = "backfill_partitions_per_run"
+
+
+def backfill_policy(group: FeatureGroup) -> dg.BackfillPolicy:
+    """Partitions per backfill run: the tag `backfill_partitions_per_run`, else 31.
+
+    Many days per run pay the run start-up, the lookback read and the Delta commit
+    once per range instead of once per day (docs/benchmarks.md measures it).
+    """
+    per_run = group.tags.get(BACKFILL_TAG)
+    if per_run is None:
+        return BACKFILL_POLICY
+    if not str(per_run).isdigit() or int(per_run) < 1:
+        raise DefinitionError(f"'{group.name}': tag {BACKFILL_TAG} must be a positive integer, got {per_run!r}")
+    return dg.BackfillPolicy.multi_run(max_partitions_per_run=int(per_run))
 
 
 def partitions_def(partitions: DailyPartitions | None) -> dg.DailyPartitionsDefinition | None:
@@ -70,7 +90,7 @@ def raw_source_asset(source: RawSource) -> dg.AssetsDefinition | dg.AssetSpec:
     if source.produce is None:
         return dg.AssetSpec(**spec_args)
 
-    @dg.asset(**spec_args, backfill_policy=BACKFILL_POLICY if source.partitions else None)
+    @dg.asset(**spec_args, backfill_policy=BACKFILL_POLICY if source.partitions else None, retry_policy=TRANSIENT_RETRY)
     def _raw(context: dg.AssetExecutionContext, feature_store: FeatureStoreResource) -> dg.MaterializeResult:
         assert source.produce is not None
         rows = 0
@@ -121,26 +141,45 @@ def compute_frame(
     return frame
 
 
-def materialization_metadata(group: FeatureGroup, result: WriteResult, frame: pd.DataFrame) -> dict[str, Any]:
-    """Rows, Delta version, table URI, schema, a preview and per-feature statistics for the UI."""
+def materialization_metadata(
+    group: FeatureGroup, results: Sequence[WriteResult], frame: pd.DataFrame, statistics: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Rows, Delta version, table URI, schema, a preview and the statistics of the run's latest partition."""
     metadata: dict[str, Any] = {
-        "dagster/row_count": result.rows,
+        "dagster/row_count": sum(r.rows for r in results),
         "dagster/column_schema": dg.TableSchema(
             columns=[dg.TableColumn(f.name, str(f.type)) for f in group.schema if f.name != "_written_at"]
         ),
-        "delta_version": result.version,
-        "table_uri": dg.MetadataValue.path(result.uri),
-        "partitions_written": result.partition_key or "all",
+        "delta_version": max((r.version for r in results), default=-1),
+        "table_uri": dg.MetadataValue.path(results[0].uri) if results else "",
+        "partitions_written": ", ".join(r.partition_key or "all" for r in results) or "none",
     }
     preview = frame.head(5).astype(object).where(frame.head(5).notna(), None)
     metadata["preview"] = dg.MetadataValue.md(_markdown(preview))
-    for feature in group.features:
-        column = frame[feature.name]
-        metadata[f"null_fraction/{feature.name}"] = float(column.isna().mean()) if len(column) else 0.0
-        if pa.types.is_integer(feature.arrow_type) or pa.types.is_floating(feature.arrow_type):
-            mean = pd.to_numeric(column, errors="coerce").mean()
-            metadata[f"mean/{feature.name}"] = float(mean) if pd.notna(mean) else float("nan")
+    if statistics is not None:
+        metadata.update(statistics_metadata(statistics))
     return metadata
+
+
+def _covers(written: str, partition: str) -> bool:
+    """Whether a written key (`day` or `first..last`) includes the partition `day`."""
+    first, _, last = written.partition("..")
+    return first <= partition <= (last or first)
+
+
+def partition_materializations(
+    group: FeatureGroup, key: dg.AssetKey, gated: GatedWrite, statistics: Mapping[str | None, dict[str, Any]]
+) -> list[dg.AssetMaterialization]:
+    """One materialization per committed partition, with its own rows, Delta version and statistics."""
+    events = []
+    for partition in gated.committed:
+        assert partition is not None
+        write = next(w for w in gated.writes if w.partition_key and _covers(w.partition_key, partition))
+        part = WriteResult(group.name, gated.tables[partition].num_rows, write.version, write.uri, partition)
+        preview = to_frame(gated.tables[partition].slice(0, 5))
+        metadata = materialization_metadata(group, [part], preview, statistics[partition])
+        events.append(dg.AssetMaterialization(asset_key=key, partition=partition, metadata=metadata))
+    return events
 
 
 def _markdown(frame: pd.DataFrame) -> str:
@@ -164,11 +203,11 @@ def feature_group_asset(
     if unknown:
         raise DefinitionError(f"feature group '{group.name}': unknown sources {unknown}; known: {sorted(sources)}")
 
-    @dg.asset(
-        key=group_key(group),
+    key = group_key(group)
+    partitions = partitions_def(group.partitions)
+    spec = dg.AssetSpec(
+        key,
         deps=[_source_dep(group, sources[s]) for s in group.sources],
-        partitions_def=partitions_def(group.partitions),
-        backfill_policy=BACKFILL_POLICY if group.partitions else None,
         group_name=domain(group),
         description=group.description or None,
         owners=owners(group.owner),
@@ -176,21 +215,51 @@ def feature_group_asset(
         kinds={"deltalake"},
         metadata={"feature_group_version": group.version, "join_keys": ", ".join(group.join_keys)},
     )
-    def _group(context: dg.AssetExecutionContext, feature_store: FeatureStoreResource) -> dg.MaterializeResult:
+
+    # A multi-asset only for `can_subset`: it makes check outputs optional, so a range run can log one
+    # evaluation per partition and check instead of one partition-less result per run.
+    @dg.multi_asset(
+        name=key.to_python_identifier(),
+        specs=[spec],
+        partitions_def=partitions,
+        backfill_policy=backfill_policy(group) if group.partitions else None,
+        retry_policy=TRANSIENT_RETRY,
+        check_specs=rule_check_specs(group, key, partitions),
+        can_subset=True,
+    )
+    def _group(context: dg.AssetExecutionContext, feature_store: FeatureStoreResource):
         store = feature_store.build_store(groups, views, list(sources.values()))
         commit = {"dagster_run_id": context.run.run_id}
-        try:
+        keys = None
+        with permanent_failures():
             if group.partitions is None:
                 frame = compute_frame(group, sources, feature_store.raw_path, None, None)
-                result = store.offline.write_partition(group, None, frame, commit_metadata=commit)
             else:
-                first, last, start, end = run_window(context)
+                _, _, start, end = run_window(context)
+                keys = list(context.partition_keys)
                 frame = compute_frame(group, sources, feature_store.raw_path, start, end)
-                result = store.offline.write_partitions(group, first, last, frame, commit_metadata=commit)
+        try:
+            gated = write_validated(store.offline, group, frame, keys, commit_metadata=commit)
         except ContractError as error:
+            if dg.AssetCheckKey(key, CONTRACT) in context.selected_asset_check_keys:
+                failed = RuleResult(CONTRACT, "ERROR", "the group's contract", False, len(frame), len(frame), str(error))
+                yield from report_checks(context, [evaluation(key, p, failed, blocking=True) for p in keys or [None]])
             # Bad data stays bad on a retry: fail once, naming the rule, with nothing committed.
             raise dg.Failure(description=str(error), allow_retries=False) from error
-        context.log.info(f"{group.name}: wrote {result.rows} rows as Delta version {result.version}")
-        return dg.MaterializeResult(metadata=materialization_metadata(group, result, frame))
+        statistics = {p: {**compute_statistics(group, to_frame(gated.tables[p])), "partition": p or "all"} for p in gated.committed}
+        StatisticsStore(store.offline).write_many(group, statistics)
+        latest = statistics[gated.committed[-1]] if gated.committed else None
+        results = report_checks(context, check_evaluations(group, key, gated.reports, context.selected_asset_check_keys))
+        if gated.blocked:
+            # The run fails, so no MaterializeResult: each committed partition is reported on its own.
+            yield from partition_materializations(group, key, gated, statistics)
+            yield from results
+            message = blocked_message(group, gated.reports, [p or "all" for p in gated.committed])
+            context.log.error(message)
+            blocked = ", ".join(p or "all" for p in gated.blocked)
+            raise dg.Failure(description=message, metadata={"blocked_partitions": blocked}, allow_retries=False)
+        rows = sum(w.rows for w in gated.writes)
+        context.log.info(f"{group.name}: wrote {rows} rows in {len(gated.writes)} commit(s), Delta version {gated.writes[-1].version if gated.writes else '-'}")
+        yield dg.MaterializeResult(asset_key=key, metadata=materialization_metadata(group, gated.writes, frame, latest), check_results=results)
 
     return _group

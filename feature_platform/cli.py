@@ -1,0 +1,258 @@
+"""`feature-platform`: find, understand and run the feature repository from a terminal.
+
+    feature-platform list | describe NAME | search TEXT | lineage NAME | history GROUP
+    feature-platform materialize GROUP [--partition DAY] | backfill GROUP... --start DAY --end DAY
+
+Every command takes `--repo` (default `.`) and `--json` (machine-readable output).
+Subcommands are entries of `COMMANDS`; `register(Command(...))` adds one (e.g. `serve`).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from feature_platform import discovery
+from feature_platform.errors import FeaturePlatformError
+from feature_platform.store import DEFAULT_HOME, FeatureStore
+
+
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: its arguments, what it computes (JSON-able) and how a terminal shows that."""
+
+    name: str
+    help: str
+    arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], Any]
+    render: Callable[[Any], str]
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def register(command: Command) -> Command:
+    COMMANDS[command.name] = command
+    return command
+
+
+def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    """Rows as aligned text columns under a header."""
+    if not rows:
+        return "  (none)"
+    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths)).rstrip()]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells]
+    return "\n".join("  " + line for line in lines)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items()) or "-"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(str, value)) or "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def store_of(args: argparse.Namespace) -> FeatureStore:
+    return FeatureStore.from_repo(args.repo)
+
+
+# Discovery
+
+
+def render_list(result: dict[str, list[dict[str, Any]]]) -> str:
+    return "\n\n".join(
+        [
+            "Feature groups\n" + table(result["groups"], ["name", "version", "entities", "features", "partitioned", "owner", "tags"]),
+            "Feature views\n" + table(result["views"], ["name", "version", "features", "owner"]),
+            "Raw sources\n" + table(result["sources"], ["name", "partitioned", "owner"]),
+            "Training datasets\n" + table(result["training_datasets"], ["name", "version", "view", "created"]),
+        ]
+    )
+
+
+def render_describe(facts: dict[str, Any]) -> str:
+    lists = {k: v for k, v in facts.items() if isinstance(v, list) and v and isinstance(v[0], dict)}
+    head = [f"{facts['kind']} {facts['name']}"] + [f"  {k}: {_cell(v)}" for k, v in facts.items() if k not in lists and k not in ("kind", "name")]
+    sections = [f"{k.replace('_', ' ').capitalize()}\n" + table(v, list(v[0])) for k, v in lists.items()]
+    return "\n\n".join(["\n".join(head), *sections])
+
+
+def render_search(hits: list[dict[str, Any]]) -> str:
+    if not hits:
+        return "No definition matches."
+    rows = []
+    for hit in hits:
+        features = [m.removeprefix("feature ") for m in hit["matched"] if m.startswith("feature ")]
+        fields = [m for m in hit["matched"] if not m.startswith("feature ")] + ([f"features {', '.join(features)}"] if features else [])
+        rows.append({**hit, "matched": "; ".join(fields)})
+    return table(rows, ["kind", "name", "matched", "description"])
+
+
+def render_lineage(result: dict[str, Any]) -> str:
+    lines = [f"{result['name'][0]}", "  upstream:   " + _cell(result["upstream"]), "  downstream: " + _cell(result["downstream"])]
+    if result.get("assets"):
+        lines += [f"  dagster asset {result['assets']['key']}:", "    upstream:   " + _cell(result["assets"]["upstream"]),
+                  "    downstream: " + _cell(result["assets"]["downstream"])]
+    return "\n".join(lines)
+
+
+def run_lineage(args: argparse.Namespace) -> dict[str, Any]:
+    store = store_of(args)
+    result: dict[str, Any] = discovery.lineage(store, args.name)
+    kind, _ = discovery.find(store, args.name)
+    if kind in ("group", "source"):
+        from feature_platform.orchestration.backfill import load_definitions  # the asset graph needs Dagster
+
+        graph = load_definitions(args.repo).resolve_asset_graph()
+        key = ["features" if kind == "group" else "raw", args.name]
+        import dagster as dg
+
+        node = graph.get(dg.AssetKey(key)) if graph.has(dg.AssetKey(key)) else None
+        if node is not None:
+            result["assets"] = {
+                "key": "/".join(key),
+                "upstream": sorted(k.to_user_string() for k in node.parent_keys),
+                "downstream": sorted(k.to_user_string() for k in node.child_keys),
+            }
+    return result
+
+
+def name_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", help="a feature group, view or raw source")
+
+
+register(Command("list", "groups, views, raw sources and training datasets", lambda p: None, lambda a: discovery.list_all(store_of(a)), render_list))
+register(Command("describe", "schema, owner, tags, partitions, Delta versions of a group (or a view, a source)", name_argument,
+                 lambda a: discovery.describe(store_of(a), a.name), render_describe))
+register(Command("search", "keyword search over names, descriptions, tags, owners and feature names",
+                 lambda p: p.add_argument("text", nargs="+", help="words that must all appear"),
+                 lambda a: [asdict(h) for h in discovery.search(store_of(a), " ".join(a.text))], render_search))
+register(Command("lineage", "upstream and downstream of a group, view or raw source", name_argument, run_lineage, render_lineage))
+register(Command("history", "Delta versions of a group's table with time and operation",
+                 lambda p: p.add_argument("group", help="a feature group"),
+                 lambda a: discovery.history(store_of(a), a.group),
+                 lambda rows: table(rows, ["version", "timestamp", "operation", "partition_key", "dagster_run_id"])))
+
+
+# Operations (through Dagster, on the instance under DAGSTER_HOME)
+
+
+def dagster_home(repo: str) -> str:
+    """DAGSTER_HOME, or the repository's `.feature_platform/dagster` (as `make` sets it), set up from dagster.yaml."""
+    if not os.environ.get("DAGSTER_HOME"):
+        home = Path(repo).resolve() / DEFAULT_HOME / "dagster"
+        home.mkdir(parents=True, exist_ok=True)
+        config = Path(os.environ.get("DAGSTER_INSTANCE_CONFIG", Path(repo).resolve() / "dagster.yaml"))
+        if not (home / "dagster.yaml").exists() and config.exists():
+            shutil.copy(config, home / "dagster.yaml")
+        os.environ["DAGSTER_HOME"] = str(home)
+    return os.environ["DAGSTER_HOME"]
+
+
+def progress(total: int) -> Callable[[int, Any], None]:
+    """Prints a bar line to stderr after each finished run."""
+
+    def done(index: int, outcome: Any) -> None:
+        filled = int(20 * (index + 1) / total)
+        span = outcome.run.first if outcome.run.first == outcome.run.last else f"{outcome.run.first}..{outcome.run.last}"
+        state = "ok" if outcome.success else "FAILED"
+        print(f"[{'#' * filled}{'.' * (20 - filled)}] {index + 1}/{total} runs  {span or 'unpartitioned'}  {state}  {outcome.seconds:.1f}s",
+              file=sys.stderr, flush=True)
+
+    return done
+
+
+def run_operation(args: argparse.Namespace, groups: Sequence[str], first: str | None, last: str | None) -> dict[str, Any]:
+    import dagster as dg
+
+    from feature_platform.orchestration.assets import group_key, source_key
+    from feature_platform.orchestration.backfill import load_definitions, plan_backfill, run_backfill, with_downstream
+
+    store = store_of(args)
+    keys = [source_key(n) if n in store.sources else group_key(store.group(n).name) for n in groups]
+    defs = load_definitions(args.repo)
+    if args.with_downstream:
+        keys = with_downstream(defs, keys)
+    runs = plan_backfill(defs, keys, first, last, partitions_per_run=getattr(args, "partitions_per_run", None))
+    home = dagster_home(args.repo)
+    print(f"{len(runs)} run(s) for {', '.join(k.to_user_string() for k in keys)} on the instance at {home}", file=sys.stderr, flush=True)
+    with dg.DagsterInstance.get() as instance:
+        outcomes = run_backfill(args.repo, runs, instance, workers=args.workers, on_done=progress(len(runs)))
+    return {
+        "success": len(outcomes) == len(runs) and all(o.success for o in outcomes),
+        "runs": [{"run_id": o.run_id, "assets": [k.to_user_string() for k in o.run.assets], "first": o.run.first, "last": o.run.last,
+                  "success": o.success, "seconds": round(o.seconds, 2), "error": o.error} for o in outcomes],
+        "planned_runs": len(runs),
+        "dagster_home": home,
+    }
+
+
+def operation_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workers", type=int, default=0, help="step processes per run with the multiprocess executor; 0 (default, fastest in docs/benchmarks.md) runs in this process")
+    parser.add_argument("--with-downstream", action="store_true", help="also materialize drift, online sync and other downstream assets")
+
+
+def materialize_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("group", help="a feature group (or a raw source Dagster produces)")
+    parser.add_argument("--partition", help="the day YYYY-MM-DD (partitioned groups)")
+    operation_arguments(parser)
+
+
+def backfill_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("groups", nargs="+", help="feature groups or raw sources; they share runs when their backfill policies agree")
+    parser.add_argument("--start", required=True, help="first day YYYY-MM-DD")
+    parser.add_argument("--end", required=True, help="last day YYYY-MM-DD (inclusive)")
+    parser.add_argument("--partitions-per-run", type=int, help="days per run (default: the assets' backfill policies)")
+    operation_arguments(parser)
+
+
+def render_operation(result: dict[str, Any]) -> str:
+    summary = f"{sum(r['success'] for r in result['runs'])}/{result['planned_runs']} run(s) succeeded"
+    failed = [f"  run {r['run_id']} ({r['first']}..{r['last']}): {r['error']}" for r in result["runs"] if not r["success"]]
+    return "\n".join([table(result["runs"], ["run_id", "first", "last", "success", "seconds"]), summary, *failed])
+
+
+register(Command("materialize", "materialize one group (one partition) through Dagster", materialize_arguments,
+                 lambda a: run_operation(a, [a.group], a.partition, a.partition), render_operation))
+register(Command("backfill", "materialize groups over a day range through Dagster, in range runs", backfill_arguments,
+                 lambda a: run_operation(a, a.groups, a.start, a.end), render_operation))
+
+
+def parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--repo", default=".", help="the feature repository (definitions.py, assets/)")
+    common.add_argument("--json", action="store_true", help="print JSON for scripts")
+    root = argparse.ArgumentParser(prog="feature-platform", description=__doc__.splitlines()[0])
+    subcommands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS.values():
+        command.arguments(subcommands.add_parser(command.name, help=command.help, description=command.help, parents=[common]))
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand; exit status 0 on success, 1 when a run failed, 2 on bad input."""
+    args = parser().parse_args(argv)
+    command = COMMANDS[args.command]
+    try:
+        result = command.run(args)
+    except (FeaturePlatformError, ValueError) as exc:
+        print(f"feature-platform {args.command}: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, indent=2, default=str) if args.json else command.render(result))
+    return 1 if isinstance(result, dict) and result.get("success") is False else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
