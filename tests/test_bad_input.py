@@ -2,7 +2,7 @@
 the problem, and nothing stored changes (table version and every row compared before and after)."""
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,8 +22,10 @@ from feature_platform import (
     FeatureReferenceError,
     FeatureStore,
     FeatureView,
+    Rule,
 )
 from feature_platform.contract import MAX_KEY_BYTES, MAX_VALUE_BYTES
+from feature_platform.gate import write_validated
 from reliability_fixtures import day, events, frame, make_store, merchant_frame, merchant_scores, table_state, user
 
 
@@ -215,3 +217,28 @@ def test_ingesting_an_empty_frame_commits_nothing(seeded: FeatureStore) -> None:
     assert table_state(seeded) == before
     with pytest.raises(ContractError, match="missing column"):
         seeded.ingest("events", pd.DataFrame({"user_id": pd.Series([], dtype="int64")}))
+
+
+guarded = replace(events, rules=(Rule.in_range("amount", min=0, max=1e12, description="Amounts are finite and not negative."),))
+
+
+@pytest.mark.parametrize("value", [np.inf, -np.inf], ids=["inf", "-inf"])
+def test_inf_where_a_rule_forbids_it_blocks_the_partition_and_changes_nothing(tmp_path: Path, value: float) -> None:
+    """Proves: `inf` is a valid float64 for the contract, but where an ERROR rule bounds the column the quality
+    gate (what feature assets commit through) blocks the partition, names the rule and the rows, and the
+    table keeps its version and rows; the other partitions of the same write are committed."""
+    store = FeatureStore(groups=[guarded], offline_root=tmp_path, project="reliability")
+    store.write_partition("events", day(1), frame(day(1), 5, writer="seed"))
+    before = table_state(store, guarded)
+    bad = frame(day(1), 3)
+    bad.loc[1, "amount"] = value
+
+    gated = write_validated(store.offline, guarded, pd.concat([bad, frame(day(2), 3)]), [day(1), day(2)])
+
+    assert (gated.blocked, gated.committed) == ((day(1),), (day(2),))
+    failed = gated.reports[day(1)].result("amount_in_range")
+    assert (failed.passed, failed.failure_count) == (False, 1)
+    assert "amount_in_range [ERROR] failed on 1 of 3 rows" in gated.reports[day(1)].summary()
+    version, rows = table_state(store, guarded)
+    assert version == before[0] + 1  # only day 2 was committed
+    assert [r for r in rows if r[1].date().isoformat() == day(1)] == before[1]
