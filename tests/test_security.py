@@ -142,3 +142,36 @@ def test_every_dagster_ui_command_in_the_makefile_binds_localhost() -> None:
     for command in commands:
         assert "-h 127.0.0.1" in command or "--host 127.0.0.1" in command, command
     assert "0.0.0.0" not in makefile
+
+
+def test_a_failing_webhook_never_reveals_its_url(tmp_path: Path, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture) -> None:
+    """Proves: a webhook URL carries its secret in the path (Slack: /services/T…/B…/<token>); when delivery
+    fails, the AlertDeliveryError, the alert sensor's skip reason (shown in the UI) and the logs name the
+    endpoint's host only, never the path."""
+    from feature_platform.alerts import Alert, AlertDeliveryError, WebhookSink
+    from feature_platform.orchestration.alerting import alert_sensor
+    from tests.quality_fixtures import materialize, payment_group, payments, repository, resources
+
+    with __import__("socket").socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/services/T000/B000/{PLANTED}"
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(AlertDeliveryError) as raised:
+        WebhookSink(url, timeout=2).send(Alert(id="a1", kind="stale", severity="WARN", group="g", title="t", message="m"))
+
+    instance = dg.DagsterInstance.ephemeral()
+    sensor = alert_sensor([payment_group(freshness=None)])
+
+    def tick(cursor: str | None) -> dg.SensorResult:
+        return sensor(dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources(tmp_path, webhook_url=url)))
+
+    start = tick(None).cursor
+    materialize(repository(payment_group(), payments(negative_on=("2024-05-01",))), tmp_path, ("raw", "features"), "2024-05-01", instance=instance)
+    failed = tick(start)
+
+    skip = failed.skip_reason.skip_message
+    assert f"webhook http://127.0.0.1:{port} failed" in str(raised.value) and "delivery failed" in skip
+    out, err = capfd.readouterr()
+    for name, text in [("error", str(raised.value)), ("skip reason", skip), ("logging", caplog.text), ("stdout", out), ("stderr", err)]:
+        assert PLANTED not in text, f"webhook secret found in {name}"
