@@ -6,6 +6,7 @@ partition in one atomic Delta commit; commits that lose a race are retried.
 """
 
 import random
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -33,6 +34,11 @@ class WriteResult:
     version: int | None  # None: nothing committed and no table yet (an empty ingest)
     uri: str
     partition_key: str | None = None
+
+
+def _plain(exc: Exception) -> str:
+    """An error's message without the terminal colour codes deltalake puts in it."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
 
 
 def _check_partition_range(group: FeatureGroup, first: date, last: date) -> None:
@@ -63,6 +69,12 @@ class OfflineStore:
             return DeltaTable(self.table_uri(group), version=version, storage_options=self.storage_options or None)
         except TableNotFoundError:
             return None
+        except OSError as exc:  # the storage itself refused (missing bucket, permissions, unreachable)
+            raise StorageError(f"feature group '{group.name}': cannot open {self.table_uri(group)}: {_plain(exc)}") from None
+        except DeltaError as exc:
+            if version is not None:
+                raise ArgumentError(f"feature group '{group.name}' has no version {version}: {_plain(exc)}") from None
+            raise StorageError(f"feature group '{group.name}': cannot open {self.table_uri(group)}: {_plain(exc)}") from None
 
     def _table_as_of(self, group: FeatureGroup, as_of: object) -> DeltaTable | None:
         if not isinstance(as_of, int) or isinstance(as_of, bool):
@@ -186,9 +198,12 @@ class OfflineStore:
         return WriteResult(group.name, table.num_rows, version, uri, partition_key)
 
     def _storage_error(self, group: FeatureGroup, what: str, cause: Exception) -> StorageError:
-        table = self._table(group)
-        state = "no table" if table is None else f"version {table.version()}"
-        return StorageError(f"feature group '{group.name}': {what} (the table is still at {state}): {cause}")
+        try:
+            table = self._table(group)
+            state = "no table" if table is None else f"version {table.version()}"
+        except StorageError:
+            state = "its last version, which cannot be read right now"
+        return StorageError(f"feature group '{group.name}': {what} (the table is still at {state}): {_plain(cause)}")
 
     def _committed_version(self, group: FeatureGroup, custom: dict[str, str]) -> int:
         """The version our commit got, found by its write id (other writers may have committed since)."""

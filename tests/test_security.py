@@ -8,9 +8,10 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from feature_platform import ContractError, DailyPartitions, Feature, FeatureGroup, RawSource
+from feature_platform import ContractError, DailyPartitions, Feature, FeatureGroup, RawSource, StorageError
 from feature_platform.orchestration import FeatureStoreResource, build_definitions
 from reliability_fixtures import day, events, frame, make_store, table_state, user
+from tests.s3_fixtures import s3_bucket, s3_endpoint  # noqa: F401 (fixtures)
 
 PLANTED = "PLANTED-s3cr3t-7f3a9c"
 DAILY = DailyPartitions(start="2024-05-01")
@@ -175,3 +176,28 @@ def test_a_failing_webhook_never_reveals_its_url(tmp_path: Path, caplog: pytest.
     out, err = capfd.readouterr()
     for name, text in [("error", str(raised.value)), ("skip reason", skip), ("logging", caplog.text), ("stdout", out), ("stderr", err)]:
         assert PLANTED not in text, f"webhook secret found in {name}"
+
+
+def test_s3_keys_from_the_environment_never_appear_in_storage_errors_or_the_delta_log(
+    s3_bucket: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Proves: with S3 credentials planted in the environment (where deltalake reads them), a write to a bucket
+    that does not exist fails with a StorageError naming the group and the table, and neither that error, the
+    logs nor the commit log of a successful write on S3 contain the keys."""
+    import boto3
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", f"AKIA{PLANTED}")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", PLANTED)
+    caplog.set_level(logging.DEBUG)
+
+    with pytest.raises(StorageError) as raised:
+        make_store("s3://no-such-bucket/offline").write_partition("events", day(1), frame(day(1), 3))
+    make_store(f"s3://{s3_bucket}/offline").write_partition("events", day(1), frame(day(1), 3))
+
+    assert "feature group 'events'" in str(raised.value) and "s3://no-such-bucket/offline" in str(raised.value)
+    client = boto3.client("s3")
+    logs = [client.get_object(Bucket=s3_bucket, Key=o["Key"])["Body"].read().decode()
+            for o in client.list_objects_v2(Bucket=s3_bucket)["Contents"] if "_delta_log" in o["Key"]]
+    assert logs
+    for name, text in [("error", str(raised.value)), ("logging", caplog.text), ("delta log", "".join(logs))]:
+        assert PLANTED not in text, f"S3 key found in {name}"
