@@ -31,7 +31,6 @@ events = FeatureGroup(
     entities=[user],
     features=[Feature("txn_count", "int64"), Feature("amount", "float64"), Feature("writer", "string")],
     partitions=DailyPartitions(start=FIRST_DAY),
-    ttl=timedelta(days=7),
     owner="team:reliability",
 )
 
@@ -79,8 +78,8 @@ def merchant_frame(codes: list[str]) -> pd.DataFrame:
     )
 
 
-def make_store(root: Path, project: str = "reliability") -> FeatureStore:
-    return FeatureStore(groups=[events, merchant_scores], offline_root=root, project=project)
+def make_store(root: Path, project: str = "reliability", online_url: str | None = None) -> FeatureStore:
+    return FeatureStore(groups=[events, merchant_scores], offline_root=root, project=project, online_url=online_url)
 
 
 def table_state(store: FeatureStore, group: FeatureGroup = events) -> tuple[int | None, list[tuple]]:
