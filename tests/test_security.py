@@ -201,3 +201,22 @@ def test_s3_keys_from_the_environment_never_appear_in_storage_errors_or_the_delt
     assert logs
     for name, text in [("error", str(raised.value)), ("logging", caplog.text), ("delta log", "".join(logs))]:
         assert PLANTED not in text, f"S3 key found in {name}"
+
+
+def test_repository_resources_hold_credentials_as_env_var_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Proves: with the Redis URL and the alert webhook URL set in the environment, the repository's resources
+    hold `EnvVar`s, i.e. the variables' names (what the Dagster UI shows), and never the secret values."""
+    import importlib
+
+    import resources
+
+    monkeypatch.setenv("FEATURE_PLATFORM_REDIS_URL", f"redis://:{PLANTED}@127.0.0.1:6379/0")
+    monkeypatch.setenv("FEATURE_PLATFORM_ALERT_WEBHOOK_URL", f"https://hooks.example.com/services/{PLANTED}")
+    try:
+        configured = importlib.reload(resources)
+        assert configured.feature_store.redis_url.env_var_name == "FEATURE_PLATFORM_REDIS_URL"
+        assert configured.alert_sinks.webhook_url.env_var_name == "FEATURE_PLATFORM_ALERT_WEBHOOK_URL"
+        assert PLANTED not in repr(configured.resources)
+    finally:
+        monkeypatch.undo()
+        importlib.reload(resources)
