@@ -6,7 +6,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.feature_platform/dagster
 # The instance config: local SQLite by default, deploy/dagster.postgres.yaml in production (docs/operations.md).
 DAGSTER_INSTANCE_CONFIG ?= dagster.yaml
 
-.PHONY: demo test ui install clean
+.PHONY: demo test ui install clean serve redis-stop
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
@@ -30,5 +30,11 @@ test: install
 ui: install $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
-clean:
+serve: install
+	$(PY) -m feature_platform.server --repo .
+
+redis-stop:
+	-$(PY) -m feature_platform.redis_server stop
+
+clean: redis-stop
 	rm -rf .feature_platform

@@ -2,6 +2,7 @@
 
     feature-platform list | describe NAME | search TEXT | lineage NAME | history GROUP
     feature-platform materialize GROUP [--partition DAY] | backfill GROUP... --start DAY --end DAY
+    feature-platform serve [--host H] [--port P] | redis start|stop|status
 
 Every command takes `--repo` (default `.`) and `--json` (machine-readable output).
 Subcommands are entries of `COMMANDS`; `register(Command(...))` adds one (e.g. `serve`).
@@ -228,6 +229,48 @@ register(Command("materialize", "materialize one group (one partition) through D
                  lambda a: run_operation(a, [a.group], a.partition, a.partition), render_operation))
 register(Command("backfill", "materialize groups over a day range through Dagster, in range runs", backfill_arguments,
                  lambda a: run_operation(a, a.groups, a.start, a.end), render_operation))
+
+
+# Serving
+
+
+def serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
+    parser.add_argument("--port", type=int, default=6566)
+
+
+def run_serve(args: argparse.Namespace) -> dict[str, Any]:
+    from feature_platform.server import serve  # FastAPI and uvicorn load for this command only
+
+    serve(args.host, args.port, args.repo)
+    return {"host": args.host, "port": args.port, "stopped": True}
+
+
+def redis_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=["start", "stop", "status"], help="the embedded Redis server of the repository")
+
+
+def run_redis(args: argparse.Namespace) -> dict[str, Any]:
+    from feature_platform import redis_server
+
+    home = Path(os.environ.get("FEATURE_PLATFORM_HOME", Path(args.repo).resolve() / DEFAULT_HOME))
+    if args.action == "start":
+        redis_server.ensure_server(home)
+    elif args.action == "stop":
+        redis_server.stop_server(home)
+    url = redis_server.running_url(home)
+    port = int(url.rsplit(":", 1)[1].split("/")[0]) if url else None  # the URL holds the password: never shown
+    return {"running": url is not None, "port": port, "data": str(Path(home) / "redis")}
+
+
+def render_redis(result: dict[str, Any]) -> str:
+    state = f"running on 127.0.0.1:{result['port']}" if result["running"] else "not running"
+    return f"embedded Redis {state} (data in {result['data']})"
+
+
+register(Command("serve", "the HTTP feature server (FastAPI + uvicorn) on 127.0.0.1:6566 by default", serve_arguments,
+                 run_serve, lambda r: f"feature server on {r['host']}:{r['port']} stopped"))
+register(Command("redis", "start, stop or show the embedded Redis online store", redis_arguments, run_redis, render_redis))
 
 
 def parser() -> argparse.ArgumentParser:

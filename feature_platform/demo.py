@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import pandas as pd
 
 from feature_platform.alerts import read_alerts
 from feature_platform.orchestration.alerting import AlertCursor, run_alerts
@@ -131,12 +132,54 @@ def run_demo(repo: Path, first_day: str, last_day: str, drift_first_day: str | N
     quality = quality_summary(defs, instance, [r["run_id"] for r in runs], cursor)
     return {
         "quality": quality,
+        "online": online_lookups(store, last_day),
         "window": [first_day, last_day],
         "seconds": round(time.monotonic() - started, 1),
         "dagster_home": os.environ.get("DAGSTER_HOME", "(ephemeral instance)"),
         "runs": runs,
         "groups": groups,
     }
+
+
+def online_lookups(store: FeatureStore, last_day: str, view: str = "fraud_detection") -> dict[str, Any]:
+    """Vectors of a few card holders from Redis (synced by the online assets), before and after a push.
+
+    The demo data is from the past, so groups with a ttl read as OUTSIDE_MAX_AGE;
+    pushing their last values stamped now, as a streaming job would, makes them fresh.
+    """
+    latest = store.read_group("user_last_transaction", start=last_day).sort_values("user_id").head(3)
+    rows = [
+        {"user_id": int(r.user_id), "merchant_id": int(r.last_merchant_id), "country": "US", "amount": 120.0}
+        for r in latest.itertuples()
+    ]
+    before = store.get_online_features(rows, view)
+    now = pd.Timestamp.now(tz="UTC").floor("s")
+    for selection in store.registry.resolve(view).selections:
+        group = selection.group
+        if group.ttl is None:
+            continue
+        keys = pd.DataFrame(rows)[group.join_keys].drop_duplicates()
+        stored = store.read_group(group.name, start=last_day).merge(keys, on=group.join_keys)
+        store.push(group.name, stored.assign(**{group.event_time: now}), to="online")
+    after = store.get_online_features(rows, view)
+    return {
+        "view": view,
+        "before_push": before.to_dict(include_statuses=True),
+        "after_push": after.to_dict(include_statuses=True),
+    }
+
+
+def print_vectors(title: str, vectors: dict[str, list[Any]]) -> None:
+    """A table with a row per column of the vectors and a column per entity; nulls show their status."""
+    names = [n for n in vectors if not n.endswith("__status")]
+    print(f"\n{title}")
+    for name in names:
+        cells = []
+        for i, value in enumerate(vectors[name]):
+            status = vectors.get(f"{name}__status", ["PRESENT"] * (i + 1))[i]
+            text = f"{value:.3f}" if isinstance(value, float) else str(value)
+            cells.append(f"{text if status == 'PRESENT' else status:>16}")
+        print(f"  {name:<28}" + "".join(cells))
 
 
 def print_summary(summary: dict[str, Any]) -> None:
@@ -155,6 +198,11 @@ def print_summary(summary: dict[str, Any]) -> None:
     print(f"Alerts sent ({len(quality['alerts_sent'])}, to {quality['alert_file']}):")
     for line in quality["alerts_sent"]:
         print(f"  {line}")
+    online = summary["online"]
+    print(f"\nOnline vectors of view '{online['view']}' from Redis (synced by the ['online', group] assets):")
+    print("Values older than their group's ttl read as null with status OUTSIDE_MAX_AGE (the demo data is from 2024).")
+    print_vectors("read after the sync:", online["before_push"])
+    print_vectors("after pushing their latest values stamped now (as a stream would):", online["after_push"])
     print("\nOpen the UI with `make ui` (http://127.0.0.1:3000): the runs above are in its run list.")
 
 

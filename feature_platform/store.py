@@ -8,14 +8,18 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
 from feature_platform.concepts import FeatureGroup, FeatureView, check_name
+from feature_platform.contract import conform
+from feature_platform.errors import FeatureReferenceError
 from feature_platform.offline import OfflineStore, WriteResult
+from feature_platform.online import OnlineStore
+from feature_platform.online_read import OnlineResponse, ReadPlan, build_plan, read_online
 from feature_platform.registry import Registry
 from feature_platform.retrieval import get_historical_features
 from feature_platform.splits import Split
@@ -27,6 +31,7 @@ from feature_platform.training import (
     rebuild_training_dataset,
 )
 from feature_platform.sources import RawSource
+from feature_platform.sync import SyncReport, sync_group
 
 DEFAULT_HOME = ".feature_platform"
 
@@ -56,6 +61,8 @@ class FeatureStore:
         self.offline = OfflineStore(str(offline_root), project=project, storage_options=storage_options)
         self.online_url = online_url
         self.home = Path(home)
+        self._online: OnlineStore | None = None
+        self._read_plans: dict[int, tuple[object, ReadPlan]] = {}
 
     @classmethod
     def from_repo(cls, path: str | Path = ".") -> "FeatureStore":
@@ -145,6 +152,72 @@ class FeatureStore:
     def history(self, group_name: str) -> list[dict[str, Any]]:
         """Delta versions of a group's table, newest first."""
         return self.offline.history(self.group(group_name))
+
+    # Online store
+
+    @property
+    def online(self) -> OnlineStore:
+        """The Redis online store: `online_url`, else the embedded server under `home` (started if needed)."""
+        if self._online is None:
+            from feature_platform.redis_server import ensure_server
+
+            self._online = OnlineStore(self.online_url or ensure_server(self.home), project=self.project)
+        return self._online
+
+    def sync_to_online(
+        self,
+        group_name: str,
+        partition_key: str | None = None,
+        start: datetime | str | None = None,
+        end: datetime | str | None = None,
+    ) -> SyncReport:
+        """Copy the latest offline row per entity (one partition, `[start, end)`, or all) into Redis.
+
+        >>> store.sync_to_online("user_stats", "2024-05-01").rows_written
+        """
+        group = self.group(group_name)
+        return sync_group(self.offline, self.online, group, partition_key=partition_key, start=start, end=end)
+
+    def get_online_features(
+        self,
+        entity_rows: Any,
+        features: "Sequence[str] | FeatureView | str",
+        *,
+        full_feature_names: bool = False,
+    ) -> OnlineResponse:
+        """The latest synced feature vector of each entity row, with a status per value.
+
+        >>> store.get_online_features([{"user_id": 1}], ["user_stats:txn_count"]).to_dict()
+        """
+        resolved = self.registry.resolve(features, full_feature_names)
+        cached = self._read_plans.get(id(resolved))
+        if cached is None or cached[0] is not resolved:
+            cached = self._read_plans[id(resolved)] = (resolved, build_plan(resolved, self.project))
+        return read_online(self.online, cached[1], entity_rows)
+
+    def push(
+        self,
+        group_name: str,
+        df: pd.DataFrame,
+        to: Literal["online", "offline", "online_and_offline"] = "online",
+    ) -> int:
+        """Write fresh rows (from a stream or an app) after the contract check; returns rows accepted.
+
+        Offline rows are appended to the Delta table; online rows replace stored
+        values only when newer, as a sync would.
+        """
+        if to not in ("online", "offline", "online_and_offline"):
+            raise ValueError(f"push to must be 'online', 'offline' or 'online_and_offline', got {to!r}")
+        group = self.group(group_name)
+        if to != "offline" and not group.online:
+            raise FeatureReferenceError(f"feature group '{group_name}' is not online (online=False); push to='offline'")
+        now = datetime.now(timezone.utc)
+        table = conform(group, df, written_at=now)
+        if to != "online":
+            self.offline.append(group, df)
+        if to != "offline":
+            self.online.write(group, table, now=now)
+        return table.num_rows
 
     # Point-in-time retrieval and training datasets
 

@@ -42,3 +42,24 @@ def user_rows(day: str, user_ids: list[int], *, txn_count: int = 1) -> pd.DataFr
             "segment": ["a" if i % 2 else "b" for i in range(len(user_ids))],
         }
     )
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory):
+    """A throwaway real `redis-server` on a free port for the whole test session."""
+    from feature_platform.redis_server import start_server
+
+    server = start_server(tmp_path_factory.mktemp("redis"), persistent=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server) -> str:
+    """The URL of the session's Redis server, emptied for this test."""
+    import redis
+
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    client.close()
+    return redis_server.url

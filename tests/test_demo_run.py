@@ -18,6 +18,7 @@ import pytest
 from assets import raw
 from feature_platform import FeatureStore
 from feature_platform.demo import run_demo
+from feature_platform.redis_server import stop_server
 
 pytestmark = pytest.mark.slow
 
@@ -49,7 +50,10 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         for module in ("definitions", "resources", "sensors"):
             mp.delitem(sys.modules, module, raising=False)
         summary = run_demo(REPO, FIRST_DAY, LAST_DAY)
-        yield {"summary": summary, "home": root / "home", "store": FeatureStore.from_repo(REPO)}
+        try:
+            yield {"summary": summary, "home": root / "home", "store": FeatureStore.from_repo(REPO)}
+        finally:
+            stop_server(root / "home")  # the demo's online assets started the embedded Redis
 
 
 @pytest.fixture(scope="module")
@@ -130,6 +134,17 @@ def test_each_table_is_one_delta_commit_by_a_demo_run(demo) -> None:
         assert group["table"].startswith(str(demo["home"] / "offline")), group["table"]
         [commit] = demo["store"].history(name)
         assert commit["dagster_run_id"] in run_ids, name
+
+
+def test_demo_ends_with_online_vectors_synced_by_the_online_assets(demo: dict[str, Any]) -> None:
+    online = demo["summary"]["online"]
+    before, after = online["before_push"], online["after_push"]
+    profile = demo["store"].read_group("user_profile").set_index("user_id")
+    assert len(after["user_id"]) == 3
+    assert after["age"] == [int(profile.loc[u, "age"]) for u in after["user_id"]]
+    assert before["age__status"] == ["PRESENT"] * 3  # no ttl: synced values stay valid
+    assert before["txn_count_7d__status"] == ["OUTSIDE_MAX_AGE"] * 3  # 2024 data, 2-day ttl
+    assert after["txn_count_7d__status"] == ["PRESENT"] * 3
 
 
 def test_demo_builds_the_fraud_training_dataset_from_the_labelled_transactions(demo, transactions) -> None:

@@ -6,6 +6,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from feature_platform.redis_server import stop_server
+
 QUICKSTART = Path(__file__).resolve().parents[1] / "docs" / "quickstart.md"
 
 
@@ -17,7 +19,10 @@ def test_quickstart_runs_and_reads_what_it_wrote(tmp_path: Path, monkeypatch: py
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     namespace: dict = {"__name__": "quickstart"}
-    exec(compile(python_blocks(QUICKSTART), str(QUICKSTART), "exec"), namespace)
+    try:
+        exec(compile(python_blocks(QUICKSTART), str(QUICKSTART), "exec"), namespace)
+    finally:
+        stop_server(tmp_path / "quickstart-data")  # the online sync asset started the embedded Redis
 
     assert (namespace["first"].rows, namespace["first"].version) == (2, 0)
     assert len(namespace["rows"]) == 2

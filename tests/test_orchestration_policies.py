@@ -25,22 +25,12 @@ def test_the_daily_schedule_requests_the_day_that_just_closed(tmp_path: Path) ->
     assert defs.resolve_job_def(schedule.job_name).asset_layer.executable_asset_keys == {dg.AssetKey(["features", "daily_clicks"])}
 
 
-def online_stand_in() -> dg.AssetsDefinition:
-    """An online-sync-like asset downstream of `daily_clicks` that sets no automation itself."""
-
-    @dg.asset(key=["online", "daily_clicks"], deps=[dg.AssetKey(["features", "daily_clicks"])], partitions_def=dg.DailyPartitionsDefinition("2024-05-01"))
-    def _online() -> None:
-        return None
-
-    return _online
-
-
 def followed_defs(tmp_path: Path) -> dg.Definitions:
-    """`daily_clicks` and the online stand-in under the follow policy, with a resource on `tmp_path`."""
+    """`daily_clicks` and its `["online", ...]` sync asset (which sets no automation itself) under the follow policy."""
     _, resource = landing_defs(tmp_path)
     return dg.Definitions.merge(
         follow_feature_groups(
-            dg.Definitions(assets=[*build_definitions([daily_clicks], sources=[clicks]).assets, online_stand_in()]),
+            dg.Definitions(assets=build_definitions([daily_clicks], sources=[clicks]).assets),
             [dg.AssetKey(["features", "daily_clicks"])],
         ),
         dg.Definitions(resources={"feature_store": resource}),

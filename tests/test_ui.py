@@ -30,7 +30,7 @@ pytestmark = pytest.mark.ui
 REPO = Path(__file__).resolve().parents[1]
 STARTUP_SECONDS = 180
 # A wide CSS viewport rendered at 0.75 keeps the whole graph on one readable image.
-WINDOW = (2400, 2000)
+WINDOW = (3000, 3000)
 SCALE = 0.75
 CHROMIUM_FLAGS = [
     "--headless",

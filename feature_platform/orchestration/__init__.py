@@ -10,6 +10,7 @@ import dagster as dg
 from feature_platform.concepts import FeatureGroup, FeatureView
 from feature_platform.datasets import TrainingDatasetDefinition
 from feature_platform.orchestration.alerting import AlertSinksResource, alert_sensor
+from feature_platform.orchestration.online import online_sync_asset
 from feature_platform.orchestration.assets import feature_group_asset, group_key, raw_source_asset
 from feature_platform.orchestration.automation import follow_feature_groups
 from feature_platform.orchestration.drift import drift_asset
@@ -43,6 +44,9 @@ def build_definitions(
     by_name = {s.name: s for s in sources}
     assets = [raw_source_asset(s) for s in sources]
     assets += [feature_group_asset(g, groups=groups, views=views, sources=by_name) for g in groups if g.compute]
+    assets += [
+        online_sync_asset(g, groups=groups, views=views, sources=sources) for g in groups if g.compute and g.online
+    ]
     assets += [training_dataset_asset(t, groups=groups, views=views, sources=by_name) for t in training_datasets]
     assets += [drift_asset(g) for g in groups if g.compute and g.partitions is not None and g.drift is not None]
     schedules = [group_schedule(g) for g in groups if g.compute and g.partitions is not None]
