@@ -1,8 +1,9 @@
 """A writer process for the fault tests: writes `events` partitions and prints a JSON result.
 
     python tests/reliability_worker.py write ROOT FIRST LAST ROWS WRITER [REPEAT] [GO_FILE] [FSIZE_LIMIT]
+    python tests/reliability_worker.py sync ROOT REDIS_URL
 
-Writes the partitions FIRST..LAST (inclusive) in one commit, REPEAT times; waits for GO_FILE
+`write` writes the partitions FIRST..LAST (inclusive) in one commit, REPEAT times; waits for GO_FILE
 to exist first (so that two workers start together); with FSIZE_LIMIT bytes, runs under
 `RLIMIT_FSIZE` (a file-size quota: writes past it fail with EFBIG).
 """
@@ -42,7 +43,19 @@ def write(root: str, first: str, last: str, rows: int, writer: str, repeat: int,
     return {"ok": True, "versions": versions}
 
 
+def sync(root: str, url: str) -> dict:
+    store = make_store(Path(root), online_url=url)
+    try:
+        report = store.sync_to_online("events")
+    except Exception as exc:
+        return {"ok": False, "error": type(exc).__name__, "message": str(exc)}
+    return {"ok": True, "rows_written": report.rows_written}
+
+
 if __name__ == "__main__":
+    if sys.argv[1] == "sync":
+        print(json.dumps(sync(*sys.argv[2:4])), flush=True)
+        sys.exit(0)
     command, root, first, last, rows, writer, *rest = sys.argv[1:]
     assert command == "write", command
     repeat = int(rest[0]) if len(rest) > 0 else 1

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import redis
+from fastapi.testclient import TestClient
 
 from feature_platform import (
     ArgumentError,
@@ -25,6 +27,7 @@ from feature_platform import (
     Rule,
 )
 from feature_platform.contract import MAX_KEY_BYTES, MAX_VALUE_BYTES
+from feature_platform.server import create_app
 from feature_platform.gate import write_validated
 from reliability_fixtures import day, events, frame, make_store, merchant_frame, merchant_scores, table_state, user
 
@@ -35,7 +38,7 @@ class BadInput:
 
     name: str
     call: Callable[[FeatureStore], object]
-    error: type[Exception]
+    error: type[Exception] | int  # an exception type, or the HTTP status the server answers with
     words: tuple[str, ...]
 
 
@@ -74,6 +77,36 @@ def define_group(**overrides: object) -> Callable[[FeatureStore], object]:
 
 def store_with(tmp_root: str, groups: list, views: list, project: str = "reliability") -> Callable[[FeatureStore], object]:
     return lambda store: FeatureStore(groups=groups, views=views, offline_root=tmp_root, project=project)
+
+
+TOKEN = "catalogue-token"
+BODY_LIMIT = 2 * MAX_VALUE_BYTES
+
+
+def http(path: str, body: object = None, *, raw: bytes | None = None, token: str | None = TOKEN) -> Callable[[FeatureStore], object]:
+    """A POST to the feature server of the store (token-protected, a 2 MiB body limit)."""
+
+    def call(store: FeatureStore) -> object:
+        client = TestClient(create_app(store, token=TOKEN, max_body_bytes=BODY_LIMIT), raise_server_exceptions=False)
+        headers = {"content-type": "application/json", **({"authorization": f"Bearer {token}"} if token else {})}
+        if raw is not None:
+            return client.post(path, content=raw, headers=headers)
+        return client.post(path, json=body, headers=headers)
+
+    return call
+
+
+def lookup(entities: object, features: object = ("txn_count",)) -> Callable[[FeatureStore], object]:
+    return lambda store: store.get_online_features(entities, list(features) if isinstance(features, tuple) else features)
+
+
+def lookup_request(entities: object, features: list[str] | None = None, **extra: object) -> dict:
+    return {"entities": entities, "features": features or ["txn_count"], **extra}
+
+
+def push_request(**columns: object) -> dict:
+    rows = {"user_id": [1], "event_time": [f"{day(1)}T12:00:00"], "txn_count": [1], "amount": [1.0], "writer": ["w"]}
+    return {"group": "events", "rows": {**rows, **columns}}
 
 
 def entity_frame(**columns: object) -> pd.DataFrame:
@@ -125,6 +158,36 @@ CATALOGUE = [
     BadInput("missing partition key", lambda s: s.write_partition("events", None, events_with()), ContractError, ("partition key", "needs a partition key")),
     BadInput("partition key for an unpartitioned group", lambda s: s.write_partition("merchant_scores", day(1), merchants_with()), ContractError, ("not partitioned",)),
     BadInput("unknown group (write)", lambda s: s.ingest("nope", events_with()), FeatureReferenceError, ("unknown feature group 'nope'", "events")),
+    # Pushes (online and offline)
+    BadInput("push with a null key", lambda s: s.push("events", events_with(user_id=[1, None, 3]), to="online_and_offline"), ContractError, ("'user_id'", "null join key")),
+    BadInput("push with a wrong dtype", lambda s: s.push("events", events_with(amount=["a", "b", "c"])), ContractError, ("'amount'", "expected double, got string")),
+    BadInput("push to an unknown target", lambda s: s.push("events", events_with(), to="disk"), ArgumentError, ("'disk'", "'online_and_offline'")),
+    BadInput("push to an unknown group", lambda s: s.push("nope", events_with()), FeatureReferenceError, ("unknown feature group 'nope'",)),
+    # Online lookups
+    BadInput("lookup without the key column", lookup({"customer": [1]}), EntityFrameError, ("'user_id'",)),
+    BadInput("lookup with a string for an int key", lookup({"user_id": ["1"]}), EntityFrameError, ("'user_id'", "integer key", "str")),
+    BadInput("lookup with a null key", lookup([{"user_id": None}]), EntityFrameError, ("'user_id'", "NoneType")),
+    BadInput("lookup with a key beyond int64", lookup({"user_id": [2**64]}), EntityFrameError, ("'user_id'", "64-bit")),
+    BadInput("lookup with columns of different lengths", lookup({"user_id": [1, 2], "amount": [1.0]}), EntityFrameError, ("different lengths",)),
+    BadInput("lookup with entity rows that are text", lookup("user_id=1"), EntityFrameError, ("list of dicts", "str")),
+    BadInput("lookup of an unknown feature", lookup({"user_id": [1]}, ("events:nope",)), FeatureReferenceError, ("has no feature 'nope'",)),
+    # The HTTP feature server
+    BadInput("HTTP malformed JSON", http("/get-online-features", raw=b'{"entities": '), 422, ("JSON decode error",)),
+    BadInput("HTTP non-UTF-8 body", http("/get-online-features", raw=b"\xff\xfe{}"), 422, ("JSON decode error",)),
+    BadInput("HTTP body that is not an object", http("/get-online-features", [1, 2]), 422, ("valid dictionary",)),
+    BadInput("HTTP oversized body", http("/push", raw=b"x" * (BODY_LIMIT + 1)), 413, (f"larger than {BODY_LIMIT} bytes",)),
+    BadInput("HTTP without a token", http("/push", push_request(), token=None), 401, ("bearer token",)),
+    BadInput("HTTP with a wrong token", http("/push", push_request(), token="catalogue-tokem"), 401, ("bearer token",)),
+    BadInput("HTTP unknown request field", http("/get-online-features", lookup_request({"user_id": [1]}, limit=5)), 422, ("Extra inputs are not permitted",)),
+    BadInput("HTTP features and view both given", http("/get-online-features", lookup_request({"user_id": [1]}, feature_view="v")), 422, ("exactly one",)),
+    BadInput("HTTP unknown feature", http("/get-online-features", lookup_request({"user_id": [1]}, ["events:nope"])), 400, ("has no feature 'nope'",)),
+    BadInput("HTTP key of the wrong type", http("/get-online-features", lookup_request({"user_id": ["1"]})), 400, ("integer key",)),
+    BadInput("HTTP key beyond int64", http("/get-online-features", lookup_request({"user_id": [10**30]})), 400, ("64-bit",)),
+    BadInput("HTTP push with a null key", http("/push", push_request(user_id=[None])), 400, ("null join key",)),
+    BadInput("HTTP push with a time that is not ISO 8601", http("/push", push_request(event_time=["noon"])), 400, ("'event_time'",)),
+    BadInput("HTTP push with a huge string", http("/push", push_request(writer=["x" * (MAX_VALUE_BYTES + 1)])), 400, ("'writer'", "value too large")),
+    BadInput("HTTP push with ragged columns", http("/push", push_request(user_id=[1, 2])), 400, ("same length",)),
+    BadInput("HTTP push to an unknown group", http("/push", {"group": "nope", "rows": {}}), 400, ("unknown feature group 'nope'",)),
     # Point-in-time retrieval
     BadInput("entity frame without the key", historical(entity_frame().drop(columns=["user_id"])), EntityFrameError, ("lacks join key", "'user_id'")),
     BadInput("entity frame without the time", historical(entity_frame().drop(columns=["event_time"])), EntityFrameError, ("no time column 'event_time'",)),
@@ -165,13 +228,21 @@ CATALOGUE = [
 
 
 @pytest.fixture
-def seeded(tmp_path: Path) -> FeatureStore:
-    """A store holding one partition of `events` and a few `merchant_scores` rows."""
-    store = make_store(tmp_path / "offline")
+def seeded(tmp_path: Path, redis_url: str) -> FeatureStore:
+    """A store holding two partitions of `events` (synced to Redis) and a few `merchant_scores` rows."""
+    store = make_store(tmp_path / "offline", online_url=redis_url)
     store.write_partition("events", day(1), frame(day(1), 5, writer="seed"))
     store.write_partition("events", day(2), frame(day(2), 5, writer="seed"))
     store.ingest("merchant_scores", merchant_frame(["m-1", "m-2"]))
+    store.sync_to_online("events")
     return store
+
+
+def stored_state(store: FeatureStore) -> dict:
+    """Version and rows of every table, and every Redis key with its value."""
+    client = redis.Redis.from_url(store.online_url)
+    online = sorted((key, client.get(key)) for key in client.scan_iter())
+    return {"online": online, **{g.name: table_state(store, g) for g in (events, merchant_scores)}}
 
 
 def test_the_catalogue_covers_at_least_25_kinds_of_bad_input() -> None:
@@ -182,18 +253,22 @@ def test_the_catalogue_covers_at_least_25_kinds_of_bad_input() -> None:
 
 @pytest.mark.parametrize("case", CATALOGUE, ids=[c.name for c in CATALOGUE])
 def test_bad_input_is_refused_with_a_clear_error_and_nothing_changes(seeded: FeatureStore, case: BadInput) -> None:
-    """Proves: this bad input raises exactly `case.error`, the message names the problem, and every
-    stored table keeps its version and rows."""
-    before = {g.name: table_state(seeded, g) for g in (events, merchant_scores)}
+    """Proves: this bad input raises exactly `case.error` (or the server answers that status), the message
+    names the problem, and every stored table keeps its version and rows and every Redis key its value."""
+    before = stored_state(seeded)
 
-    with pytest.raises(case.error) as raised:
-        case.call(seeded)
-
-    assert type(raised.value) is case.error
-    message = str(raised.value)
+    if isinstance(case.error, int):
+        response = case.call(seeded)
+        assert response.status_code == case.error, response.text
+        message = str(response.json()["detail"])
+    else:
+        with pytest.raises(case.error) as raised:
+            case.call(seeded)
+        assert type(raised.value) is case.error
+        message = str(raised.value)
     for word in case.words:
         assert word in message, f"{word!r} not in {message!r}"
-    assert {g.name: table_state(seeded, g) for g in (events, merchant_scores)} == before
+    assert stored_state(seeded) == before
 
 
 def test_writing_an_empty_frame_to_a_partition_empties_that_partition_only(seeded: FeatureStore) -> None:

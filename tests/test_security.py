@@ -10,6 +10,7 @@ import pytest
 
 from feature_platform import ContractError, DailyPartitions, Feature, FeatureGroup, RawSource, StorageError
 from feature_platform.orchestration import FeatureStoreResource, build_definitions
+from feature_platform.redis_server import free_port, start_server
 from reliability_fixtures import day, events, frame, make_store, table_state, user
 from tests.s3_fixtures import s3_bucket, s3_endpoint  # noqa: F401 (fixtures)
 
@@ -56,34 +57,50 @@ def everything_recorded(instance: dg.DagsterInstance, run_id: str) -> str:
     return "\n".join([*records, repr(run.run_config), repr(run.tags)])
 
 
-@pytest.mark.parametrize("compute", [count_visits, broken_visits], ids=["successful run", "failing run"])
+SCENARIOS = {
+    # name: (compute function, Redis reachable, run succeeds, words the event log must hold)
+    "successful run": (count_visits, True, True, ("rows written to Redis",)),
+    "failing compute": (broken_visits, True, False, ("null join key",)),
+    "unreachable redis": (count_visits, False, False, ("online store redis://:***@127.0.0.1", "Connection refused")),
+}
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
 def test_planted_secrets_never_reach_logs_metadata_events_or_the_delta_log(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture, compute
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture, scenario: str
 ) -> None:
-    """Proves: with a password in the Redis URL and cloud keys in the environment (read through EnvVar),
-    a materialization (successful or failing) writes the secret nowhere: not in Dagster's event log, run
-    config, materialization metadata, captured stdout/stderr/logging, nor in the Delta commit log."""
+    """Proves: with the Redis password (in its URL) and cloud keys and the server token in the environment,
+    read through EnvVar, a materialization of raw, feature and online assets writes the secret nowhere: not
+    in Dagster's event log, run config, materialization metadata, captured stdout/stderr/logging, nor the
+    Delta commit log; this holds when the run succeeds, when the compute fails and when Redis is unreachable
+    (the failure itself is reported, with the password redacted)."""
+    compute, reachable, succeeds, words = SCENARIOS[scenario]
+    server = start_server(tmp_path / "redis", password=PLANTED, persistent=False)
+    port = server.port if reachable else free_port()
     monkeypatch.setenv("FEATURE_PLATFORM_PROJECT", "secure")
-    monkeypatch.setenv("FEATURE_PLATFORM_REDIS_URL", f"redis://:{PLANTED}@127.0.0.1:1/0")
+    monkeypatch.setenv("FEATURE_PLATFORM_REDIS_URL", f"redis://:{PLANTED}@127.0.0.1:{port}/0")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", PLANTED)
     monkeypatch.setenv("FEATURE_PLATFORM_SERVER_TOKEN", PLANTED)
     caplog.set_level(logging.DEBUG)
     defs = build_definitions([visit_counts(compute)], sources=[visits])
     assets = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition)]
 
-    with dg.instance_for_test() as instance:
+    try:
+        instance = dg.DagsterInstance.ephemeral()
         result = dg.materialize(
             assets, partition_key="2024-05-02", resources={"feature_store": env_resource(tmp_path)},
             instance=instance, raise_on_error=False,
         )
         recorded = everything_recorded(instance, result.run_id)
+    finally:
+        server.stop()
 
-    assert result.success is (compute is count_visits)
-    if not result.success:
-        assert "null join key" in recorded  # the failure itself is reported, only the secret is not
+    assert result.success is succeeds
+    assert {e.asset_key for e in result.get_asset_materialization_events() if e.asset_key} >= ({dg.AssetKey(["online", "visit_counts"])} if succeeds else set())
+    for word in words:
+        assert word in recorded
     out, err = capfd.readouterr()
     delta_log = "".join(p.read_text() for p in tmp_path.rglob("_delta_log/*.json"))
-    assert delta_log or not result.success
     for name, text in [("event log", recorded), ("stdout", out), ("stderr", err), ("logging", caplog.text), ("delta log", delta_log)]:
         assert PLANTED not in text, f"secret found in {name}"
 
@@ -220,3 +237,26 @@ def test_repository_resources_hold_credentials_as_env_var_names(monkeypatch: pyt
     finally:
         monkeypatch.undo()
         importlib.reload(resources)
+
+
+def test_the_server_compares_tokens_in_constant_time_and_never_echoes_them(tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Proves: every bearer-token check goes through `hmac.compare_digest` (time independent of where the
+    strings differ), a wrong or missing token gets 401 without the expected token in the answer, and the
+    right one is let through."""
+    from fastapi.testclient import TestClient
+
+    from feature_platform import server
+
+    compared = []
+    real = server.hmac.compare_digest
+    monkeypatch.setattr(server.hmac, "compare_digest", lambda a, b: compared.append((a, b)) or real(a, b))
+    client = TestClient(server.create_app(make_store(tmp_path, online_url=redis_url), token=PLANTED))
+    body = {"entities": {"user_id": [1]}, "features": ["txn_count"]}
+
+    wrong = client.post("/get-online-features", json=body, headers={"authorization": f"Bearer {PLANTED[:-1]}x"})
+    missing = client.post("/get-online-features", json=body)
+    right = client.post("/get-online-features", json=body, headers={"authorization": f"Bearer {PLANTED}"})
+
+    assert (wrong.status_code, missing.status_code, right.status_code) == (401, 401, 200)
+    assert len(compared) == 3 and all(b == f"Bearer {PLANTED}".encode() for _, b in compared)
+    assert PLANTED not in wrong.text + missing.text + str(wrong.headers) + str(missing.headers)
