@@ -12,11 +12,13 @@ from feature_platform.concepts import (
     OnDemandTransformation,
 )
 from feature_platform.errors import (
+    ArgumentError,
     ContractError,
     DefinitionError,
     EntityFrameError,
     FeaturePlatformError,
     FeatureReferenceError,
+    StorageError,
 )
 from feature_platform.datasets import TrainingDatasetDefinition
 from feature_platform.loaders import connect, list_views, load_features, load_training_dataset
@@ -27,6 +29,7 @@ from feature_platform.store import FeatureStore
 from feature_platform.training import TrainingDataset
 
 __all__ = [
+    "ArgumentError",
     "ContractError",
     "DailyPartitions",
     "DefinitionError",
@@ -42,6 +45,7 @@ __all__ = [
     "OnDemandTransformation",
     "RandomSplit",
     "RawSource",
+    "StorageError",
     "TimeSplit",
     "TrainingDataset",
     "TrainingDatasetDefinition",

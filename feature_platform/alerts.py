@@ -6,6 +6,7 @@ remembers what it delivered never sends the same alert twice.
 
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -58,11 +59,18 @@ class AlertDeliveryError(RuntimeError):
     """A sink could not deliver an alert."""
 
 
+def endpoint(url: str) -> str:
+    """`scheme://host[:port]` of a URL: webhook URLs carry their secret in the path (and credentials), never shown."""
+    parts = urllib.parse.urlsplit(url)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname or ''}{port}"
+
+
 @dataclass(frozen=True)
 class WebhookSink:
     """POSTs each alert as JSON to `url` (a Slack incoming webhook or any JSON endpoint)."""
 
-    url: str
+    url: str = field(repr=False)  # its path is a secret
     timeout: float = 10.0
 
     def send(self, alert: Alert) -> None:
@@ -73,7 +81,7 @@ class WebhookSink:
                 if response.status >= 300:
                     raise AlertDeliveryError(f"webhook answered HTTP {response.status} for alert {alert.id}")
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
-            raise AlertDeliveryError(f"webhook {self.url} failed for alert {alert.id}: {exc}") from exc
+            raise AlertDeliveryError(f"webhook {endpoint(self.url)} failed for alert {alert.id}: {exc}") from exc
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ Naive timestamps are taken as UTC. Any violation raises `ContractError`
 naming the group, the column and the rule, before anything is written.
 """
 
+import math
 from datetime import datetime
 
 import pandas as pd
@@ -13,14 +14,22 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from feature_platform.concepts import RESERVED_COLUMNS, FeatureGroup
-from feature_platform.errors import ContractError
+from feature_platform.errors import ArgumentError, ContractError
 
 UTC_MICROS = pa.timestamp("us", tz="UTC")
+# Keys become Redis keys and feature values Redis hash fields: bound them so one bad row cannot bloat either.
+MAX_KEY_BYTES = 1024
+MAX_VALUE_BYTES = 1024 * 1024
 
 
 def utc_timestamp(value: object) -> pd.Timestamp:
     """A UTC `pandas.Timestamp`; naive values are taken as UTC."""
-    ts = pd.Timestamp(value)
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        raise ArgumentError(f"{value!r} is not a point in time; use a datetime or an ISO 8601 string") from None
+    if pd.isna(ts):
+        raise ArgumentError(f"a point in time is missing (got {value!r})")
     return ts.tz_convert("UTC") if ts.tzinfo else ts.tz_localize("UTC")
 
 
@@ -29,8 +38,21 @@ def _column_to_arrow(group: FeatureGroup, name: str, values: object) -> pa.Array
         return values
     try:
         return pa.array(values, from_pandas=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
-        raise ContractError(group.name, name, "dtype", f"values of mixed or unsupported types ({exc})") from None
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError) as exc:
+        # Describe the problem, never the values: they may be sensitive and messages end up in logs.
+        raise ContractError(group.name, name, "dtype", _unconvertible(values, exc)) from None
+
+
+def _unconvertible(values: object, exc: Exception) -> str:
+    if isinstance(exc, UnicodeEncodeError):
+        return "strings that are not valid UTF-8 (lone surrogates)"
+    if isinstance(exc, OverflowError):
+        return "integers outside the 64-bit range"
+    present = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))] if hasattr(values, "__iter__") else []
+    kinds = sorted({type(v).__name__ for v in present})
+    if len(kinds) > 1:
+        return f"values of mixed types {kinds}; a column must hold one type"
+    return f"values of an unsupported type {kinds or type(values).__name__}"
 
 
 def _cast(group: FeatureGroup, name: str, array: pa.Array, target: pa.DataType) -> pa.Array:
@@ -61,10 +83,32 @@ def _cast(group: FeatureGroup, name: str, array: pa.Array, target: pa.DataType) 
         finite = pc.drop_null(array)
         if len(finite) and not pc.all(pc.equal(pc.floor(finite), finite)).as_py():
             raise ContractError(group.name, name, "dtype", f"expected {target}, got non-integral {source} values")
+        # From 2**53 on a float no longer holds every integer: the value may already have been rounded
+        # (pandas turns int columns with nulls into float64), so refuse rather than store a wrong number.
+        if len(finite) and pc.max(pc.abs(finite)).as_py() >= 2**53:
+            raise ContractError(
+                group.name, name, "dtype",
+                f"expected {target}, got {source} values of 2**53 or more that may have lost precision; "
+                "pass integers with a nullable integer dtype such as pandas 'Int64'",
+            )
     try:
         return array.cast(target, safe=True)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise ContractError(group.name, name, "dtype", f"cannot cast {source} to {target} safely ({exc})") from None
+
+
+def _check_string_sizes(group: FeatureGroup, table: pa.Table) -> None:
+    for field in table.schema:
+        if not pa.types.is_string(field.type) or not table.num_rows:
+            continue
+        limit = MAX_KEY_BYTES if field.name in group.join_keys else MAX_VALUE_BYTES
+        lengths = pc.binary_length(table.column(field.name))
+        too_long = pc.sum(pc.greater(lengths, limit)).as_py()
+        if too_long:
+            raise ContractError(
+                group.name, field.name, "value too large",
+                f"{too_long} value(s) longer than {limit} bytes (longest: {pc.max(lengths).as_py()} bytes)",
+            )
 
 
 def conform(
@@ -108,6 +152,7 @@ def conform(
             rule = "null join key" if name != group.event_time else "null event time"
             raise ContractError(group.name, name, rule, f"{nulls} row(s) have no value")
 
+    _check_string_sizes(group, table)
     event_time = table.column(group.event_time)
     if window is not None and table.num_rows:
         start, end = (utc_timestamp(t) for t in window)

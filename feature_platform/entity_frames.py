@@ -18,6 +18,8 @@ def entity_key_array(values: pd.Series, column: str, dtype: pa.DataType, group: 
     """The entity frame's key column as an Arrow array of the group's key type, or `EntityFrameError`."""
     try:
         array = pa.array(values, from_pandas=True)
+    except OverflowError:
+        raise EntityFrameError(f"entity frame column '{column}' holds integers outside the 64-bit range") from None
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
         raise EntityFrameError(
             f"entity frame column '{column}' (dtype {values.dtype}) holds values of mixed types; "

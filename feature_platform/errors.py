@@ -33,3 +33,14 @@ class FeatureReferenceError(FeaturePlatformError, LookupError):
 
 class EntityFrameError(FeaturePlatformError, ValueError):
     """An entity frame (or entity rows) cannot be used for retrieval."""
+
+
+class ArgumentError(FeaturePlatformError, ValueError):
+    """An argument of a call (a time, a table version) is malformed or out of range."""
+
+
+class StorageError(FeaturePlatformError, OSError):
+    """The offline or online store refused a read or write (disk full, permission denied, unreachable).
+
+    Raised after the failed operation: what was stored before is intact and readable.
+    """

@@ -6,6 +6,7 @@ partition in one atomic Delta commit; commits that lose a race are retried.
 """
 
 import random
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -15,11 +16,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.dataset as pds
 from deltalake import CommitProperties, DeltaTable, write_deltalake
-from deltalake.exceptions import CommitFailedError, TableNotFoundError
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
-from feature_platform.concepts import DailyPartitions, FeatureGroup
+from feature_platform.concepts import DailyPartitions, FeatureGroup, check_name
 from feature_platform.contract import UTC_MICROS, conform, utc_timestamp
-from feature_platform.errors import ContractError, FeaturePlatformError
+from feature_platform.errors import ArgumentError, ContractError, DefinitionError, FeaturePlatformError, StorageError
 
 COMMIT_ATTEMPTS = 8
 
@@ -30,9 +31,26 @@ class WriteResult:
 
     group: str
     rows: int
-    version: int
+    version: int | None  # None: nothing committed and no table yet (an empty ingest)
     uri: str
     partition_key: str | None = None
+
+
+def _plain(exc: Exception) -> str:
+    """An error's message without the terminal colour codes deltalake puts in it."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
+
+
+def _check_partition_range(group: FeatureGroup, first: date, last: date) -> None:
+    partitions = group.partitions
+    assert partitions is not None
+    if first < partitions.start or (partitions.end is not None and last >= partitions.end):
+        end = partitions.end.isoformat() if partitions.end else "open"
+        raise ContractError(
+            group.name, None, "partition key",
+            f"{first.isoformat()}..{last.isoformat()} is outside the group's partitions "
+            f"[{partitions.start.isoformat()}, {end})",
+        )
 
 
 class OfflineStore:
@@ -40,7 +58,7 @@ class OfflineStore:
 
     def __init__(self, root: str, *, project: str = "default", storage_options: dict[str, str] | None = None) -> None:
         self.root = str(root).rstrip("/")
-        self.project = project
+        self.project = check_name("project", project)
         self.storage_options = dict(storage_options or {})
 
     def table_uri(self, group: FeatureGroup) -> str:
@@ -51,6 +69,20 @@ class OfflineStore:
             return DeltaTable(self.table_uri(group), version=version, storage_options=self.storage_options or None)
         except TableNotFoundError:
             return None
+        except OSError as exc:  # the storage itself refused (missing bucket, permissions, unreachable)
+            raise StorageError(f"feature group '{group.name}': cannot open {self.table_uri(group)}: {_plain(exc)}") from None
+        except DeltaError as exc:
+            if version is not None:
+                raise ArgumentError(f"feature group '{group.name}' has no version {version}: {_plain(exc)}") from None
+            raise StorageError(f"feature group '{group.name}': cannot open {self.table_uri(group)}: {_plain(exc)}") from None
+
+    def _table_as_of(self, group: FeatureGroup, as_of: object) -> DeltaTable | None:
+        if not isinstance(as_of, int) or isinstance(as_of, bool):
+            return self._table(group)
+        latest = self.version(group)
+        if latest is not None and not 0 <= as_of <= latest:
+            raise ArgumentError(f"feature group '{group.name}' has no version {as_of}; versions are 0..{latest}")
+        return self._table(group, as_of)
 
     def exists(self, group: FeatureGroup) -> bool:
         return self._table(group) is not None
@@ -93,9 +125,13 @@ class OfflineStore:
         """Replace the daily partitions `first_key..last_key` (inclusive) with `df` in one atomic commit."""
         if group.partitions is None:
             raise ContractError(group.name, None, "partition key", "the group is not partitioned")
-        start, end = DailyPartitions.window(first_key)[0], DailyPartitions.window(last_key)[1]
+        try:
+            start, end = DailyPartitions.window(first_key)[0], DailyPartitions.window(last_key)[1]
+        except DefinitionError as exc:
+            raise ContractError(group.name, None, "partition key", str(exc)) from None
         if end <= start:
             raise ContractError(group.name, None, "partition key", f"range {first_key}..{last_key} is empty")
+        _check_partition_range(group, start.date(), (end - timedelta(days=1)).date())
         table = conform(group, df, window=(start, end), written_at=datetime.now(timezone.utc))
         first, last = start.date().isoformat(), (end - timedelta(days=1)).date().isoformat()
         predicate = f"_partition = '{first}'" if first == last else f"_partition >= '{first}' AND _partition <= '{last}'"
@@ -103,8 +139,13 @@ class OfflineStore:
         return self._commit(group, table, predicate=predicate, partition_key=key, metadata=commit_metadata)
 
     def append(self, group: FeatureGroup, df: Any, *, commit_metadata: dict[str, str] | None = None) -> WriteResult:
-        """Append rows that may span any partitions; later writes win exact time ties."""
+        """Append rows that may span any partitions; later writes win exact time ties.
+
+        An empty frame is checked like any other and then commits nothing.
+        """
         table = conform(group, df, written_at=datetime.now(timezone.utc))
+        if table.num_rows == 0:
+            return WriteResult(group.name, 0, self.version(group), self.table_uri(group), None)
         return self._commit(group, table, predicate=None, partition_key=None, metadata=commit_metadata, mode="append")
 
     def _commit(
@@ -129,25 +170,40 @@ class OfflineStore:
         for attempt in range(COMMIT_ATTEMPTS):
             existing = self._table(group)
             try:
-                write_deltalake(
-                    existing if existing is not None else uri,
-                    table,
-                    partition_by=["_partition"],
-                    mode=mode if existing is not None else "append",
-                    predicate=predicate if existing is not None else None,
-                    storage_options=self.storage_options or None,
-                    commit_properties=CommitProperties(custom_metadata=custom),
-                )
+                if existing is None:
+                    # Create the table with this data only if nobody else does: a racing creator's blind
+                    # commit would otherwise be retried as an append and duplicate rows. With mode "error"
+                    # and no commit retries it fails instead, and the next attempt overwrites by predicate.
+                    write_deltalake(
+                        uri, table, partition_by=["_partition"], mode="error",
+                        storage_options=self.storage_options or None,
+                        commit_properties=CommitProperties(custom_metadata=custom, max_commit_retries=0),
+                    )
+                else:
+                    write_deltalake(
+                        existing, table, partition_by=["_partition"], mode=mode, predicate=predicate,
+                        storage_options=self.storage_options or None,
+                        commit_properties=CommitProperties(custom_metadata=custom),
+                    )
                 break
             except CommitFailedError:
                 if attempt == COMMIT_ATTEMPTS - 1:
                     raise
-            except Exception as exc:  # a racing writer created the table first
-                if existing is not None or "already exists" not in str(exc).lower() or attempt == COMMIT_ATTEMPTS - 1:
-                    raise
+            except (DeltaError, OSError) as exc:
+                racing_create = existing is None and "already exists" in str(exc).lower()
+                if not racing_create or attempt == COMMIT_ATTEMPTS - 1:
+                    raise self._storage_error(group, f"writing {uri} failed and nothing was committed", exc) from None
             time.sleep(random.uniform(0.05, 0.2) * (attempt + 1))
         version = self._committed_version(group, custom)
         return WriteResult(group.name, table.num_rows, version, uri, partition_key)
+
+    def _storage_error(self, group: FeatureGroup, what: str, cause: Exception) -> StorageError:
+        try:
+            table = self._table(group)
+            state = "no table" if table is None else f"version {table.version()}"
+        except StorageError:
+            state = "its last version, which cannot be read right now"
+        return StorageError(f"feature group '{group.name}': {what} (the table is still at {state}): {_plain(cause)}")
 
     def _committed_version(self, group: FeatureGroup, custom: dict[str, str]) -> int:
         """The version our commit got, found by its write id (other writers may have committed since)."""
@@ -208,7 +264,7 @@ class OfflineStore:
         `options` go to `pyarrow.dataset.Dataset.scanner` (e.g. `batch_readahead` to bound memory).
         """
         names = columns or [*group.input_columns, "_written_at"]
-        table = self._table(group, as_of if isinstance(as_of, int) and not isinstance(as_of, bool) else None)
+        table = self._table_as_of(group, as_of)
         if table is None:
             if as_of is not None:
                 raise FeaturePlatformError(f"feature group '{group.name}' has no table to read as of {as_of!r}")

@@ -196,7 +196,10 @@ class OnlineStore:
 
     def _send(self, batches: Iterator[list[Any]]) -> int:
         """Run the write script on each batch; a thread keeps two calls in flight while this one encodes."""
-        sha = self.client.script_load(WRITE_SCRIPT)
+        try:
+            sha = self.client.script_load(WRITE_SCRIPT)
+        except redis.RedisError as exc:
+            raise self._error(exc) from None
         queue: Queue = Queue(maxsize=4)
         outcome: dict[str, Any] = {"written": 0, "error": None}
 

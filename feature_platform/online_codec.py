@@ -31,15 +31,20 @@ def key_prefix(project: str, group: FeatureGroup) -> bytes:
     return f"fp:{project}:{group.name}:v{group.version}:".encode()
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
 def _int_key(name: str) -> Callable[[Any], int]:
     def normalise(value: Any) -> int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, np.integer):
-            return int(value)
-        if isinstance(value, (float, np.floating)) and float(value).is_integer():
-            return int(value)
-        raise EntityFrameError(f"entity key '{name}' is an integer key; got {type(value).__name__} {value!r}")
+        if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+            number = int(value)
+        elif isinstance(value, (float, np.floating)) and float(value).is_integer():
+            number = int(value)
+        else:
+            raise EntityFrameError(f"entity key '{name}' is an integer key; got {type(value).__name__} {value!r}")
+        if not INT64_MIN <= number <= INT64_MAX:
+            raise EntityFrameError(f"entity key '{name}' is a 64-bit integer key; {number} is outside its range")
+        return number
 
     return normalise
 

@@ -26,7 +26,7 @@ import pyarrow.dataset as pds
 from feature_platform.concepts import FeatureView
 from feature_platform.contract import UTC_MICROS
 from feature_platform.entity_frames import entity_key_array, entity_times, to_pandas_column
-from feature_platform.errors import EntityFrameError, FeaturePlatformError
+from feature_platform.errors import ArgumentError, EntityFrameError, FeaturePlatformError
 from feature_platform.offline import OfflineStore
 from feature_platform.registry import GroupSelection, Registry, ResolvedFeatures
 from feature_platform.transformations import apply_on_demand
@@ -124,16 +124,16 @@ def _versions(offline: OfflineStore, resolved: ResolvedFeatures, as_of: AsOf) ->
         names = {g.name for g in groups}
         unknown = sorted(set(as_of) - names)
         if unknown:
-            raise FeaturePlatformError(f"as_of names group(s) {unknown} that the request does not read; it reads {sorted(names)}")
+            raise ArgumentError(f"as_of names group(s) {unknown} that the request does not read; it reads {sorted(names)}")
         missing = sorted(names - set(as_of))
         if missing:
-            raise FeaturePlatformError(f"as_of gives no Delta version for group(s) {missing}")
+            raise ArgumentError(f"as_of gives no Delta version for group(s) {missing}")
         for name, version in as_of.items():
             if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version < 0):
-                raise FeaturePlatformError(f"as_of version of group '{name}' must be a non-negative int or None, got {version!r}")
+                raise ArgumentError(f"as_of version of group '{name}' must be a non-negative int or None, got {version!r}")
         return {g.name: (None if as_of[g.name] is None else offline.resolve_version(g, as_of[g.name])) for g in groups}
     if isinstance(as_of, int) and not isinstance(as_of, bool):
-        raise FeaturePlatformError("as_of must be a time or a dict of Delta versions per group; one version number is ambiguous across groups")
+        raise ArgumentError("as_of must be a time or a dict of Delta versions per group; one version number is ambiguous across groups")
     return {g.name: offline.resolve_version(g, as_of) for g in groups}
 
 

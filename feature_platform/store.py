@@ -16,7 +16,7 @@ import pandas as pd
 
 from feature_platform.concepts import FeatureGroup, FeatureView, check_name
 from feature_platform.contract import conform
-from feature_platform.errors import FeatureReferenceError
+from feature_platform.errors import ArgumentError, FeatureReferenceError
 from feature_platform.offline import OfflineStore, WriteResult
 from feature_platform.online import OnlineStore
 from feature_platform.online_read import OnlineResponse, ReadPlan, build_plan, read_online
@@ -207,7 +207,7 @@ class FeatureStore:
         values only when newer, as a sync would.
         """
         if to not in ("online", "offline", "online_and_offline"):
-            raise ValueError(f"push to must be 'online', 'offline' or 'online_and_offline', got {to!r}")
+            raise ArgumentError(f"push to must be 'online', 'offline' or 'online_and_offline', got {to!r}")
         group = self.group(group_name)
         if to != "offline" and not group.online:
             raise FeatureReferenceError(f"feature group '{group_name}' is not online (online=False); push to='offline'")
