@@ -111,3 +111,14 @@ def test_two_processes_writing_different_partitions_all_commit(tmp_path: Path, u
     rows = OfflineStore(str(tmp_path), project="test").read(user_stats).to_pandas()
     assert len(rows) == 36
     assert rows.groupby(rows["event_time"].dt.date).size().tolist() == [3] * 12
+
+
+def test_a_snapshot_keeps_reading_its_version_after_a_later_write(store: FeatureStore, user_stats: FeatureGroup) -> None:
+    first = store.write_partition("user_stats", "2024-05-01", user_rows("2024-05-01", [1, 2]))
+    snapshot = store.offline.snapshot(user_stats, first.version)
+    store.ingest("user_stats", user_rows("2024-05-01", [3]))  # a second write into the same partition
+    latest = store.offline.snapshot(user_stats, store.offline.version(user_stats))
+    assert snapshot.scanner(["user_id"], None, None).to_table().column("user_id").to_pylist() == [1, 2]
+    assert sorted(latest.scanner(["user_id"], None, None).to_table().column("user_id").to_pylist()) == [1, 2, 3]
+    # Only the later version can hold (keys, event time) ties across writes.
+    assert snapshot.single_write and not latest.single_write
