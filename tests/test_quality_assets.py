@@ -5,9 +5,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from feature_platform import FeatureStore
+from feature_platform import DailyPartitions, FeatureStore, RawSource
+from feature_platform.orchestration import FeatureStoreResource, build_definitions
 from feature_platform.statistics import StatisticsStore
-from tests.quality_fixtures import materialize, payment_group, payments, repository
+from tests.quality_fixtures import START, materialize, payment_group, payments, repository
 from tests.quality_fixtures import resources as resources_for
 
 FEATURES = dg.AssetKey(["features", "payment_features"])
@@ -155,3 +156,26 @@ def test_downstream_automation_waits_for_the_blocking_checks_of_each_partition(t
     (online,) = [r for r in result.results if r.key == dg.AssetKey(["online", "gated"])]
     # 2024-05-02 failed an ERROR rule; 2024-05-03 only a WARN one, which does not block.
     assert sorted(online.true_subset.expensively_compute_partition_keys()) == ["2024-05-01", "2024-05-03"]
+
+
+def test_an_error_blocked_partition_never_reaches_the_real_online_store(tmp_path: Path, redis_url: str) -> None:
+    group = payment_group()
+    home = tmp_path
+    store_resource = dg.Definitions(resources={**resources_for(home), "feature_store": FeatureStoreResource(home=str(home), project="test", redis_url=redis_url)})
+
+    def run(produce, day: str) -> dg.ExecuteInProcessResult:
+        defs = build_definitions([group], [], [RawSource("payments", partitions=DailyPartitions(START), produce=produce)])
+        selection = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition) and a.key.path[0] in ("raw", "features", "online")]
+        return dg.materialize(selection, partition_key=day, resources=store_resource.resources, raise_on_error=False)
+
+    assert run(payments(), "2024-05-01").success
+    store = FeatureStore([group], offline_root=home / "offline", project="test", home=home, online_url=redis_url)
+    synced = store.get_online_features([{"user_id": 0}], ["payment_features:last_amount"]).to_dict()
+
+    result = run(payments(negative_on=("2024-05-02",)), "2024-05-02")
+
+    assert not result.success
+    assert not [e for e in result.all_events if e.is_step_success and e.step_key == "online__payment_features"]
+    after = store.get_online_features([{"user_id": 0}], ["payment_features:last_amount"]).to_dict()
+    assert synced["last_amount"][0] > 0
+    assert after == synced  # user 0's negative amount of the broken day was never synced
