@@ -16,7 +16,7 @@ import pandas as pd
 from feature_platform.concepts import FeatureGroup
 from feature_platform.drift import DriftResult, check_partition
 from feature_platform.errors import DefinitionError
-from feature_platform.orchestration.assets import BACKFILL_POLICY, domain, group_key, owners, partitions_def
+from feature_platform.orchestration.assets import backfill_policy, domain, group_key, owners, partitions_def
 from feature_platform.orchestration.checks import SEVERITY, report_checks, table_metadata
 from feature_platform.orchestration.resources import FeatureStoreResource
 
@@ -111,7 +111,7 @@ def drift_asset(group: FeatureGroup) -> dg.AssetsDefinition:
         name=key.to_python_identifier(),
         specs=[spec],
         partitions_def=partitions,
-        backfill_policy=BACKFILL_POLICY,
+        backfill_policy=backfill_policy(group),
         check_specs=[check],
         can_subset=True,
     )

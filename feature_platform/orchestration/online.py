@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import dagster as dg
 
 from feature_platform.concepts import FeatureGroup, FeatureView
-from feature_platform.orchestration.assets import BACKFILL_POLICY, domain, group_key, owners, partitions_def, run_window
+from feature_platform.orchestration.assets import backfill_policy, domain, group_key, owners, partitions_def, run_window
 from feature_platform.orchestration.resources import FeatureStoreResource
 from feature_platform.sources import RawSource
 
@@ -31,7 +31,7 @@ def online_sync_asset(
         key=online_key(group),
         deps=[group_key(group)],
         partitions_def=partitions_def(group.partitions),
-        backfill_policy=BACKFILL_POLICY if group.partitions else None,
+        backfill_policy=backfill_policy(group) if group.partitions else None,
         group_name=domain(group),
         description=f"Latest values of '{group.name}' v{group.version} per entity in the Redis online store.",
         owners=owners(group.owner),
