@@ -22,7 +22,7 @@ $(DAGSTER_HOME)/dagster.yaml: $(DAGSTER_INSTANCE_CONFIG)
 	cp $(DAGSTER_INSTANCE_CONFIG) $@
 
 demo: install $(DAGSTER_HOME)/dagster.yaml
-	$(PY) -m feature_platform.demo
+	$(PY) -m demo
 
 test: install
 	$(PY) -m pytest
@@ -31,10 +31,10 @@ ui: install $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 serve: install
-	$(PY) -m feature_platform.server --repo .
+	$(PY) -m feature_platform.serving.server --repo .
 
 redis-stop:
-	-$(PY) -m feature_platform.redis_server stop
+	-$(PY) -m feature_platform.online.redis_server stop
 
 clean: redis-stop
 	rm -rf .feature_platform

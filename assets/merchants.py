@@ -7,8 +7,7 @@ import pandas as pd
 from assets.aggregations import daily_windows
 from assets.entities import country, merchant
 from assets.partitions import DAILY
-from feature_platform import Feature, FeatureGroup
-from feature_platform.rules import DriftSettings, Rule
+from feature_platform import DriftSettings, Feature, FeatureGroup, Rule
 
 
 def compute_merchant_features(inputs: dict[str, pd.DataFrame], start: datetime, end: datetime) -> pd.DataFrame:

@@ -25,8 +25,8 @@ import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 
 from feature_platform import DailyPartitions, Entity, Feature, FeatureGroup
-from feature_platform.contract import conform
-from feature_platform.offline import OfflineStore
+from feature_platform.definitions.contract import conform
+from feature_platform.offline.store import OfflineStore
 
 FIRST_DAY = date(2024, 1, 1)
 user = Entity("user", join_keys={"user_id": "int64"})

@@ -30,8 +30,8 @@ import pyarrow as pa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from feature_platform import online_codec as codec  # noqa: E402
-from feature_platform.redis_server import free_port, start_server  # noqa: E402
+from feature_platform.online import codec  # noqa: E402
+from feature_platform.online.redis_server import free_port, start_server  # noqa: E402
 
 ASSETS = textwrap.dedent(
     """
@@ -204,7 +204,7 @@ def http_server(repo: Path, redis_url: str, entities: int, n: int) -> dict:
     env.pop("FEATURE_PLATFORM_SERVER_TOKEN", None)
     started = time.perf_counter()
     server = subprocess.Popen(
-        [sys.executable, "-m", "feature_platform.server", "--repo", str(repo), "--port", str(port)], env=env
+        [sys.executable, "-m", "feature_platform.serving.server", "--repo", str(repo), "--port", str(port)], env=env
     )
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:

@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 
 from feature_platform import DailyPartitions, Entity, Feature, FeatureGroup
-from feature_platform.contract import conform
-from feature_platform.drift import detect_drift
-from feature_platform.quality import validate
-from feature_platform.rules import DriftSettings, Rule
+from feature_platform.definitions.contract import conform
+from feature_platform.definitions.rules import DriftSettings, Rule
+from feature_platform.quality.drift import detect_drift
+from feature_platform.quality.validation import validate
 
 
 def frame(rows: int, seed: int, scale: float = 1.0) -> pd.DataFrame:

@@ -3,7 +3,7 @@
 The library works without Dagster; `feature_platform.orchestration` is the Dagster layer.
 """
 
-from feature_platform.concepts import (
+from feature_platform.definitions.concepts import (
     DailyPartitions,
     Entity,
     Feature,
@@ -11,6 +11,7 @@ from feature_platform.concepts import (
     FeatureView,
     OnDemandTransformation,
 )
+from feature_platform.definitions.rules import DriftSettings, Rule
 from feature_platform.errors import (
     ArgumentError,
     ContractError,
@@ -20,13 +21,12 @@ from feature_platform.errors import (
     FeatureReferenceError,
     StorageError,
 )
-from feature_platform.datasets import TrainingDatasetDefinition
 from feature_platform.loaders import connect, list_views, load_features, load_training_dataset
-from feature_platform.rules import DriftSettings, Rule
-from feature_platform.sources import RawSource
-from feature_platform.splits import RandomSplit, TimeSplit
+from feature_platform.retrieval.datasets import TrainingDatasetDefinition
+from feature_platform.retrieval.splits import RandomSplit, TimeSplit
+from feature_platform.retrieval.training import TrainingDataset
+from feature_platform.sources.landing import RawSource
 from feature_platform.store import FeatureStore
-from feature_platform.training import TrainingDataset
 
 __all__ = [
     "ArgumentError",

@@ -114,19 +114,11 @@ def run_lineage(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = discovery.lineage(store, args.name)
     kind, _ = discovery.find(store, args.name)
     if kind in ("group", "source"):
-        from feature_platform.orchestration.backfill import load_definitions  # the asset graph needs Dagster
+        from feature_platform.orchestration.operations import asset_neighbours  # the asset graph needs Dagster
 
-        graph = load_definitions(args.repo).resolve_asset_graph()
-        key = ["features" if kind == "group" else "raw", args.name]
-        import dagster as dg
-
-        node = graph.get(dg.AssetKey(key)) if graph.has(dg.AssetKey(key)) else None
-        if node is not None:
-            result["assets"] = {
-                "key": "/".join(key),
-                "upstream": sorted(k.to_user_string() for k in node.parent_keys),
-                "downstream": sorted(k.to_user_string() for k in node.child_keys),
-            }
+        neighbours = asset_neighbours(args.repo, ["features" if kind == "group" else "raw", args.name])
+        if neighbours is not None:
+            result["assets"] = neighbours
     return result
 
 
@@ -176,26 +168,29 @@ def progress(total: int) -> Callable[[int, Any], None]:
 
 
 def run_operation(args: argparse.Namespace, groups: Sequence[str], first: str | None, last: str | None) -> dict[str, Any]:
-    import dagster as dg
-
-    from feature_platform.orchestration.assets import group_key, source_key
-    from feature_platform.orchestration.backfill import load_definitions, plan_backfill, run_backfill, with_downstream
+    from feature_platform.orchestration.operations import materialize_range  # Dagster loads for this command only
 
     store = store_of(args)
-    keys = [source_key(n) if n in store.sources else group_key(store.group(n).name) for n in groups]
-    defs = load_definitions(args.repo)
-    if args.with_downstream:
-        keys = with_downstream(defs, keys)
-    runs = plan_backfill(defs, keys, first, last, partitions_per_run=getattr(args, "partitions_per_run", None))
+    names = [n if n in store.sources else store.group(n).name for n in groups]
     home = dagster_home(args.repo)
-    print(f"{len(runs)} run(s) for {', '.join(k.to_user_string() for k in keys)} on the instance at {home}", file=sys.stderr, flush=True)
-    with dg.DagsterInstance.get() as instance:
-        outcomes = run_backfill(args.repo, runs, instance, workers=args.workers, on_done=progress(len(runs)))
+    planned: list[int] = []
+
+    def announce(count: int, keys: list[str]) -> None:
+        planned.append(count)
+        print(f"{count} run(s) for {', '.join(keys)} on the instance at {home}", file=sys.stderr, flush=True)
+
+    def done(index: int, outcome: Any) -> None:
+        progress(planned[0])(index, outcome)
+
+    count, outcomes = materialize_range(
+        args.repo, names, set(store.sources), first, last, with_downstream_assets=args.with_downstream,
+        partitions_per_run=getattr(args, "partitions_per_run", None), workers=args.workers, on_planned=announce, on_done=done,
+    )
     return {
-        "success": len(outcomes) == len(runs) and all(o.success for o in outcomes),
+        "success": len(outcomes) == count and all(o.success for o in outcomes),
         "runs": [{"run_id": o.run_id, "assets": [k.to_user_string() for k in o.run.assets], "first": o.run.first, "last": o.run.last,
                   "success": o.success, "seconds": round(o.seconds, 2), "error": o.error} for o in outcomes],
-        "planned_runs": len(runs),
+        "planned_runs": count,
         "dagster_home": home,
     }
 
@@ -240,7 +235,7 @@ def serve_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> dict[str, Any]:
-    from feature_platform.server import serve  # FastAPI and uvicorn load for this command only
+    from feature_platform.serving.server import serve  # FastAPI and uvicorn load for this command only
 
     serve(args.host, args.port, args.repo)
     return {"host": args.host, "port": args.port, "stopped": True}
@@ -251,7 +246,7 @@ def redis_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_redis(args: argparse.Namespace) -> dict[str, Any]:
-    from feature_platform import redis_server
+    from feature_platform.online import redis_server
 
     home = Path(os.environ.get("FEATURE_PLATFORM_HOME", Path(args.repo).resolve() / DEFAULT_HOME))
     if args.action == "start":

@@ -9,11 +9,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from feature_platform.concepts import FeatureGroup, FeatureView
+from feature_platform.definitions.concepts import FeatureGroup, FeatureView
 from feature_platform.errors import FeatureReferenceError
-from feature_platform.sources import RawSource
+from feature_platform.sources.landing import RawSource
 from feature_platform.store import FeatureStore
-
 
 # More facts for `describe` of a group (latest statistics, online status...): each returns a dict merged in.
 GROUP_FACTS: list[Callable[[FeatureStore, FeatureGroup], dict[str, Any]]] = []

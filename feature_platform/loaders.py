@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from feature_platform.concepts import FeatureView
+from feature_platform.definitions.concepts import FeatureView
 from feature_platform.store import FeatureStore
 
 _stores: dict[Path, FeatureStore] = {}

@@ -14,24 +14,24 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from feature_platform.concepts import FeatureGroup, FeatureView, check_name
-from feature_platform.contract import conform
+from feature_platform.definitions.concepts import FeatureGroup, FeatureView, check_name
+from feature_platform.definitions.contract import conform
+from feature_platform.definitions.references import Registry
 from feature_platform.errors import ArgumentError, FeatureReferenceError
-from feature_platform.offline import OfflineStore, WriteResult
-from feature_platform.online import OnlineStore
-from feature_platform.online_read import OnlineResponse, ReadPlan, build_plan, read_online
-from feature_platform.registry import Registry
-from feature_platform.retrieval import get_historical_features
-from feature_platform.splits import Split
-from feature_platform.training import (
+from feature_platform.offline.store import OfflineStore, WriteResult
+from feature_platform.online.reads import OnlineResponse, ReadPlan, build_plan, read_online
+from feature_platform.online.store import OnlineStore
+from feature_platform.online.sync import SyncReport, sync_group
+from feature_platform.retrieval.point_in_time import get_historical_features
+from feature_platform.retrieval.splits import Split
+from feature_platform.retrieval.training import (
     TrainingDataset,
     create_training_dataset,
     list_training_datasets,
     load_training_dataset,
     rebuild_training_dataset,
 )
-from feature_platform.sources import RawSource
-from feature_platform.sync import SyncReport, sync_group
+from feature_platform.sources.landing import RawSource
 
 DEFAULT_HOME = ".feature_platform"
 
@@ -159,7 +159,7 @@ class FeatureStore:
     def online(self) -> OnlineStore:
         """The Redis online store: `online_url`, else the embedded server under `home` (started if needed)."""
         if self._online is None:
-            from feature_platform.redis_server import ensure_server
+            from feature_platform.online.redis_server import ensure_server
 
             self._online = OnlineStore(self.online_url or ensure_server(self.home), project=self.project)
         return self._online
@@ -256,7 +256,7 @@ class FeatureStore:
         >>> store.create_training_dataset("fraud_detection", labels, label="is_fraud", split=RandomSplit({"train": .8, "test": .2}))
         """
         return create_training_dataset(
-            self, view, entity_df, name=name, split=split, description=description, label=label,
+            self.registry, self.offline, view, entity_df, name=name, split=split, description=description, label=label,
             timestamp_column=timestamp_column, full_feature_names=full_feature_names,
         )
 
@@ -271,12 +271,12 @@ class FeatureStore:
         batch_size: int = 256,
     ) -> Any:
         """A stored training dataset (latest version unless given) as pandas, arrow, numpy `(X, y)` or torch."""
-        return load_training_dataset(self, name, version, split, format=format, label=label, batch_size=batch_size)
+        return load_training_dataset(self.offline, name, version, split, format=format, label=label, batch_size=batch_size)
 
     def rebuild_training_dataset(self, name: str, version: int) -> pd.DataFrame:
         """Recompute a stored training dataset from the Delta versions its manifest recorded."""
-        return rebuild_training_dataset(self, name, version)
+        return rebuild_training_dataset(self.registry, self.offline, name, version)
 
     def list_training_datasets(self) -> list[dict[str, Any]]:
         """Manifests of every stored training dataset version, by name then version."""
-        return list_training_datasets(self)
+        return list_training_datasets(self.offline)

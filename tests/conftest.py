@@ -47,7 +47,7 @@ def user_rows(day: str, user_ids: list[int], *, txn_count: int = 1) -> pd.DataFr
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory):
     """A throwaway real `redis-server` on a free port for the whole test session."""
-    from feature_platform.redis_server import start_server
+    from feature_platform.online.redis_server import start_server
 
     server = start_server(tmp_path_factory.mktemp("redis"), persistent=False)
     yield server

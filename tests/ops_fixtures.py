@@ -8,7 +8,7 @@ import pandas as pd
 
 from feature_platform import DailyPartitions, Entity, Feature, FeatureGroup, RawSource
 from feature_platform.orchestration import FeatureStoreResource, build_definitions
-from feature_platform.sources import write_source
+from feature_platform.sources.landing import write_source
 
 user = Entity("user", join_keys={"user_id": "int64"})
 DAYS = DailyPartitions(start="2024-05-01")

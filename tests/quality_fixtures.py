@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from feature_platform import DailyPartitions, Entity, Feature, FeatureGroup, RawSource
+from feature_platform.definitions.rules import DriftSettings, Rule
 from feature_platform.orchestration import AlertSinksResource, FeatureStoreResource, build_definitions
-from feature_platform.rules import DriftSettings, Rule
 
 START = "2024-05-01"
 RANGE_START = "dagster/asset_partition_range_start"

@@ -17,7 +17,6 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
-
 from reliability_fixtures import events, frame, make_store
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from feature_platform.alerts import Alert, FileSink, WebhookSink, read_alerts, slack_payload
 from feature_platform.orchestration.alerting import AlertCursor, alert_sensor, evaluate_alerts
+from feature_platform.quality.alerts import Alert, FileSink, WebhookSink, read_alerts, slack_payload
 from feature_platform.store import FeatureStore
 from tests.quality_fixtures import materialize, payment_group, payments, repository, resources
 
@@ -179,7 +179,7 @@ def test_slack_payload_carries_text_blocks_and_the_alert() -> None:
 
 
 def test_webhook_sink_reports_an_unreachable_endpoint(tmp_path: Path) -> None:
-    from feature_platform.alerts import AlertDeliveryError
+    from feature_platform.quality.alerts import AlertDeliveryError
 
     alert = Alert(id="x", kind="stale", severity="WARN", group="g", title="t", message="m")
     with pytest.raises(AlertDeliveryError, match="failed for alert x"):

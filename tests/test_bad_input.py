@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import redis
 from fastapi.testclient import TestClient
+from reliability_fixtures import day, events, frame, make_store, merchant_frame, merchant_scores, table_state, user
 
 from feature_platform import (
     ArgumentError,
@@ -26,10 +27,9 @@ from feature_platform import (
     FeatureView,
     Rule,
 )
-from feature_platform.contract import MAX_KEY_BYTES, MAX_VALUE_BYTES
-from feature_platform.server import create_app
-from feature_platform.gate import write_validated
-from reliability_fixtures import day, events, frame, make_store, merchant_frame, merchant_scores, table_state, user
+from feature_platform.definitions.contract import MAX_KEY_BYTES, MAX_VALUE_BYTES
+from feature_platform.quality.gate import write_validated
+from feature_platform.serving.server import create_app
 
 
 @dataclass(frozen=True)

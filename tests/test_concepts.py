@@ -6,7 +6,7 @@ import pyarrow as pa
 import pytest
 
 from feature_platform import DailyPartitions, DefinitionError, Entity, Feature, FeatureGroup, FeatureView
-from feature_platform.registry import Registry
+from feature_platform.definitions.references import Registry
 from feature_platform.errors import FeatureReferenceError
 
 user = Entity("user", join_keys={"user_id": "int64"})

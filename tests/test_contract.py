@@ -3,8 +3,8 @@
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import user_rows
+
 from feature_platform import ContractError, FeatureStore
 
 

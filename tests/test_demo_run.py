@@ -1,6 +1,6 @@
 """The demo end to end through Dagster: every group's Delta table, with the rows the raw data implies.
 
-Runs `feature_platform.demo.run_demo` (what `make demo` runs) over a short
+Runs `demo.run_demo` (what `make demo` runs) over a short
 window on a temporary FEATURE_PLATFORM_HOME and DAGSTER_HOME.
 """
 
@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 
 from assets import raw
+from demo import run_demo
 from feature_platform import FeatureStore
-from feature_platform.demo import run_demo
-from feature_platform.redis_server import stop_server
+from feature_platform.online.redis_server import stop_server
 
 pytestmark = pytest.mark.slow
 

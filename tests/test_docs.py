@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from feature_platform.redis_server import stop_server
+from feature_platform.online.redis_server import stop_server
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "docs" / "quickstart.md"
 

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from feature_platform import DailyPartitions, Feature, FeatureGroup, FeatureStore
-from feature_platform.drift import check_partition, detect_drift, reference_window
-from feature_platform.rules import DriftSettings
+from feature_platform.definitions.rules import DriftSettings
+from feature_platform.quality.drift import check_partition, detect_drift, reference_window
 from tests.quality_fixtures import user
 
 group = FeatureGroup(

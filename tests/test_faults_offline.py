@@ -6,8 +6,6 @@ from pathlib import Path
 
 import pyarrow.compute as pc
 import pytest
-
-from feature_platform import StorageError
 from reliability_fixtures import (
     day,
     events,
@@ -20,6 +18,8 @@ from reliability_fixtures import (
     wait_for_new_file,
     worker_result,
 )
+
+from feature_platform import StorageError
 
 BIG = 1_000_000  # rows: about a second of writing, so that the kill lands while data files are written
 

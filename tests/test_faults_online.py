@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import redis
 from fastapi.testclient import TestClient
-
-from feature_platform import online
-from feature_platform.online import OnlineStoreError
-from feature_platform.redis_server import RedisProcess, start_server
-from feature_platform.server import create_app
 from reliability_fixtures import day, frame, make_store, start_worker, worker_result
+
+from feature_platform.online import store as online
+from feature_platform.online.redis_server import RedisProcess, start_server
+from feature_platform.online.store import OnlineStoreError
+from feature_platform.serving.server import create_app
 
 USERS = 100_000  # rows of one partition: 50 script batches, so a kill lands between batches
 NEWER = 50  # users whose online value is newer than anything offline before the sync starts

@@ -5,7 +5,7 @@ from datetime import date, datetime, timedelta
 import pytest
 
 from feature_platform import DailyPartitions, Feature, FeatureGroup
-from feature_platform.freshness import expected_partition
+from feature_platform.quality.freshness import expected_partition
 from tests.quality_fixtures import user
 
 

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from feature_platform import DailyPartitions, Entity, Feature, FeatureGroup, FeatureStore
-from feature_platform import online_codec as codec
+from feature_platform.online import codec
 
 account = Entity("account", join_keys={"account_id": "int64", "region": "string"})
 

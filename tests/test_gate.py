@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from feature_platform import DailyPartitions, Feature, FeatureGroup, FeatureStore
-from feature_platform.gate import stretches, write_validated
-from feature_platform.rules import Rule
+from feature_platform.definitions.rules import Rule
+from feature_platform.quality.gate import stretches, write_validated
 from tests.quality_fixtures import user
 
 

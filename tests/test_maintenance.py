@@ -7,7 +7,7 @@ import pytest
 from deltalake import DeltaTable
 
 from feature_platform import FeatureGroup, FeatureStore, FeatureView
-from feature_platform.maintenance import maintain_table, manifest_versions
+from feature_platform.offline.maintenance import maintain_table, manifest_versions
 from tests.conftest import user_rows
 
 RETAIN_NOTHING = pd.Timedelta(0).to_pytimedelta()

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import user_rows
+
 from feature_platform import FeatureGroup, FeatureStore
-from feature_platform.offline import OfflineStore
+from feature_platform.offline.store import OfflineStore
 
 
 def test_rewriting_a_partition_replaces_it_without_duplicates(store: FeatureStore) -> None:

@@ -8,9 +8,9 @@ import pytest
 import redis
 
 from feature_platform import ContractError, EntityFrameError, Feature, FeatureView, OnDemandTransformation
-from feature_platform import online_codec as codec
 from feature_platform.errors import FeatureReferenceError
-from feature_platform.online import OnlineStoreError
+from feature_platform.online import codec
+from feature_platform.online.store import OnlineStoreError
 from tests.online_fixtures import online_store, pair_group, score_rows, scores_group
 
 DAYS = ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"]

@@ -6,8 +6,8 @@ import dagster as dg
 import pytest
 
 from feature_platform import DailyPartitions, FeatureStore, RawSource
+from feature_platform.offline.statistics import StatisticsStore
 from feature_platform.orchestration import FeatureStoreResource, build_definitions
-from feature_platform.statistics import StatisticsStore
 from tests.quality_fixtures import START, materialize, payment_group, payments, repository
 from tests.quality_fixtures import resources as resources_for
 

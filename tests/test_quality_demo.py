@@ -6,8 +6,8 @@ import dagster as dg
 import pandas as pd
 
 from assets import raw, users
-from feature_platform.drift import detect_drift
-from feature_platform.quality import validate
+from feature_platform.quality.drift import detect_drift
+from feature_platform.quality.validation import validate
 
 
 def transactions(first: datetime, days: int) -> pd.DataFrame:

@@ -5,7 +5,7 @@ import re
 import pytest
 
 from feature_platform import DefinitionError, Feature, FeatureGroup
-from feature_platform.rules import DriftSettings, Rule
+from feature_platform.definitions.rules import DriftSettings, Rule
 from tests.quality_fixtures import user
 
 

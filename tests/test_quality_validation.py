@@ -6,8 +6,8 @@ import pytest
 from pandera.errors import SchemaErrors
 
 from feature_platform import DailyPartitions, Feature, FeatureGroup
-from feature_platform.quality import contract_schema, to_frame, validate
-from feature_platform.rules import Rule
+from feature_platform.definitions.rules import Rule
+from feature_platform.quality.validation import contract_schema, to_frame, validate
 from tests.quality_fixtures import user
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 import redis
-
-from feature_platform.online import OnlineStoreError
-from feature_platform.redis_server import RedisProcess, free_port, start_server
 from reliability_fixtures import day, frame, make_store
+
+from feature_platform.online.redis_server import RedisProcess, free_port, start_server
+from feature_platform.online.store import OnlineStoreError
 
 PASSWORD = "tls-auth-pw"
 

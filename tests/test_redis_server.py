@@ -9,8 +9,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from feature_platform.online import OnlineStore, OnlineStoreError, redact
-from feature_platform.redis_server import ensure_server, running_url, start_server, stop_server
+from feature_platform.online.redis_server import ensure_server, running_url, start_server, stop_server
+from feature_platform.online.store import OnlineStore, OnlineStoreError, redact
 from tests.online_fixtures import online_store, score_rows, scores_group
 
 
@@ -23,7 +23,7 @@ def home(tmp_path):
 
 def test_embedded_server_is_reused_by_another_process(home):
     url = ensure_server(home)
-    code = f"from feature_platform.redis_server import ensure_server; print(ensure_server({str(home)!r}))"
+    code = f"from feature_platform.online.redis_server import ensure_server; print(ensure_server({str(home)!r}))"
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert other.stdout.strip() == url
 

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 
 from feature_platform import EntityFrameError, FeaturePlatformError, FeatureReferenceError
-from feature_platform.transformations import apply_on_demand
+from feature_platform.definitions.on_demand import apply_on_demand
 from tests.retrieval_fixtures import amount_ratio, make_store, merchant_rows, risk_view, user_rows
 
 

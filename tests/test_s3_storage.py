@@ -13,7 +13,7 @@ import pytest
 
 from feature_platform import FeatureStore
 from feature_platform.orchestration import FeatureStoreResource, build_definitions
-from feature_platform.sources import write_source
+from feature_platform.sources.landing import write_source
 from tests.ops_fixtures import GROUPS, click_frame, clicks, daily_clicks, landing_defs, write_days
 from tests.s3_fixtures import s3_bucket, s3_endpoint  # noqa: F401 (fixtures)
 from tests.test_landing_sensor import evaluate, requested

@@ -7,11 +7,11 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 import pytest
+from reliability_fixtures import day, events, frame, make_store, table_state, user
 
 from feature_platform import ContractError, DailyPartitions, Feature, FeatureGroup, RawSource, StorageError
+from feature_platform.online.redis_server import free_port, start_server
 from feature_platform.orchestration import FeatureStoreResource, build_definitions
-from feature_platform.redis_server import free_port, start_server
-from reliability_fixtures import day, events, frame, make_store, table_state, user
 from tests.s3_fixtures import s3_bucket, s3_endpoint  # noqa: F401 (fixtures)
 
 PLANTED = "PLANTED-s3cr3t-7f3a9c"
@@ -166,8 +166,8 @@ def test_a_failing_webhook_never_reveals_its_url(tmp_path: Path, caplog: pytest.
     """Proves: a webhook URL carries its secret in the path (Slack: /services/T…/B…/<token>); when delivery
     fails, the AlertDeliveryError, the alert sensor's skip reason (shown in the UI) and the logs name the
     endpoint's host only, never the path."""
-    from feature_platform.alerts import Alert, AlertDeliveryError, WebhookSink
     from feature_platform.orchestration.alerting import alert_sensor
+    from feature_platform.quality.alerts import Alert, AlertDeliveryError, WebhookSink
     from tests.quality_fixtures import materialize, payment_group, payments, repository, resources
 
     with __import__("socket").socket() as probe:
@@ -245,7 +245,7 @@ def test_the_server_compares_tokens_in_constant_time_and_never_echoes_them(tmp_p
     right one is let through."""
     from fastapi.testclient import TestClient
 
-    from feature_platform import server
+    from feature_platform.serving import server
 
     compared = []
     real = server.hmac.compare_digest

@@ -11,8 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from feature_platform import Feature, FeatureView, OnDemandTransformation
-from feature_platform.redis_server import free_port
-from feature_platform.server import create_app
+from feature_platform.online.redis_server import free_port
+from feature_platform.serving.server import create_app
 from tests.online_fixtures import online_store, score_rows, scores_group
 
 boost = OnDemandTransformation(

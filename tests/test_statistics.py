@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from feature_platform import DailyPartitions, Feature, FeatureGroup, FeatureStore
-from feature_platform.statistics import StatisticsStore, compute_statistics, describe_statistics, render_statistics
+from feature_platform.offline.statistics import StatisticsStore, compute_statistics, describe_statistics, render_statistics
 from tests.quality_fixtures import user
 
 group = FeatureGroup(
@@ -74,9 +74,9 @@ def test_stored_statistics_are_replaced_per_partition_and_read_in_order(tmp_path
 
 def test_describe_statistics_gives_the_latest_partition_and_the_row_counts(tmp_path: Path) -> None:
     store = FeatureStore([group], offline_root=tmp_path / "offline", project="test")
-    assert describe_statistics(store, "known")["latest"] is None
+    assert describe_statistics(store.offline, store.group("known"))["latest"] is None
     StatisticsStore(store.offline).write(group, "2024-05-01", compute_statistics(group, known_frame()))
-    described = describe_statistics(store, "known")
+    described = describe_statistics(store.offline, store.group("known"))
     assert described["row_counts"] == {"2024-05-01": 5}
     assert described["latest"]["features"]["amount"]["mean"] == 2.5
     text = render_statistics(described)
@@ -86,7 +86,7 @@ def test_describe_statistics_gives_the_latest_partition_and_the_row_counts(tmp_p
 
 
 def test_describe_lists_the_groups_rules(tmp_path: Path) -> None:
-    from feature_platform.rules import Rule
+    from feature_platform.definitions.rules import Rule
 
     ruled = FeatureGroup("ruled", entities=[user], features=[Feature("amount")], rules=[Rule.in_range("amount", min=0, description="No refunds.")])
     store = FeatureStore([ruled], offline_root=tmp_path / "offline")

@@ -7,21 +7,21 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from feature_platform.concepts import FeatureGroup, FeatureView
-from feature_platform.datasets import TrainingDatasetDefinition
+from feature_platform.definitions.concepts import FeatureGroup, FeatureView
+from feature_platform.definitions.references import Registry
 from feature_platform.orchestration.alerting import AlertSinksResource, alert_sensor
-from feature_platform.orchestration.online import online_sync_asset
 from feature_platform.orchestration.assets import feature_group_asset, group_key, raw_source_asset
 from feature_platform.orchestration.automation import follow_feature_groups
 from feature_platform.orchestration.drift import drift_asset
 from feature_platform.orchestration.maintenance import maintenance_job, maintenance_schedule
+from feature_platform.orchestration.online import online_sync_asset
 from feature_platform.orchestration.resources import FeatureStoreResource
 from feature_platform.orchestration.retries import TRANSIENT_RETRY, permanent_failures
 from feature_platform.orchestration.schedules import group_schedule, source_schedule
 from feature_platform.orchestration.sensors import landing_sensors
 from feature_platform.orchestration.training import training_dataset_asset
-from feature_platform.registry import Registry
-from feature_platform.sources import RawSource
+from feature_platform.retrieval.datasets import TrainingDatasetDefinition
+from feature_platform.sources.landing import RawSource
 
 __all__ = [
     "TRANSIENT_RETRY",

@@ -17,11 +17,11 @@ from typing import Any
 
 import dagster as dg
 
-from feature_platform.alerts import Alert, AlertDeliveryError, AlertSink, FileSink, WebhookSink
-from feature_platform.concepts import FeatureGroup
-from feature_platform.freshness import check_freshness
-from feature_platform.offline import OfflineStore
+from feature_platform.definitions.concepts import FeatureGroup
+from feature_platform.offline.store import OfflineStore
 from feature_platform.orchestration.resources import FeatureStoreResource
+from feature_platform.quality.alerts import Alert, AlertDeliveryError, AlertSink, FileSink, WebhookSink
+from feature_platform.quality.freshness import check_freshness
 
 RUN_STATUSES = (dg.DagsterEventType.RUN_SUCCESS, dg.DagsterEventType.RUN_FAILURE)
 RUNS_PER_TICK = 100

@@ -14,17 +14,17 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from feature_platform.concepts import DailyPartitions, FeatureGroup, FeatureView
+from feature_platform.definitions.concepts import DailyPartitions, FeatureGroup, FeatureView
 from feature_platform.errors import ContractError, DefinitionError
-from feature_platform.gate import GatedWrite, write_validated
-from feature_platform.offline import WriteResult
+from feature_platform.offline.statistics import StatisticsStore, compute_statistics
+from feature_platform.offline.store import WriteResult
 from feature_platform.orchestration.checks import blocked_message, check_evaluations, evaluation, report_checks, rule_check_specs
 from feature_platform.orchestration.metadata import statistics_metadata
 from feature_platform.orchestration.resources import FeatureStoreResource
 from feature_platform.orchestration.retries import TRANSIENT_RETRY, permanent_failures
-from feature_platform.quality import CONTRACT, RuleResult, to_frame
-from feature_platform.statistics import StatisticsStore, compute_statistics
-from feature_platform.sources import RawSource, read_source, write_source
+from feature_platform.quality.gate import GatedWrite, write_validated
+from feature_platform.quality.validation import CONTRACT, RuleResult, to_frame
+from feature_platform.sources.landing import RawSource, read_source, write_source
 
 BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=31)
 BACKFILL_TAG = "backfill_partitions_per_run"

@@ -6,15 +6,16 @@ backfill): there the asset logs one evaluation per partition and check, so the
 UI shows every partition's status; a one-partition run yields them as results.
 """
 
-from collections.abc import Mapping, Sequence, Set as AbstractSet
+from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 
-from feature_platform.concepts import FeatureGroup
-from feature_platform.gate import stretches
-from feature_platform.quality import CONTRACT, RuleResult, ValidationReport
+from feature_platform.definitions.concepts import FeatureGroup
+from feature_platform.quality.gate import stretches
+from feature_platform.quality.validation import CONTRACT, RuleResult, ValidationReport
 
 CONTRACT_DESCRIPTION = "[ERROR] the group's contract: columns, dtypes, non-null keys and event times, unique rows"
 SEVERITY = {"ERROR": dg.AssetCheckSeverity.ERROR, "WARN": dg.AssetCheckSeverity.WARN}

@@ -13,12 +13,12 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from feature_platform.concepts import FeatureGroup
-from feature_platform.drift import DriftResult, check_partition
+from feature_platform.definitions.concepts import FeatureGroup
 from feature_platform.errors import DefinitionError
 from feature_platform.orchestration.assets import backfill_policy, domain, group_key, owners, partitions_def
 from feature_platform.orchestration.checks import SEVERITY, report_checks, table_metadata
 from feature_platform.orchestration.resources import FeatureStoreResource
+from feature_platform.quality.drift import DriftResult, check_partition
 
 DRIFT_CHECK = "drift"
 

@@ -10,8 +10,8 @@ from datetime import timedelta
 
 import dagster as dg
 
-from feature_platform.concepts import FeatureGroup
-from feature_platform.maintenance import DEFAULT_RETENTION, maintain_table, manifest_versions
+from feature_platform.definitions.concepts import FeatureGroup
+from feature_platform.offline.maintenance import DEFAULT_RETENTION, maintain_table, manifest_versions
 from feature_platform.orchestration.assets import group_key
 from feature_platform.orchestration.resources import FeatureStoreResource
 from feature_platform.orchestration.retries import TRANSIENT_RETRY

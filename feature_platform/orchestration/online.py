@@ -8,10 +8,10 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from feature_platform.concepts import FeatureGroup, FeatureView
+from feature_platform.definitions.concepts import FeatureGroup, FeatureView
 from feature_platform.orchestration.assets import backfill_policy, domain, group_key, owners, partitions_def, run_window
 from feature_platform.orchestration.resources import FeatureStoreResource
-from feature_platform.sources import RawSource
+from feature_platform.sources.landing import RawSource
 
 
 def online_key(group: FeatureGroup | str) -> dg.AssetKey:

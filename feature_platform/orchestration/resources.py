@@ -5,8 +5,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from feature_platform.concepts import FeatureGroup, FeatureView
-from feature_platform.sources import RawSource
+from feature_platform.definitions.concepts import FeatureGroup, FeatureView
+from feature_platform.sources.landing import RawSource
 from feature_platform.store import DEFAULT_HOME, FeatureStore
 
 

@@ -12,10 +12,10 @@ from datetime import datetime, timedelta
 
 import dagster as dg
 
-from feature_platform.concepts import FeatureGroup
+from feature_platform.definitions.concepts import FeatureGroup
 from feature_platform.orchestration.assets import group_key, source_key
 from feature_platform.orchestration.retries import TRANSIENT_RETRY
-from feature_platform.sources import RawSource
+from feature_platform.sources.landing import RawSource
 
 GROUP_CRON = "0 1 * * *"
 SOURCE_CRON = "15 0 * * *"

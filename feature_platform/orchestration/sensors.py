@@ -16,11 +16,11 @@ from datetime import date, timedelta
 
 import dagster as dg
 
-from feature_platform.concepts import FeatureGroup
-from feature_platform.landing import changed_days, day_fingerprints, dump_cursor, list_landed, load_cursor
+from feature_platform.definitions.concepts import FeatureGroup
 from feature_platform.orchestration.assets import backfill_policy, group_key, partitions_def
 from feature_platform.orchestration.resources import FeatureStoreResource
-from feature_platform.sources import RawSource
+from feature_platform.sources.fingerprints import changed_days, day_fingerprints, dump_cursor, list_landed, load_cursor
+from feature_platform.sources.landing import RawSource
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"

@@ -4,13 +4,13 @@ from collections.abc import Mapping, Sequence
 
 import dagster as dg
 
-from feature_platform.concepts import FeatureGroup, FeatureView
-from feature_platform.datasets import TrainingDatasetDefinition
+from feature_platform.definitions.concepts import FeatureGroup, FeatureView
+from feature_platform.definitions.references import Registry
 from feature_platform.errors import DefinitionError
 from feature_platform.orchestration.assets import group_key, owners, source_key
 from feature_platform.orchestration.resources import FeatureStoreResource
-from feature_platform.registry import Registry
-from feature_platform.sources import RawSource
+from feature_platform.retrieval.datasets import TrainingDatasetDefinition
+from feature_platform.sources.landing import RawSource
 
 
 def training_key(definition: TrainingDatasetDefinition | str) -> dg.AssetKey:
@@ -42,7 +42,7 @@ def training_dataset_asset(
     )
     def _training_dataset(context: dg.AssetExecutionContext, feature_store: FeatureStoreResource) -> dg.MaterializeResult:
         store = feature_store.build_store(groups, views, list(sources.values()))
-        dataset = definition.build(store, feature_store.raw_path)
+        dataset = definition.build(store.registry, store.offline, store.sources, feature_store.raw_path)
         manifest = dataset.manifest
         context.log.info(f"training dataset {dataset.name} v{dataset.version}: {dataset.row_count} rows at {dataset.uri}")
         return dg.MaterializeResult(

@@ -1,0 +1,380 @@
+"""The offline store: one Delta table per feature group and version, with time travel.
+
+Tables live at `<root>/<project>/<group>/v<version>`, partitioned by the UTC day
+of event time (`_partition`). Writing a partition replaces exactly that
+partition in one atomic Delta commit; commits that lose a race are retried.
+"""
+
+import random
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.dataset as pds
+from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
+
+from feature_platform.definitions.concepts import DailyPartitions, FeatureGroup, check_name
+from feature_platform.definitions.contract import UTC_MICROS, conform, utc_timestamp
+from feature_platform.errors import ArgumentError, ContractError, DefinitionError, FeaturePlatformError, StorageError
+
+COMMIT_ATTEMPTS = 8
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What one write committed: rows, the new Delta version and where."""
+
+    group: str
+    rows: int
+    version: int | None  # None: nothing committed and no table yet (an empty ingest)
+    uri: str
+    partition_key: str | None = None
+
+
+def _plain(exc: Exception) -> str:
+    """An error's message without the terminal colour codes deltalake puts in it."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
+
+
+def _check_partition_range(group: FeatureGroup, first: date, last: date) -> None:
+    partitions = group.partitions
+    assert partitions is not None
+    if first < partitions.start or (partitions.end is not None and last >= partitions.end):
+        end = partitions.end.isoformat() if partitions.end else "open"
+        raise ContractError(
+            group.name, None, "partition key",
+            f"{first.isoformat()}..{last.isoformat()} is outside the group's partitions "
+            f"[{partitions.start.isoformat()}, {end})",
+        )
+
+
+class OfflineStore:
+    """Delta Lake tables of feature groups under one root (a local path or `s3://bucket/prefix`)."""
+
+    def __init__(self, root: str, *, project: str = "default", storage_options: dict[str, str] | None = None) -> None:
+        self.root = str(root).rstrip("/")
+        self.project = check_name("project", project)
+        self.storage_options = dict(storage_options or {})
+
+    def table_uri(self, group: FeatureGroup) -> str:
+        return f"{self.root}/{self.project}/{group.name}/v{group.version}"
+
+    def _table(self, group: FeatureGroup, version: int | None = None) -> DeltaTable | None:
+        try:
+            return DeltaTable(self.table_uri(group), version=version, storage_options=self.storage_options or None)
+        except TableNotFoundError:
+            return None
+        except OSError as exc:  # the storage itself refused (missing bucket, permissions, unreachable)
+            raise StorageError(f"feature group '{group.name}': cannot open {self.table_uri(group)}: {_plain(exc)}") from None
+        except DeltaError as exc:
+            if version is not None:
+                raise ArgumentError(f"feature group '{group.name}' has no version {version}: {_plain(exc)}") from None
+            raise StorageError(f"feature group '{group.name}': cannot open {self.table_uri(group)}: {_plain(exc)}") from None
+
+    def _table_as_of(self, group: FeatureGroup, as_of: object) -> DeltaTable | None:
+        if not isinstance(as_of, int) or isinstance(as_of, bool):
+            return self._table(group)
+        latest = self.version(group)
+        if latest is not None and not 0 <= as_of <= latest:
+            raise ArgumentError(f"feature group '{group.name}' has no version {as_of}; versions are 0..{latest}")
+        return self._table(group, as_of)
+
+    def exists(self, group: FeatureGroup) -> bool:
+        return self._table(group) is not None
+
+    def version(self, group: FeatureGroup) -> int | None:
+        """The table's current Delta version, or None before the first write."""
+        table = self._table(group)
+        return None if table is None else table.version()
+
+    def write_partition(
+        self,
+        group: FeatureGroup,
+        partition_key: str | None,
+        df: Any,
+        *,
+        commit_metadata: dict[str, str] | None = None,
+    ) -> WriteResult:
+        """Replace one daily partition of `group` with `df` (idempotent).
+
+        For a group without partitions, `partition_key=None` replaces the whole table.
+        """
+        if group.partitions is None:
+            if partition_key is not None:
+                raise ContractError(group.name, None, "partition key", f"the group is not partitioned, got {partition_key!r}")
+            table = conform(group, df, written_at=datetime.now(timezone.utc))
+            return self._commit(group, table, predicate=None, partition_key=None, metadata=commit_metadata)
+        if partition_key is None:
+            raise ContractError(group.name, None, "partition key", "a partitioned group needs a partition key 'YYYY-MM-DD'")
+        return self.write_partitions(group, partition_key, partition_key, df, commit_metadata=commit_metadata)
+
+    def write_partitions(
+        self,
+        group: FeatureGroup,
+        first_key: str,
+        last_key: str,
+        df: Any,
+        *,
+        commit_metadata: dict[str, str] | None = None,
+    ) -> WriteResult:
+        """Replace the daily partitions `first_key..last_key` (inclusive) with `df` in one atomic commit."""
+        if group.partitions is None:
+            raise ContractError(group.name, None, "partition key", "the group is not partitioned")
+        try:
+            start, end = DailyPartitions.window(first_key)[0], DailyPartitions.window(last_key)[1]
+        except DefinitionError as exc:
+            raise ContractError(group.name, None, "partition key", str(exc)) from None
+        if end <= start:
+            raise ContractError(group.name, None, "partition key", f"range {first_key}..{last_key} is empty")
+        _check_partition_range(group, start.date(), (end - timedelta(days=1)).date())
+        table = conform(group, df, window=(start, end), written_at=datetime.now(timezone.utc))
+        first, last = start.date().isoformat(), (end - timedelta(days=1)).date().isoformat()
+        predicate = f"_partition = '{first}'" if first == last else f"_partition >= '{first}' AND _partition <= '{last}'"
+        key = first if first == last else f"{first}..{last}"
+        return self._commit(group, table, predicate=predicate, partition_key=key, metadata=commit_metadata)
+
+    def append(self, group: FeatureGroup, df: Any, *, commit_metadata: dict[str, str] | None = None) -> WriteResult:
+        """Append rows that may span any partitions; later writes win exact time ties.
+
+        An empty frame is checked like any other and then commits nothing.
+        """
+        table = conform(group, df, written_at=datetime.now(timezone.utc))
+        if table.num_rows == 0:
+            return WriteResult(group.name, 0, self.version(group), self.table_uri(group), None)
+        return self._commit(group, table, predicate=None, partition_key=None, metadata=commit_metadata, mode="append")
+
+    def _commit(
+        self,
+        group: FeatureGroup,
+        table: pa.Table,
+        *,
+        predicate: str | None,
+        partition_key: str | None,
+        metadata: dict[str, str] | None,
+        mode: str = "overwrite",
+    ) -> WriteResult:
+        uri = self.table_uri(group)
+        custom = {
+            "feature_group": group.name,
+            "group_version": str(group.version),
+            "write_id": uuid.uuid4().hex,
+            **(metadata or {}),
+        }
+        if partition_key:
+            custom["partition_key"] = partition_key
+        for attempt in range(COMMIT_ATTEMPTS):
+            existing = self._table(group)
+            try:
+                if existing is None:
+                    # Create the table with this data only if nobody else does: a racing creator's blind
+                    # commit would otherwise be retried as an append and duplicate rows. With mode "error"
+                    # and no commit retries it fails instead, and the next attempt overwrites by predicate.
+                    write_deltalake(
+                        uri, table, partition_by=["_partition"], mode="error",
+                        storage_options=self.storage_options or None,
+                        commit_properties=CommitProperties(custom_metadata=custom, max_commit_retries=0),
+                    )
+                else:
+                    write_deltalake(
+                        existing, table, partition_by=["_partition"], mode=mode, predicate=predicate,
+                        storage_options=self.storage_options or None,
+                        commit_properties=CommitProperties(custom_metadata=custom),
+                    )
+                break
+            except CommitFailedError:
+                if attempt == COMMIT_ATTEMPTS - 1:
+                    raise
+            except (DeltaError, OSError) as exc:
+                racing_create = existing is None and "already exists" in str(exc).lower()
+                if not racing_create or attempt == COMMIT_ATTEMPTS - 1:
+                    raise self._storage_error(group, f"writing {uri} failed and nothing was committed", exc) from None
+            time.sleep(random.uniform(0.05, 0.2) * (attempt + 1))
+        version = self._committed_version(group, custom)
+        return WriteResult(group.name, table.num_rows, version, uri, partition_key)
+
+    def _storage_error(self, group: FeatureGroup, what: str, cause: Exception) -> StorageError:
+        try:
+            table = self._table(group)
+            state = "no table" if table is None else f"version {table.version()}"
+        except StorageError:
+            state = "its last version, which cannot be read right now"
+        return StorageError(f"feature group '{group.name}': {what} (the table is still at {state}): {_plain(cause)}")
+
+    def _committed_version(self, group: FeatureGroup, custom: dict[str, str]) -> int:
+        """The version our commit got, found by its write id (other writers may have committed since)."""
+        table, entries = self._history(group, limit=64)
+        assert table is not None
+        for entry in entries:
+            if entry.get("write_id") == custom["write_id"]:
+                return int(entry["version"])
+        return table.version()
+
+    def _history(self, group: FeatureGroup, limit: int | None = None) -> tuple[DeltaTable | None, list[dict[str, Any]]]:
+        """The table and its commit history, numbered consistently.
+
+        deltalake numbers history entries down from the loaded version but lists the
+        newest commits in storage; a commit landing in between shifts every number by
+        one (seen on S3 under concurrent writers). Re-read until no commit landed.
+        """
+        for _ in range(COMMIT_ATTEMPTS):
+            table = self._table(group)
+            if table is None:
+                return None, []
+            entries = table.history(limit)
+            latest = self._table(group)
+            if latest is not None and latest.version() == table.version():
+                return table, entries
+        return table, entries
+
+    def read(
+        self,
+        group: FeatureGroup,
+        *,
+        start: datetime | str | None = None,
+        end: datetime | str | None = None,
+        as_of: int | datetime | str | None = None,
+        columns: list[str] | None = None,
+    ) -> pa.Table:
+        """Rows with `start <= event_time < end`, read from the partitions that can hold them.
+
+        `as_of` is a Delta version (int) or a time (the table as it was then).
+        Returns an Arrow table of `columns` (default: the group's columns and `_written_at`).
+        """
+        names = columns or [*group.input_columns, "_written_at"]
+        schema = pa.schema([group.schema.field(n) for n in names])
+        return self.scanner(group, start=start, end=end, as_of=as_of, columns=names).to_table().cast(schema)
+
+    def scanner(
+        self,
+        group: FeatureGroup,
+        *,
+        start: datetime | str | None = None,
+        end: datetime | str | None = None,
+        as_of: int | datetime | str | None = None,
+        columns: list[str] | None = None,
+        **options: Any,
+    ) -> pds.Scanner:
+        """A scanner over the rows `read` returns, to stream them in batches (in the same order).
+
+        `options` go to `pyarrow.dataset.Dataset.scanner` (e.g. `batch_readahead` to bound memory).
+        """
+        names = columns or [*group.input_columns, "_written_at"]
+        table = self._table_as_of(group, as_of)
+        if table is None:
+            if as_of is not None:
+                raise FeaturePlatformError(f"feature group '{group.name}' has no table to read as of {as_of!r}")
+            return pds.dataset(pa.schema([group.schema.field(n) for n in names]).empty_table()).scanner()
+        if as_of is not None and not isinstance(as_of, int):
+            when = utc_timestamp(as_of).to_pydatetime()
+            try:
+                table.load_as_version(when)
+            except Exception as exc:
+                raise FeaturePlatformError(f"feature group '{group.name}' has no version as of {when.isoformat()}: {exc}") from None
+        return table.to_pyarrow_dataset().scanner(columns=names, filter=_window(group, start, end), **options)
+
+    def resolve_version(self, group: FeatureGroup, as_of: int | datetime | str | None = None) -> int | None:
+        """The Delta version a read as of `as_of` (a version, a time, or None for now) sees; None without a table."""
+        if isinstance(as_of, int) and not isinstance(as_of, bool):
+            if self._table(group, as_of) is None:
+                raise FeaturePlatformError(f"feature group '{group.name}' has no table to read as of version {as_of}")
+            return as_of
+        table = self._table(group)
+        if table is None or as_of is None:
+            return None if table is None else table.version()
+        when = utc_timestamp(as_of).to_pydatetime()
+        try:
+            table.load_as_version(when)
+        except Exception:
+            return None  # the table did not exist yet at that time
+        version = table.version()
+        if version == 0:
+            # deltalake loads version 0 for any earlier time too: the first commit's time decides.
+            first = next(e for e in table.history() if e.get("version") == 0)
+            if first["timestamp"] > when.timestamp() * 1000:
+                return None
+        return version
+
+    def snapshot(self, group: FeatureGroup, version: int) -> "Snapshot | None":
+        """The table at one Delta version, opened once for several scans; None without a table."""
+        table = self._table(group, version)
+        return None if table is None else Snapshot(group, table.to_pyarrow_dataset(), _single_write(table))
+
+    def history(self, group: FeatureGroup) -> list[dict[str, Any]]:
+        """Delta versions of the group's table, newest first: version, time, operation, metadata."""
+        table, history = self._history(group)
+        if table is None:
+            return []
+        entries = []
+        for entry in history:
+            entries.append(
+                {
+                    "version": entry.get("version"),
+                    "timestamp": datetime.fromtimestamp(entry["timestamp"] / 1000, timezone.utc) if "timestamp" in entry else None,
+                    "operation": entry.get("operation"),
+                    "parameters": entry.get("operationParameters", {}),
+                    **{k: v for k, v in entry.items() if k in ("partition_key", "dagster_run_id", "feature_group")},
+                }
+            )
+        return entries
+
+    def partitions(self, group: FeatureGroup) -> list[date]:
+        """Days that hold rows, ascending."""
+        table = self._table(group)
+        if table is None:
+            return []
+        days = table.to_pyarrow_dataset().to_table(columns=["_partition"]).column("_partition").unique()
+        return sorted(d for d in days.to_pylist() if d is not None)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One Delta version of a table: its files as a dataset, and whether each partition holds one write.
+
+    `single_write` is True when, per file statistics, every partition's rows come
+    from one write; then (keys, event time) is unique in the table (the contract
+    refuses duplicates inside a write), so retrieval can skip write-order tie-breaks.
+    """
+
+    group: FeatureGroup
+    dataset: pds.Dataset
+    single_write: bool
+
+    def scanner(self, columns: list[str], start: datetime | None, end: datetime | None, **options: Any) -> pds.Scanner:
+        """The rows with `start <= event_time < end`, as `OfflineStore.scanner` (options go to pyarrow).
+
+        Two scanners with the same window yield the same rows in the same order,
+        so a row's position identifies it across them.
+        """
+        return self.dataset.scanner(columns=columns, filter=_window(self.group, start, end), **options)
+
+
+def _window(group: FeatureGroup, start: datetime | str | None, end: datetime | str | None) -> pds.Expression | None:
+    """The filter `start <= event_time < end`, with the days it implies so whole partitions are skipped."""
+    event_time = pds.field(group.event_time)
+    condition = None
+    if start is not None:
+        lower = utc_timestamp(start)
+        condition = (pds.field("_partition") >= pa.scalar(lower.date(), pa.date32())) & (event_time >= pa.scalar(lower, UTC_MICROS))
+    if end is not None:
+        upper = utc_timestamp(end)
+        bound = (pds.field("_partition") <= pa.scalar(upper.date(), pa.date32())) & (event_time < pa.scalar(upper, UTC_MICROS))
+        condition = bound if condition is None else condition & bound
+    return condition
+
+
+def _single_write(table: DeltaTable) -> bool:
+    """Whether every partition's files have one `_written_at` (missing statistics: False)."""
+    actions = pa.table(table.get_add_actions(flatten=True))
+    names = ("partition._partition", "min._written_at", "max._written_at")
+    if not all(n in actions.column_names for n in names):
+        return False
+    written: dict[object, object] = {}
+    for partition, low, high in zip(*(actions.column(n).to_pylist() for n in names)):
+        if low is None or low != high or written.setdefault(partition, low) != low:
+            return False
+    return True

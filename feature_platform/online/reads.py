@@ -1,0 +1,249 @@
+"""Online reads: a plan built once per request shape, then one MGET and a decode per call.
+
+The plan holds, per group, the key prefix, key checks, which stored features to
+pick and under which output names, so nothing is parsed or resolved per call.
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from itertools import repeat
+from operator import itemgetter
+from typing import Any, Callable
+
+import pandas as pd
+import pyarrow as pa
+
+from feature_platform.definitions.concepts import OnDemandTransformation
+from feature_platform.definitions.on_demand import apply_on_demand
+from feature_platform.definitions.references import ResolvedFeatures
+from feature_platform.errors import EntityFrameError, FeaturePlatformError, FeatureReferenceError
+from feature_platform.online import codec
+from feature_platform.online.store import OnlineStore, now_micros
+
+PRESENT = "PRESENT"
+NOT_FOUND = "NOT_FOUND"
+OUTSIDE_MAX_AGE = "OUTSIDE_MAX_AGE"
+
+
+@dataclass(frozen=True)
+class GroupRead:
+    """What to fetch and decode for one group of a request."""
+
+    prefix: bytes
+    key_names: tuple[str, ...]
+    normalisers: tuple[Callable[[Any], Any], ...]
+    picks: tuple[int, ...]
+    outputs: tuple[str, ...]
+    bare: tuple[str, ...]
+    decoders: tuple[Callable[[Any], Any] | None, ...]
+    types: tuple[pa.DataType, ...]
+    ttl_us: int | None
+    pick: Callable[[list[Any]], tuple[Any, ...]]
+    missing: tuple[None, ...]
+    plain: bool
+
+
+@dataclass(frozen=True)
+class ReadPlan:
+    """Everything an online read of one resolved request needs, prepared once."""
+
+    groups: tuple[GroupRead, ...]
+    join_keys: tuple[str, ...]
+    key_types: Mapping[str, pa.DataType]
+    request_inputs: tuple[str, ...]
+    on_demand: tuple[OnDemandTransformation, ...]
+    needed_columns: tuple[str, ...]
+    types: Mapping[str, pa.DataType]
+
+
+def build_plan(resolved: ResolvedFeatures, project: str) -> ReadPlan:
+    """Turn resolved selections into a read plan (done once per request shape)."""
+    groups = []
+    key_types: dict[str, pa.DataType] = {}
+    for selection in resolved.selections:
+        group = selection.group
+        if not group.online:
+            raise FeatureReferenceError(f"feature group '{group.name}' is not online (online=False); read it offline")
+        types = group.key_types
+        key_types.update(types)
+        features = [group.feature(name) for name in selection.features]
+        groups.append(
+            GroupRead(
+                prefix=codec.key_prefix(project, group),
+                key_names=tuple(group.join_keys),
+                normalisers=tuple(codec.key_normaliser(k, types[k]) for k in group.join_keys),
+                picks=tuple(group.feature_names.index(name) for name in selection.features),
+                outputs=selection.output_names,
+                bare=selection.features,
+                decoders=tuple(codec.value_decoder(f.arrow_type) for f in features),
+                types=tuple(f.arrow_type for f in features),
+                ttl_us=None if group.ttl is None else int(group.ttl.total_seconds() * 1_000_000),
+                pick=_picker(tuple(group.feature_names.index(name) for name in selection.features)),
+                missing=(None,) * len(selection.features),
+                plain=all(codec.value_decoder(f.arrow_type) is None for f in features),
+            )
+        )
+    join_keys = tuple(resolved.join_keys)
+    requests = tuple(resolved.request_inputs)
+    types = {k: key_types[k] for k in join_keys}
+    types.update({o: t for g in groups for o, t in zip(g.outputs, g.types)})
+    types.update({f.name: f.arrow_type for t in resolved.on_demand for f in t.outputs})
+    needed = (*join_keys, *(c for c in requests if c not in join_keys))
+    return ReadPlan(tuple(groups), join_keys, key_types, requests, resolved.on_demand, needed, types)
+
+
+def _picker(indices: tuple[int, ...]) -> Callable[[list[Any]], tuple[Any, ...]]:
+    """A C-speed function taking the requested features, always as a tuple."""
+    if len(indices) == 1:
+        index = indices[0]
+        return lambda values: (values[index],)
+    return itemgetter(*indices)
+
+
+def entity_columns(entity_rows: Any, needed: Sequence[str]) -> tuple[dict[str, list[Any]], int]:
+    """The needed columns of entity rows given as a list of dicts, a dict of lists or a DataFrame."""
+    if type(entity_rows) is list and all(type(row) is dict for row in entity_rows):
+        try:
+            return {name: [row[name] for row in entity_rows] for name in needed}, len(entity_rows)
+        except KeyError as missing:
+            raise EntityFrameError(f"an entity row has no {missing}; every row needs {list(needed)}") from None
+    if isinstance(entity_rows, pd.DataFrame):
+        source: Mapping[str, Any] = {c: entity_rows[c].tolist() for c in needed if c in entity_rows.columns}
+        rows = len(entity_rows)
+    elif isinstance(entity_rows, Mapping):
+        source = entity_rows
+        lengths = {len(v) if isinstance(v, (list, tuple)) else -1 for v in entity_rows.values()}
+        if -1 in lengths:
+            raise EntityFrameError("entity rows given as a dict must map each column to a list of values")
+        if len(lengths) > 1:
+            raise EntityFrameError(f"entity columns have different lengths: { {k: len(v) for k, v in entity_rows.items()} }")
+        rows = lengths.pop() if lengths else 0
+    elif isinstance(entity_rows, Sequence) and not isinstance(entity_rows, (str, bytes)):
+        columns: dict[str, list[Any]] = {}
+        for name in needed:
+            try:
+                columns[name] = [row[name] for row in entity_rows]
+            except KeyError:
+                raise EntityFrameError(f"an entity row has no '{name}'; every row needs {list(needed)}") from None
+            except TypeError:
+                raise EntityFrameError("entity rows must be dicts of column to value") from None
+        return columns, len(entity_rows)
+    else:
+        raise EntityFrameError(f"entity rows must be a list of dicts, a dict of lists or a DataFrame, got {type(entity_rows).__name__}")
+    missing = [c for c in needed if c not in source]
+    if missing:
+        raise EntityFrameError(f"entity rows have no column {missing}; the request needs {list(needed)}")
+    return {c: list(source[c]) for c in needed}, rows
+
+
+class OnlineResponse:
+    """Feature vectors of an online read, column by column, with a status per value."""
+
+    def __init__(
+        self,
+        keys: dict[str, list[Any]],
+        values: dict[str, list[Any]],
+        statuses: dict[str, list[str]],
+        types: dict[str, pa.DataType],
+    ) -> None:
+        self._keys = keys
+        self._values = values
+        self.statuses = statuses
+        self._types = types
+
+    def __len__(self) -> int:
+        return len(next(iter(self._keys.values()), []))
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self._values)
+
+    def to_dict(self, *, include_statuses: bool = False) -> dict[str, list[Any]]:
+        """`{column: [values]}`: join keys, then features; statuses as `<name>__status` if asked."""
+        result = {**self._keys, **self._values}
+        if include_statuses:
+            result.update({f"{name}__status": list(s) for name, s in self.statuses.items()})
+        return result
+
+    def to_df(self) -> pd.DataFrame:
+        """A DataFrame with one row per entity row, typed like the offline tables."""
+        data = {**self._keys, **self._values}
+        arrays = [pa.array(values, type=self._types.get(name), from_pandas=True) for name, values in data.items()]
+        return pa.table(arrays, names=list(data)).to_pandas()
+
+
+def read_online(store: OnlineStore, plan: ReadPlan, entity_rows: Any) -> OnlineResponse:
+    """Fetch, decode and (with on-demand transformations) complete the vectors of `entity_rows`."""
+    columns, rows = entity_columns(entity_rows, plan.needed_columns)
+    keys: list[bytes] = []
+    for group in plan.groups:
+        canonical = [[normalise(v) for v in columns[name]] for name, normalise in zip(group.key_names, group.normalisers)]
+        keys += codec.encode_keys(group.prefix, canonical)
+    stored = store.mget(keys) if keys else []
+    now_us = now_micros()
+    values: dict[str, list[Any]] = {}
+    statuses: dict[str, list[str]] = {}
+    unpack = codec.decode_features
+    header = codec.HEADER.unpack_from
+    for g, group in enumerate(plan.groups):
+        picked = [group.missing] * rows
+        status = [NOT_FOUND] * rows
+        oldest = None if group.ttl_us is None else now_us - group.ttl_us
+        pick = group.pick
+        for i, raw in enumerate(stored[g * rows : (g + 1) * rows]):
+            if raw is None:
+                continue
+            if oldest is not None and header(raw)[0] < oldest:
+                status[i] = OUTSIDE_MAX_AGE
+                continue
+            status[i] = PRESENT
+            picked[i] = pick(unpack(raw))
+        transposed = map(list, zip(*picked)) if rows else ([] for _ in group.outputs)
+        if group.plain:
+            values.update(zip(group.outputs, transposed))
+        else:
+            for output, column, decode in zip(group.outputs, transposed, group.decoders):
+                values[output] = column if decode is None else [decode(v) for v in column]
+        statuses.update(zip(group.outputs, repeat(status)))
+    key_values = {name: columns[name] for name in plan.join_keys}
+    types = plan.types
+    if plan.on_demand:
+        _apply_on_demand(plan, columns, values, statuses, types, rows)
+    return OnlineResponse(key_values, values, statuses, types)
+
+
+def _apply_on_demand(
+    plan: ReadPlan,
+    columns: dict[str, list[Any]],
+    values: dict[str, list[Any]],
+    statuses: dict[str, list[str]],
+    types: dict[str, pa.DataType],
+    rows: int,
+) -> None:
+    """Run the view's transformations on the fetched features (by bare name) and request inputs."""
+    data: dict[str, Any] = {}
+    bare_status: dict[str, list[str]] = {}
+    for group in plan.groups:
+        for bare, output, arrow in zip(group.bare, group.outputs, group.types):
+            data[bare] = pa.array(values[output], type=arrow).to_pandas()
+            bare_status[bare] = statuses[output]
+    for name in plan.request_inputs:
+        data[name] = pd.Series(columns[name])
+    try:
+        frame = apply_on_demand(plan.on_demand, pd.DataFrame(data, index=pd.RangeIndex(rows)))
+    except FeaturePlatformError:
+        raise
+    except Exception as exc:  # a request input the transformation cannot use, e.g. text for a number
+        names = [t.name for t in plan.on_demand]
+        raise EntityFrameError(f"on-demand transformations {names} failed on these entity rows: {type(exc).__name__}: {exc}") from exc
+    for transformation in plan.on_demand:
+        inputs = [bare_status[c] for c in transformation.inputs if c in bare_status]
+        for output in transformation.outputs:
+            column = frame[output.name].astype(object)
+            computed = column.where(column.notna(), None).tolist()
+            values[output.name] = computed
+            statuses[output.name] = [
+                next((s[i] for s in inputs if s[i] != PRESENT), PRESENT) if computed[i] is None else PRESENT
+                for i in range(rows)
+            ]
+            bare_status[output.name] = statuses[output.name]

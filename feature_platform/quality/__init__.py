@@ -1,0 +1,1 @@
+"""Data quality: validation (Pandera), the write gate, drift (Evidently), freshness and alerts."""

@@ -1,0 +1,257 @@
+"""Point-in-time retrieval: the features each entity row could have known at its time.
+
+For an entity row (keys k, time t) and a group g, the candidates are g's rows
+with keys k and `t - ttl <= event_time <= t` (no lower bound without a ttl);
+the row with the greatest `(event_time, created_time)` wins, an exact tie goes
+to the later write, and no candidate gives nulls. Per group the engine reads
+only the partitions of `[min(t) - ttl, max(t)]`, finds the winning row of each
+entity row with a DuckDB ASOF join on the narrow key and time columns, then
+gathers just the requested feature columns of the winners.
+"""
+
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as pds
+
+from feature_platform.definitions.concepts import FeatureView
+from feature_platform.definitions.contract import UTC_MICROS
+from feature_platform.definitions.on_demand import apply_on_demand
+from feature_platform.definitions.references import GroupSelection, Registry, ResolvedFeatures
+from feature_platform.errors import ArgumentError, EntityFrameError, FeaturePlatformError
+from feature_platform.offline.store import OfflineStore
+from feature_platform.retrieval.entity_frames import entity_key_array, entity_times, to_pandas_column
+
+# DuckDB spills the ASOF sort beyond this (bounded memory on big joins); override with the variable.
+MEMORY_ENV = "FEATURE_PLATFORM_DUCKDB_MEMORY"
+DEFAULT_MEMORY_LIMIT = "512MB"
+
+AsOf = int | datetime | str | pd.Timestamp | Mapping[str, int | None] | None
+Features = Sequence[str] | FeatureView | str
+
+
+@dataclass(frozen=True)
+class HistoricalRetrieval:
+    """A point-in-time join and the Delta version of every group it read (None: no table)."""
+
+    frame: pd.DataFrame
+    versions: dict[str, int | None]
+    resolved: ResolvedFeatures
+
+
+def get_historical_features(
+    registry: Registry,
+    offline: OfflineStore,
+    entity_df: pd.DataFrame,
+    features: Features,
+    *,
+    full_feature_names: bool = False,
+    as_of: AsOf = None,
+    timestamp_column: str = "event_time",
+) -> HistoricalRetrieval:
+    """Join the requested features onto `entity_df` as of each row's time (see the module docstring).
+
+    Every check (references, columns, key dtypes, `as_of`) runs before any table is read.
+    """
+    resolved = registry.resolve(features, full_feature_names)
+    _check_columns(entity_df, resolved, timestamp_column)
+    upper, lower = entity_times(entity_df[timestamp_column], timestamp_column)
+    keys: dict[str, pa.Array] = {}
+    for selection in resolved.selections:
+        for key, dtype in selection.group.key_types.items():
+            array = entity_key_array(entity_df[key], key, dtype, selection.group.name)
+            if key in keys and keys[key].type != array.type:
+                raise EntityFrameError(f"join key '{key}' has different dtypes in the requested groups")
+            keys[key] = array
+    versions = _versions(offline, resolved, as_of)
+
+    columns_out: dict[str, pd.Series | Any] = {}
+    bare: dict[str, Any] = {}
+    for selection in resolved.selections:
+        arrays = _join_group(offline, selection, versions[selection.group.name], keys, upper, lower)
+        for feature, output, array in zip(selection.features, selection.output_names, arrays):
+            values = to_pandas_column(array)
+            columns_out[output] = values
+            bare[feature] = values
+        pa.default_memory_pool().release_unused()  # the next group's scan reuses memory we hand back
+
+    frame = entity_df.copy()
+    for name, values in columns_out.items():
+        frame[name] = values
+    if resolved.on_demand:
+        inputs = pd.DataFrame({**bare, **{c: entity_df[c].to_numpy() for c in resolved.request_inputs if c not in bare}})
+        computed = apply_on_demand(resolved.on_demand, inputs)
+        for transformation in resolved.on_demand:
+            for output in transformation.outputs:
+                frame[output.name] = computed[output.name].array
+    return HistoricalRetrieval(frame, versions, resolved)
+
+
+def _check_columns(entity_df: pd.DataFrame, resolved: ResolvedFeatures, timestamp_column: str) -> None:
+    """The entity frame has the time, key and request columns, and no column an output would overwrite."""
+    if not isinstance(entity_df, pd.DataFrame):
+        raise EntityFrameError(f"the entity frame must be a pandas DataFrame, got {type(entity_df).__name__}")
+    columns = [str(c) for c in entity_df.columns]
+    if len(set(columns)) != len(columns):
+        raise EntityFrameError(f"the entity frame has repeated column names: {sorted({c for c in columns if columns.count(c) > 1})}")
+    if timestamp_column not in columns:
+        raise EntityFrameError(f"the entity frame has no time column '{timestamp_column}'; pass timestamp_column= to name it")
+    for selection in resolved.selections:
+        missing = [k for k in selection.group.join_keys if k not in columns]
+        if missing:
+            raise EntityFrameError(f"the entity frame lacks join key column(s) {missing} of feature group '{selection.group.name}'")
+    missing_requests = [c for c in resolved.request_inputs if c not in columns]
+    if missing_requests:
+        raise EntityFrameError(f"the entity frame lacks request-time column(s) {missing_requests} of the on-demand transformations")
+    clashes = [n for n in resolved.output_names if n in columns]
+    if clashes:
+        raise EntityFrameError(f"output column(s) {clashes} already exist in the entity frame; rename them or use full_feature_names=True")
+
+
+def _versions(offline: OfflineStore, resolved: ResolvedFeatures, as_of: AsOf) -> dict[str, int | None]:
+    """The Delta version to read per group: now, as of a time or version, or as listed per group."""
+    groups = [s.group for s in resolved.selections]
+    if isinstance(as_of, Mapping):
+        names = {g.name for g in groups}
+        unknown = sorted(set(as_of) - names)
+        if unknown:
+            raise ArgumentError(f"as_of names group(s) {unknown} that the request does not read; it reads {sorted(names)}")
+        missing = sorted(names - set(as_of))
+        if missing:
+            raise ArgumentError(f"as_of gives no Delta version for group(s) {missing}")
+        for name, version in as_of.items():
+            if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version < 0):
+                raise ArgumentError(f"as_of version of group '{name}' must be a non-negative int or None, got {version!r}")
+        return {g.name: (None if as_of[g.name] is None else offline.resolve_version(g, as_of[g.name])) for g in groups}
+    if isinstance(as_of, int) and not isinstance(as_of, bool):
+        raise ArgumentError("as_of must be a time or a dict of Delta versions per group; one version number is ambiguous across groups")
+    return {g.name: offline.resolve_version(g, as_of) for g in groups}
+
+
+def _join_group(
+    offline: OfflineStore,
+    selection: GroupSelection,
+    version: int | None,
+    keys: Mapping[str, pa.Array],
+    upper: np.ndarray,
+    lower: np.ndarray,
+) -> list[pa.ChunkedArray]:
+    """The selected features of `selection.group` for every entity row, in entity row order."""
+    group = selection.group
+    schema = group.schema
+    types = [schema.field(f).type for f in selection.features]
+    rows = len(upper)
+    if version is None or rows == 0:
+        return [pa.chunked_array([pa.nulls(rows, t)]) for t in types]
+    snapshot = offline.snapshot(group, version)
+    if snapshot is None:
+        raise FeaturePlatformError(f"feature group '{group.name}': Delta version {version} vanished while it was read")
+    ttl_us = None if group.ttl is None else group.ttl // timedelta(microseconds=1)
+    start = None if ttl_us is None else _timestamp(int(lower.min()) - ttl_us)
+    end = _timestamp(int(upper.max()) + 1)
+    tie_columns = [] if group.created_time is None and snapshot.single_write else [
+        *([group.created_time] if group.created_time else []), "_written_at"
+    ]
+    # Both passes scan the same dataset and window in the same order, so a row's position identifies it in the second.
+    scanner = snapshot.scanner([*group.join_keys, group.event_time, *tie_columns], start, end)
+    narrow = pa.Table.from_batches(scanner.to_batches(), schema=scanner.projected_schema)
+    if narrow.num_rows == 0:
+        return [pa.chunked_array([pa.nulls(rows, t)]) for t in types]
+    stored_rows = narrow.num_rows
+    rid_type = np.int32 if stored_rows < 2**31 else np.int64  # a narrower column for DuckDB to sort
+    narrow = narrow.append_column("__rid", pa.array(np.arange(stored_rows, dtype=rid_type)))
+    entity = pa.table(
+        {
+            "__row": pa.array(np.arange(rows, dtype=np.int64)),
+            **{k: keys[k] for k in group.join_keys},
+            "__t": pa.array(upper, pa.int64()).cast(UTC_MICROS),
+            **({"__lo": pa.array(lower - ttl_us, pa.int64()).cast(UTC_MICROS)} if ttl_us is not None else {}),
+        }
+    )
+    created = group.created_time if group.created_time in tie_columns else None
+    winners = _asof(group.join_keys, group.event_time, created, bool(tie_columns), ttl_us is not None, entity, narrow)
+    del narrow, entity
+    # Little read-ahead: the features of every stored row would otherwise be decoded into memory at once.
+    features = snapshot.scanner(list(selection.features), start, end, batch_readahead=4, fragment_readahead=2)
+    gathered, entity_rows = _gather(features, winners, stored_rows, group.name)
+    position = np.full(rows, -1, dtype=np.int64)
+    position[entity_rows] = np.arange(len(entity_rows), dtype=np.int64)
+    taken = pa.array(position, mask=position < 0)
+    return [gathered.column(f).take(taken).cast(t) for f, t in zip(selection.features, types)]
+
+
+def _gather(scanner: pds.Scanner, winners: dict[str, np.ndarray], stored_rows: int, group: str) -> tuple[pa.Table, np.ndarray]:
+    """The winning rows' features, streamed batch by batch (memory stays at one batch plus the result).
+
+    Returns them in stored order with the entity row each belongs to.
+    """
+    order = np.argsort(winners["__rid"], kind="stable")
+    rids, entity_rows = winners["__rid"][order], winners["__row"][order]
+    pieces, offset, cursor = [], 0, 0
+    for batch in scanner.to_batches():
+        stop = int(np.searchsorted(rids, offset + batch.num_rows, side="left"))
+        if stop > cursor:
+            pieces.append(pa.Table.from_batches([batch.take(pa.array(rids[cursor:stop] - offset))]))
+            cursor = stop
+        offset += batch.num_rows
+    if offset != stored_rows:
+        raise FeaturePlatformError(f"feature group '{group}': the table changed while it was read ({stored_rows} then {offset} rows)")
+    schema = scanner.projected_schema
+    return (pa.concat_tables(pieces) if pieces else schema.empty_table()), entity_rows
+
+
+def _asof(
+    join_keys: Sequence[str],
+    event_time: str,
+    created_time: str | None,
+    ties: bool,
+    has_ttl: bool,
+    entity: pa.Table,
+    narrow: pa.Table,
+) -> dict[str, np.ndarray]:
+    """Entity row → winning table row (`__rid`), for the entity rows that have a candidate."""
+    def q(name: str) -> str:
+        return '"' + name.replace('"', '""') + '"'
+
+    equal = " AND ".join(f"e.{q(k)} = n.{q(k)}" for k in join_keys)
+    # Only stored rows whose keys some entity row has can win: a semi-join shrinks what ASOF sorts.
+    keys = ", ".join(q(k) for k in join_keys)
+    candidates = f"(SELECT * FROM narrow WHERE ({keys}) IN (SELECT {keys} FROM entity))"
+    if ties:
+        # Greatest (event_time, created_time, written_at): a struct compares field by field.
+        created = f"coalesce(n.{q(created_time)}, '-infinity'::TIMESTAMPTZ)" if created_time else None
+        fields = [f"'t': n.{q(event_time)}", *([f"'c': {created}"] if created else []), "'w': n._written_at"]
+        probe = ["'t': e.__t", *(["'c': 'infinity'::TIMESTAMPTZ"] if created else []), "'w': 'infinity'::TIMESTAMPTZ"]
+        right = f"(SELECT {', '.join(q(k) for k in join_keys)}, __rid, {q(event_time)}, {{{', '.join(fields)}}} AS __o FROM {candidates} n)"
+        inequality = f"{{{', '.join(probe)}}} >= n.__o"
+    else:
+        right = candidates
+        inequality = f"e.__t >= n.{q(event_time)}"
+    ttl = f" WHERE n.{q(event_time)} >= e.__lo" if has_ttl else ""
+    # A connection per join: closing it hands DuckDB's sort memory back before the next group.
+    connection = duckdb.connect(config={
+        "preserve_insertion_order": False,
+        "memory_limit": os.environ.get(MEMORY_ENV, DEFAULT_MEMORY_LIMIT),
+        "temp_directory": str(Path(tempfile.gettempdir()) / "feature_platform_duckdb"),
+    })
+    try:
+        connection.register("entity", entity)
+        connection.register("narrow", narrow)
+        sql = f"SELECT e.__row, n.__rid FROM entity e ASOF JOIN {right} n ON {equal} AND {inequality}{ttl}"
+        result = connection.execute(sql).fetchnumpy()
+    finally:
+        connection.close()
+    return {"__row": np.asarray(result["__row"], dtype=np.int64), "__rid": np.asarray(result["__rid"], dtype=np.int64)}
+
+
+def _timestamp(micros: int) -> pd.Timestamp:
+    return pd.Timestamp(micros, unit="us", tz="UTC")

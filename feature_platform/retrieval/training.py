@@ -1,0 +1,299 @@
+"""Training datasets: a view's point-in-time join over an entity/label frame, frozen and versioned.
+
+Each version is a Delta table at `<offline_root>/<project>/_training/<name>/v<n>`
+whose first commit carries the JSON manifest (view and version, the Delta
+version of every group read, rows, split, schema, creation time) in its commit
+metadata, so data and manifest land in one atomic commit. A rebuild re-runs the
+join as of the recorded versions and must give the stored rows back.
+"""
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake.exceptions import TableNotFoundError
+
+from feature_platform.definitions.concepts import FeatureView, check_name
+from feature_platform.definitions.references import Registry, ResolvedFeatures
+from feature_platform.errors import DefinitionError, EntityFrameError, FeaturePlatformError
+from feature_platform.offline.storage import list_folders
+from feature_platform.offline.store import OfflineStore
+from feature_platform.retrieval.entity_frames import to_pandas_column
+from feature_platform.retrieval.point_in_time import get_historical_features
+from feature_platform.retrieval.splits import Split, split_from_dict
+
+ROW_COLUMN = "_row"
+SPLIT_COLUMN = "_split"
+MANIFEST_KEY = "feature_platform.training_manifest"
+FORMATS = ("pandas", "arrow", "numpy", "torch")
+WRITE_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class TrainingDataset:
+    """One stored version of a training dataset: where it is and its manifest."""
+
+    name: str
+    version: int
+    uri: str
+    manifest: dict[str, Any]
+
+    @property
+    def row_count(self) -> int:
+        return int(self.manifest["row_count"])
+
+
+def training_root(offline: OfflineStore) -> str:
+    return f"{offline.root}/{offline.project}/_training"
+
+
+def dataset_uri(offline: OfflineStore, name: str, version: int) -> str:
+    return f"{training_root(offline)}/{name}/v{version}"
+
+
+def create_training_dataset(
+    registry: Registry,
+    offline: OfflineStore,
+    view: FeatureView | str,
+    entity_df: pd.DataFrame,
+    *,
+    name: str | None = None,
+    split: Split | None = None,
+    description: str | None = None,
+    label: str | None = None,
+    timestamp_column: str = "event_time",
+    full_feature_names: bool = False,
+) -> TrainingDataset:
+    """Join `view` onto `entity_df` as of each row's time and store it as the next version of `name`.
+
+    `label` names the entity-frame column models learn (used by `format="numpy"`).
+
+    >>> store.create_training_dataset("fraud_detection", labels, label="is_fraud", split=RandomSplit({"train": .8, "test": .2}))
+    """
+    view_definition = registry.view(view.name if isinstance(view, FeatureView) else view)
+    name = check_name("training dataset", name or view_definition.name)
+    if isinstance(entity_df, pd.DataFrame):
+        reserved = [c for c in (ROW_COLUMN, SPLIT_COLUMN) if c in entity_df.columns]
+        if reserved:
+            raise EntityFrameError(f"entity frame columns {reserved} are reserved by training datasets; rename them")
+        if label is not None and label not in entity_df.columns:
+            raise EntityFrameError(f"label column '{label}' is not in the entity frame")
+    if split is not None and not hasattr(split, "assign"):
+        raise DefinitionError(f"split must be RandomSplit(...) or TimeSplit(...), got {type(split).__name__}")
+    retrieval = get_historical_features(
+        registry, offline, entity_df, view_definition,
+        full_feature_names=full_feature_names, timestamp_column=timestamp_column,
+    )
+    rows = np.arange(len(entity_df), dtype=np.int64)
+    table, split_counts = _dataset_table(retrieval.frame, rows, split, timestamp_column, _output_types(retrieval.resolved))
+    manifest = {
+        "name": name,
+        "description": description or "",
+        "created_at": datetime.now(timezone.utc).isoformat(),
+        "view": {"name": view_definition.name, "version": view_definition.version},
+        "features": retrieval.resolved.output_names,
+        "entity_columns": [str(c) for c in entity_df.columns],
+        "timestamp_column": timestamp_column,
+        "label": label,
+        "full_feature_names": full_feature_names,
+        "group_versions": retrieval.versions,
+        "row_count": table.num_rows,
+        "split": None if split is None else split.to_dict(),
+        "split_counts": split_counts,
+        "schema": [{"name": f.name, "type": str(f.type)} for f in table.schema if f.name != ROW_COLUMN],
+    }
+    return _write_next_version(offline, name, table, manifest)
+
+
+def _output_types(resolved: ResolvedFeatures) -> dict[str, pa.DataType]:
+    """The declared type of every output feature (a column of nulls must keep it)."""
+    types = {o: s.group.feature(f).arrow_type for s in resolved.selections for f, o in zip(s.features, s.output_names)}
+    return types | {o.name: o.arrow_type for t in resolved.on_demand for o in t.outputs}
+
+
+def _dataset_table(
+    frame: pd.DataFrame, rows: np.ndarray, split: Split | None, timestamp_column: str, types: Mapping[str, pa.DataType]
+) -> tuple[pa.Table, dict[str, int] | None]:
+    """The stored table: the joined frame, its entity row numbers and split labels (rows in no split dropped)."""
+    try:
+        table = pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise EntityFrameError(f"the entity frame cannot be stored as a table: {exc}") from None
+    # Delta keeps microseconds: store what a reader will get back, and say so in the manifest's schema.
+    fields = [f.with_type(types[f.name]) if f.name in types else _microsecond_field(f) for f in table.schema]
+    table = table.cast(pa.schema(fields))
+    table = table.append_column(ROW_COLUMN, pa.array(rows, pa.int64()))
+    if split is None:
+        return table, None
+    labels = pa.array(split.assign(frame, timestamp_column), pa.string())
+    table = table.append_column(SPLIT_COLUMN, labels).filter(pc.is_valid(labels))
+    counts = {name: 0 for name in split.to_dict().get("fractions", split.to_dict().get("ranges", {}))}
+    for entry in pc.value_counts(table.column(SPLIT_COLUMN)).to_pylist():
+        counts[entry["values"]] = entry["counts"]
+    return table, counts
+
+
+def _microsecond_field(field: pa.Field) -> pa.Field:
+    if pa.types.is_timestamp(field.type) and field.type.unit == "ns":
+        return field.with_type(pa.timestamp("us", tz=field.type.tz))
+    return field
+
+
+def _write_next_version(offline: OfflineStore, name: str, table: pa.Table, manifest: dict[str, Any]) -> TrainingDataset:
+    """Write `table` as version max+1; a concurrent writer taking that number makes us take the next."""
+    options = offline.storage_options or None
+    for _ in range(WRITE_ATTEMPTS):
+        version = max(_versions(offline, name), default=0) + 1
+        uri = dataset_uri(offline, name, version)
+        manifest = {**manifest, "version": version}
+        try:
+            write_deltalake(
+                uri, table, mode="error", storage_options=options,
+                commit_properties=CommitProperties(custom_metadata={MANIFEST_KEY: json.dumps(manifest, default=str)}),
+            )
+        except Exception as exc:
+            if "already exists" in str(exc).lower():
+                continue
+            raise
+        return TrainingDataset(name, version, uri, manifest)
+    raise FeaturePlatformError(f"training dataset '{name}': could not claim a new version after {WRITE_ATTEMPTS} attempts")
+
+
+def _versions(offline: OfflineStore, name: str) -> list[int]:
+    folders = list_folders(f"{training_root(offline)}/{name}", offline.storage_options)
+    return sorted(int(f[1:]) for f in folders if f.startswith("v") and f[1:].isdigit())
+
+
+def get_training_dataset(offline: OfflineStore, name: str, version: int | None = None) -> tuple[TrainingDataset, DeltaTable]:
+    """The stored version (latest when None) and its Delta table; unknown names or versions raise."""
+    versions = _versions(offline, name)
+    if not versions:
+        known = sorted({m["name"] for m in list_training_datasets(offline)})
+        raise FeaturePlatformError(f"no training dataset '{name}'; stored datasets: {known}")
+    version = versions[-1] if version is None else version
+    uri = dataset_uri(offline, name, version)
+    try:
+        table = DeltaTable(uri, storage_options=offline.storage_options or None)
+    except TableNotFoundError:
+        raise FeaturePlatformError(f"training dataset '{name}' has no version {version}; versions: {versions}") from None
+    first_commit = table.history()[-1]
+    if MANIFEST_KEY not in first_commit:
+        raise FeaturePlatformError(f"training dataset '{name}' v{version} at {uri} has no manifest")
+    return TrainingDataset(name, version, uri, json.loads(first_commit[MANIFEST_KEY])), table
+
+
+def list_training_datasets(offline: OfflineStore) -> list[dict[str, Any]]:
+    """The manifest of every stored version, by name then version."""
+    manifests = []
+    for name in sorted(list_folders(training_root(offline), offline.storage_options)):
+        for version in _versions(offline, name):
+            manifests.append(get_training_dataset(offline, name, version)[0].manifest)
+    return manifests
+
+
+def _stored_table(table: DeltaTable, split: str | None, manifest: Mapping[str, Any]) -> pa.Table:
+    data = table.to_pyarrow_table()
+    data = data.sort_by(ROW_COLUMN).drop_columns([ROW_COLUMN])
+    if split is None:
+        return data
+    known = list(manifest["split_counts"] or {})
+    if split not in known:
+        raise FeaturePlatformError(f"training dataset '{manifest['name']}' v{manifest['version']} has no split '{split}'; splits: {known}")
+    return data.filter(pc.equal(data.column(SPLIT_COLUMN), split)).drop_columns([SPLIT_COLUMN])
+
+
+def load_training_dataset(
+    offline: OfflineStore,
+    name: str,
+    version: int | None = None,
+    split: str | None = None,
+    *,
+    format: str = "pandas",
+    label: str | None = None,
+    batch_size: int = 256,
+) -> Any:
+    """A stored dataset in entity-frame row order: pandas, `pyarrow.Table`, numpy or a torch `DataLoader`.
+
+    `format="numpy"` returns `(X, y)` when a label is named (here or at creation),
+    else `X`: the view's features as a float matrix.
+    """
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
+    dataset, table = get_training_dataset(offline, name, version)
+    data = _stored_table(table, split, dataset.manifest)
+    label = label or dataset.manifest["label"]
+    if label is not None and label not in data.column_names:
+        raise FeaturePlatformError(f"training dataset '{name}' has no label column '{label}'")
+    if format == "arrow":
+        return data
+    if format == "pandas":
+        return arrow_to_pandas(data)
+    features = _feature_matrix(data, dataset.manifest["features"], name)
+    target = None if label is None else data.column(label).to_numpy(zero_copy_only=False)
+    if format == "numpy":
+        return features if target is None else (features, target)
+    return _torch_loader(features, target, batch_size)
+
+
+def _feature_matrix(data: pa.Table, features: list[str], name: str) -> np.ndarray:
+    """The features as one float matrix (missing values are NaN); non-numeric features are refused."""
+    columns = []
+    for feature in features:
+        column = data.column(feature)
+        if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type) or pa.types.is_boolean(column.type)):
+            raise FeaturePlatformError(
+                f"training dataset '{name}': feature '{feature}' is {column.type}, not numeric; "
+                "load it with format='pandas' or 'arrow' and encode it first"
+            )
+        columns.append(column.cast(pa.float64()).to_numpy(zero_copy_only=False))
+    return np.column_stack(columns) if columns and data.num_rows else np.empty((data.num_rows, len(features)))
+
+
+def _torch_loader(features: np.ndarray, target: np.ndarray | None, batch_size: int) -> Any:
+    try:
+        import torch
+        from torch.utils.data import DataLoader, TensorDataset
+    except ImportError:
+        raise ImportError("format='torch' needs PyTorch: pip install 'feature-platform[torch]' (or torch)") from None
+    tensors = [torch.as_tensor(features, dtype=torch.float32)]
+    if target is not None:
+        tensors.append(torch.as_tensor(target.astype(np.float32)))
+    return DataLoader(TensorDataset(*tensors), batch_size=batch_size, shuffle=False)
+
+
+def arrow_to_pandas(data: pa.Table) -> pd.DataFrame:
+    """A stored table as pandas, with the dtypes retrieval gives (nullable integers only where missing)."""
+    return pd.DataFrame({name: to_pandas_column(data.column(name)) for name in data.column_names})
+
+
+def rebuild_training_dataset(registry: Registry, offline: OfflineStore, name: str, version: int) -> pd.DataFrame:
+    """Recompute version `version` from its manifest; equals `load_training_dataset(name, version)`."""
+    dataset, table = get_training_dataset(offline, name, version)
+    manifest = dataset.manifest
+    view = registry.view(manifest["view"]["name"])
+    if view.version != manifest["view"]["version"]:
+        raise FeaturePlatformError(
+            f"training dataset '{name}' v{version} was built from view '{view.name}' version "
+            f"{manifest['view']['version']}, the registry now has version {view.version}"
+        )
+    stored = table.to_pyarrow_table(columns=[*manifest["entity_columns"], ROW_COLUMN]).sort_by(ROW_COLUMN)
+    entity_df = stored.drop_columns([ROW_COLUMN]).to_pandas()
+    retrieval = get_historical_features(
+        registry, offline, entity_df, view,
+        full_feature_names=manifest["full_feature_names"], as_of=manifest["group_versions"],
+        timestamp_column=manifest["timestamp_column"],
+    )
+    split = split_from_dict(manifest["split"])
+    rebuilt, _ = _dataset_table(
+        retrieval.frame, stored.column(ROW_COLUMN).to_numpy(), split, manifest["timestamp_column"], _output_types(retrieval.resolved)
+    )
+    schema = table.schema().to_arrow() if hasattr(table.schema(), "to_arrow") else table.schema().to_pyarrow()
+    rebuilt = rebuilt.select(pa.schema(schema).names).cast(pa.schema(schema))
+    return arrow_to_pandas(rebuilt.sort_by(ROW_COLUMN).drop_columns([ROW_COLUMN]))

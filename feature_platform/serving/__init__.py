@@ -1,0 +1,1 @@
+"""The HTTP feature server over the online store."""

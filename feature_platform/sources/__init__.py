@@ -1,0 +1,1 @@
+"""Where a feature group's inputs come from and how they are read (landing folders today)."""
