@@ -44,3 +44,15 @@ class StorageError(FeaturePlatformError, OSError):
 
     Raised after the failed operation: what was stored before is intact and readable.
     """
+
+
+class DefinitionMismatchError(FeaturePlatformError):
+    """Definitions differ from the ones applied to the registry (or that wrote the stored data).
+
+    Nothing was read or written; the message names the group or view, the
+    difference and the fix (usually `feature-platform plan`, then `apply`).
+    """
+
+
+class RegistryError(FeaturePlatformError):
+    """The registry of applied definitions cannot be read, or holds a record that is not valid."""
