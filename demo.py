@@ -154,7 +154,7 @@ def online_lookups(store: FeatureStore, last_day: str, view: str = "fraud_detect
     ]
     before = store.get_online_features(rows, view)
     now = pd.Timestamp.now(tz="UTC").floor("s")
-    for selection in store.registry.resolve(view).selections:
+    for selection in store.catalog.resolve(view).selections:
         group = selection.group
         if group.ttl is None:
             continue

@@ -49,6 +49,18 @@ class StorageError(FeaturePlatformError, OSError):
     """
 
 
+class DefinitionMismatchError(FeaturePlatformError):
+    """Definitions differ from the ones applied to the registry (or that wrote the stored data).
+
+    Nothing was read or written; the message names the group or view, the
+    difference and the fix (usually `feature-platform plan`, then `apply`).
+    """
+
+
+class RegistryError(FeaturePlatformError):
+    """The registry of applied definitions cannot be read, or holds a record that is not valid."""
+
+
 class MissingExtraError(ImportError):
     """An optional part of the platform is used but its extra is not installed."""
 

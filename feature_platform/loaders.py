@@ -32,8 +32,8 @@ def list_views(repo: str | Path | None = None) -> list[dict[str, Any]]:
     store = connect(repo)
     views = []
     for name in store.list_views():
-        view = store.registry.view(name)
-        resolved = store.registry.resolve(view)
+        view = store.catalog.view(name)
+        resolved = store.catalog.resolve(view)
         features = [
             {"name": output, "dtype": str(s.group.feature(f).arrow_type), "source": f"{s.group.name}:{f}"}
             for s in resolved.selections for f, output in zip(s.features, s.output_names)
