@@ -1,7 +1,7 @@
 """Helpers for training scripts and notebooks: connect, list views, fetch features and datasets.
 
-No Dagster involved. The store comes from the repository (its `assets/`
-package) and the environment, as `FeatureStore.from_repo` reads them.
+No Dagster involved. The store comes from the repository (its definitions
+package, named in its `pyproject.toml`) and the environment, as `FeatureStore.from_repo` reads them.
 
     from feature_platform import load_training_dataset
     X, y = load_training_dataset("fraud_training", split="train", format="numpy")

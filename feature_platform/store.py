@@ -1,12 +1,10 @@
 """`FeatureStore`: the client for writes, reads, retrieval and discovery.
 
-Built from arguments, or from a repository's `assets/` package and the
-environment with `FeatureStore.from_repo()`. Pandas in and out; Arrow inside.
+Built from arguments, or from a repository's definitions package (named in its
+`pyproject.toml`) and the environment with `FeatureStore.from_repo()`. Pandas in and out; Arrow inside.
 """
 
-import importlib
 import os
-import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,6 +15,7 @@ import pandas as pd
 from feature_platform.definitions.concepts import FeatureGroup, FeatureView, check_name
 from feature_platform.definitions.contract import conform
 from feature_platform.definitions.references import Catalog
+from feature_platform.definitions.repository import load_repository
 from feature_platform.errors import ArgumentError, FeatureReferenceError
 from feature_platform.offline.store import OfflineStore, WriteResult
 from feature_platform.online.reads import OnlineResponse, ReadPlan, build_plan, read_online
@@ -66,21 +65,19 @@ class FeatureStore:
 
     @classmethod
     def from_repo(cls, path: str | Path = ".") -> "FeatureStore":
-        """The store of the repository at `path`: its `assets/` definitions, configured by the environment.
+        """The store of the repository at `path`: its package's definitions (loaded afresh), configured by the environment.
 
         Reads `FEATURE_PLATFORM_OFFLINE_ROOT` (default `<path>/.feature_platform/offline`),
         `FEATURE_PLATFORM_PROJECT` (default `default`) and `FEATURE_PLATFORM_REDIS_URL`
         (default: the embedded Redis server under `<path>/.feature_platform/redis`).
         """
         repo = Path(path).resolve()
-        if str(repo) not in sys.path:
-            sys.path.insert(0, str(repo))
-        assets = importlib.import_module("assets")
+        definitions = load_repository(repo)
         home = Path(os.environ.get("FEATURE_PLATFORM_HOME", repo / DEFAULT_HOME))
         return cls(
-            groups=assets.feature_groups,
-            views=assets.feature_views,
-            sources=assets.raw_sources,
+            groups=definitions.feature_groups,
+            views=definitions.feature_views,
+            sources=definitions.raw_sources,
             offline_root=os.environ.get("FEATURE_PLATFORM_OFFLINE_ROOT", str(home / "offline")),
             online_url=os.environ.get("FEATURE_PLATFORM_REDIS_URL") or None,
             project=os.environ.get("FEATURE_PLATFORM_PROJECT", "default"),

@@ -5,7 +5,11 @@ Only this package imports `dagster`; the library works without it.
 
 from collections.abc import Sequence
 
-import dagster as dg
+from feature_platform.errors import import_extra
+
+import_extra("dagster", "dagster", "the Dagster layer (feature_platform.orchestration)")
+
+import dagster as dg  # noqa: E402
 
 from feature_platform.definitions.concepts import FeatureGroup, FeatureView
 from feature_platform.definitions.references import Catalog
