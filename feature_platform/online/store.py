@@ -295,7 +295,7 @@ class OnlineStore:
         """
         if self.cluster:
             try:
-                return self.client.mget_nonatomic(keys)
+                return cluster.mget(self.client, keys)
             except REDIS_ERRORS as exc:
                 raise self._error(exc) from None
         connection = getattr(self._local, "connection", None)
