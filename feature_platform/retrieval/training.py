@@ -22,7 +22,7 @@ from deltalake.exceptions import TableNotFoundError
 
 from feature_platform.definitions.concepts import FeatureView, check_name
 from feature_platform.definitions.pandas_types import table_to_pandas
-from feature_platform.definitions.references import Registry, ResolvedFeatures
+from feature_platform.definitions.references import Catalog, ResolvedFeatures
 from feature_platform.errors import DefinitionError, EntityFrameError, FeaturePlatformError
 from feature_platform.offline.storage import list_folders
 from feature_platform.offline.store import OfflineStore
@@ -61,7 +61,7 @@ def dataset_uri(offline: OfflineStore, name: str, version: int) -> str:
 
 
 def create_training_dataset(
-    registry: Registry,
+    catalog: Catalog,
     offline: OfflineStore,
     view: FeatureView | str,
     entity_df: pd.DataFrame,
@@ -81,7 +81,7 @@ def create_training_dataset(
 
     >>> store.create_training_dataset("fraud_detection", labels, label="is_fraud", split=RandomSplit({"train": .8, "test": .2}))
     """
-    view_definition = registry.view(view.name if isinstance(view, FeatureView) else view)
+    view_definition = catalog.view(view.name if isinstance(view, FeatureView) else view)
     name = check_name("training dataset", name or view_definition.name)
     if isinstance(entity_df, pd.DataFrame):
         reserved = [c for c in (ROW_COLUMN, SPLIT_COLUMN) if c in entity_df.columns]
@@ -92,7 +92,7 @@ def create_training_dataset(
     if split is not None and not hasattr(split, "assign"):
         raise DefinitionError(f"split must be RandomSplit(...) or TimeSplit(...), got {type(split).__name__}")
     retrieval = get_historical_features(
-        registry, offline, entity_df, view_definition,
+        catalog, offline, entity_df, view_definition,
         full_feature_names=full_feature_names, timestamp_column=timestamp_column, as_of=as_of,
     )
     rows = np.arange(len(entity_df), dtype=np.int64)
@@ -288,20 +288,20 @@ def _torch_loader(features: np.ndarray, target: np.ndarray | None, batch_size: i
     return DataLoader(TensorDataset(*tensors), batch_size=batch_size, shuffle=False)
 
 
-def rebuild_training_dataset(registry: Registry, offline: OfflineStore, name: str, version: int) -> pd.DataFrame:
+def rebuild_training_dataset(catalog: Catalog, offline: OfflineStore, name: str, version: int) -> pd.DataFrame:
     """Recompute version `version` from its manifest; equals `load_training_dataset(name, version)`."""
     dataset, table = get_training_dataset(offline, name, version)
     manifest = dataset.manifest
-    view = registry.view(manifest["view"]["name"])
+    view = catalog.view(manifest["view"]["name"])
     if view.version != manifest["view"]["version"]:
         raise FeaturePlatformError(
             f"training dataset '{name}' v{version} was built from view '{view.name}' version "
-            f"{manifest['view']['version']}, the registry now has version {view.version}"
+            f"{manifest['view']['version']}, the catalog now has version {view.version}"
         )
     stored = table.to_pyarrow_table(columns=[*manifest["entity_columns"], ROW_COLUMN]).sort_by(ROW_COLUMN)
     entity_df = table_to_pandas(stored.drop_columns([ROW_COLUMN]))
     retrieval = get_historical_features(
-        registry, offline, entity_df, view,
+        catalog, offline, entity_df, view,
         full_feature_names=manifest["full_feature_names"], as_of=manifest["group_versions"],
         timestamp_column=manifest["timestamp_column"],
     )
