@@ -192,7 +192,7 @@ def read_online(store: OnlineStore, plan: ReadPlan, entity_rows: Any) -> OnlineR
     keys: list[bytes] = []
     for group in plan.groups:
         canonical = [[normalise(v) for v in columns[name]] for name, normalise in zip(group.key_names, group.normalisers)]
-        keys += codec.encode_keys(group.prefix, canonical)
+        keys += store.encode_keys(group.prefix, canonical)
     stored = store.mget(keys) if keys else []
     now_us = now_micros()
     values: dict[str, list[Any]] = {}
