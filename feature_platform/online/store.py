@@ -3,7 +3,8 @@
 Writes go through a server-side Lua script that replaces a value only with one
 of a greater `(event_time, created_time)` (equal pairs: the later write wins),
 many keys per call. Reads fetch every group and entity of a request with one
-MGET. See `online_codec` for the key and value layout.
+MGET. See `online.codec` for the key and value layout, and `online.cluster`
+for the same on a Redis Cluster (per hash slot, pipelined per node).
 """
 
 import os
@@ -18,14 +19,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import redis
 from redis.backoff import ExponentialBackoff
+from redis.cluster import RedisCluster
+from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
 from feature_platform.definitions.concepts import FeatureGroup
 from feature_platform.definitions.records import layout_ids
 from feature_platform.errors import FeaturePlatformError
-from feature_platform.online import codec
+from feature_platform.online import cluster, codec
 
 BATCH = 2000
+# The cluster client raises RedisClusterException (not a RedisError) when it cannot map or reach slots.
+REDIS_ERRORS = (redis.RedisError, RedisClusterException)
 SOCKET_TIMEOUT_S = 5.0
 CONNECT_TIMEOUT_S = 2.0
 
@@ -74,16 +79,19 @@ def redact(url: str) -> str:
     return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, parts.fragment))
 
 
-def connect(url: str) -> redis.Redis:
-    """A client for `redis://` or `rediss://` (TLS) URLs with bounded timeouts.
+def connect(url: str) -> "redis.Redis | RedisCluster":
+    """A client for `redis://`, `rediss://` (TLS) or, for a Redis Cluster, `redis+cluster://` / `rediss+cluster://`.
 
-    User and password come from the URL, else from `FEATURE_PLATFORM_REDIS_USERNAME`
-    / `FEATURE_PLATFORM_REDIS_PASSWORD`; `FEATURE_PLATFORM_REDIS_CA_CERT` names a CA
-    bundle for TLS.
+    Timeouts are bounded. User and password come from the URL, else from
+    `FEATURE_PLATFORM_REDIS_USERNAME` / `FEATURE_PLATFORM_REDIS_PASSWORD`;
+    `FEATURE_PLATFORM_REDIS_CA_CERT` names a CA bundle for TLS.
     """
     parts = urlsplit(url)
-    if parts.scheme not in ("redis", "rediss", "unix"):
-        raise OnlineStoreError(f"online store URL must start with redis://, rediss:// or unix://, got {redact(url)!r}")
+    if parts.scheme not in ("redis", "rediss", "unix", *cluster.CLUSTER_SCHEMES):
+        raise OnlineStoreError(
+            "online store URL must start with redis://, rediss://, unix://, redis+cluster:// or rediss+cluster://, "
+            f"got {redact(url)!r}"
+        )
     options: dict[str, Any] = {
         "socket_timeout": SOCKET_TIMEOUT_S,
         "socket_connect_timeout": CONNECT_TIMEOUT_S,
@@ -95,8 +103,13 @@ def connect(url: str) -> redis.Redis:
         options["password"] = os.environ["FEATURE_PLATFORM_REDIS_PASSWORD"]
         if parts.username is None and os.environ.get("FEATURE_PLATFORM_REDIS_USERNAME"):
             options["username"] = os.environ["FEATURE_PLATFORM_REDIS_USERNAME"]
-    if parts.scheme == "rediss" and os.environ.get("FEATURE_PLATFORM_REDIS_CA_CERT"):
+    if parts.scheme.startswith("rediss") and os.environ.get("FEATURE_PLATFORM_REDIS_CA_CERT"):
         options["ssl_ca_certs"] = os.environ["FEATURE_PLATFORM_REDIS_CA_CERT"]
+    if cluster.is_cluster_url(url):
+        try:
+            return cluster.connect_cluster(url, options)
+        except (*REDIS_ERRORS, ValueError) as exc:
+            raise OnlineStoreError(f"online store {redact(url)}: cannot reach the Redis Cluster: {type(exc).__name__}: {exc}") from None
     try:
         return redis.Redis.from_url(url, **options)
     except ValueError as exc:
@@ -141,6 +154,7 @@ class OnlineStore:
         self.url = url
         self.project = project
         self.client = connect(url)
+        self.cluster = isinstance(self.client, RedisCluster)
         self._sha: str | None = None
 
     def __repr__(self) -> str:
@@ -150,7 +164,7 @@ class OnlineStore:
         """True when Redis answers."""
         try:
             return bool(self.client.ping())
-        except redis.RedisError:
+        except REDIS_ERRORS:
             return False
 
     def prefix(self, group: FeatureGroup) -> bytes:
@@ -162,13 +176,36 @@ class OnlineStore:
         if table.num_rows == 0:
             return WriteCount(0, 0)
         now = now or datetime.now(timezone.utc)
+        if self.cluster:
+            return WriteCount(table.num_rows, self._send_by_slot(group, table, now))
         def batches() -> Iterator[list[Any]]:
             return (self._batch(group, table.slice(start, BATCH), now) for start in range(0, table.num_rows, BATCH))
 
         return WriteCount(table.num_rows, self._send(batches))
 
+    def _send_by_slot(self, group: FeatureGroup, table: pa.Table, now: datetime) -> int:
+        """Cluster writes: the script once per hash slot (at most BATCH keys a call), pipelined per node."""
+        slots: dict[int, tuple[list[bytes], list[Any]]] = {}
+        stride = 1
+        for start in range(0, table.num_rows, BATCH):
+            keys, stride, args = self._encode(group, table.slice(start, BATCH), now)
+            cluster.add_by_slot(slots, keys, args, stride)
+        try:
+            return cluster.run_script_calls(self.client, WRITE_SCRIPT, cluster.script_calls(slots, stride, BATCH))
+        except REDIS_ERRORS as exc:
+            raise self._error(exc) from None
+
+    def encode_keys(self, prefix: bytes, key_values: Sequence[Sequence[Any]]) -> list[bytes]:
+        """The keys of entities given column by column, laid out for this Redis (hash-tagged on a cluster)."""
+        return codec.encode_keys(prefix, key_values, hash_tag=self.cluster)
+
     def _batch(self, group: FeatureGroup, table: pa.Table, now: datetime) -> list[Any]:
         """The EVALSHA arguments after the script: key count, keys, stride, then value (and expiry) per key."""
+        keys, stride, args = self._encode(group, table, now)
+        return [len(keys), *keys, stride, *args]
+
+    def _encode(self, group: FeatureGroup, table: pa.Table, now: datetime) -> tuple[list[bytes], int, list[Any]]:
+        """The keys of `table`'s rows, the stride, and per key its value (and expiry as unix ms)."""
         types = group.key_types
         key_columns = []
         for name in group.join_keys:
@@ -178,7 +215,7 @@ class OnlineStore:
             else:
                 normalise = codec.key_normaliser(name, types[name])
                 key_columns.append([normalise(v) for v in column.to_pylist()])
-        keys = codec.encode_keys(self.prefix(group), key_columns)
+        keys = self.encode_keys(self.prefix(group), key_columns)
         event = codec.column_for_packing(table.column(group.event_time))
         if group.created_time:
             created = pc.fill_null(table.column(group.created_time).cast(pa.int64()), codec.NO_CREATED_TIME).to_pylist()
@@ -191,14 +228,14 @@ class OnlineStore:
         features = [codec.column_for_packing(table.column(name)) for name in group.feature_names]
         values = codec.encode_values(event, created, written, features, layout_ids(group)[-1])
         if group.ttl is None:
-            return [len(keys), *keys, 1, *values]
+            return keys, 1, values
         # Keep a value one ttl past the moment it goes stale, so reads can say OUTSIDE_MAX_AGE.
         ttl_us = group.ttl // timedelta(microseconds=1)
         now_us = codec.to_micros(now)
-        args: list[Any] = [len(keys), *keys, 2]
+        args: list[Any] = []
         for value, e in zip(values, event):
             args += (value, (max(e + ttl_us, now_us) + ttl_us) // 1000)
-        return args
+        return keys, 2, args
 
     def _send(self, make_batches: Callable[[], Iterator[list[Any]]]) -> int:
         """Run the write script on each batch over one pooled connection, always returned to the pool.
@@ -253,10 +290,18 @@ class OnlineStore:
                 pool.release(connection)
 
     def _error(self, exc: BaseException) -> OnlineStoreError:
-        return OnlineStoreError(f"online store {redact(self.url)}: {type(exc).__name__}: {exc}")
+        hint = ""
+        if not self.cluster and isinstance(exc, (redis.exceptions.ClusterCrossSlotError, redis.exceptions.AskError)):
+            hint = " (this Redis is a cluster: name it with a redis+cluster:// or rediss+cluster:// URL)"
+        return OnlineStoreError(f"online store {redact(self.url)}: {type(exc).__name__}: {exc}{hint}")
 
     def mget(self, keys: Sequence[bytes]) -> list[bytes | None]:
         """The stored values of `keys` in one round trip; a broken pooled connection is retried once."""
+        if self.cluster:
+            try:
+                return self.client.mget_nonatomic(keys)
+            except REDIS_ERRORS as exc:
+                raise self._error(exc) from None
         pool = self.client.connection_pool
         for attempt in (1, 2):
             connection = None
@@ -291,7 +336,7 @@ class OnlineStore:
                     batch = []
             if batch:
                 deleted += self.client.unlink(*batch)
-        except redis.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise self._error(exc) from None
         return deleted
 
