@@ -64,10 +64,11 @@ class ReadPlan:
     on_demand: tuple[OnDemandTransformation, ...]
     needed_columns: tuple[str, ...]
     types: Mapping[str, pa.DataType]
+    hash_tag: bool
 
 
-def build_plan(resolved: ResolvedFeatures, project: str) -> ReadPlan:
-    """Turn resolved selections into a read plan (done once per request shape)."""
+def build_plan(resolved: ResolvedFeatures, project: str, *, hash_tag: bool = False) -> ReadPlan:
+    """Turn resolved selections into a read plan (done once per request shape); `hash_tag` for a Redis Cluster."""
     groups = []
     key_types: dict[str, pa.DataType] = {}
     for selection in resolved.selections:
@@ -103,7 +104,7 @@ def build_plan(resolved: ResolvedFeatures, project: str) -> ReadPlan:
     types.update({o: t for g in groups for o, t in zip(g.outputs, g.types)})
     types.update({f.name: f.arrow_type for t in resolved.on_demand for f in t.outputs})
     needed = (*join_keys, *(c for c in requests if c not in join_keys))
-    return ReadPlan(tuple(groups), join_keys, key_types, requests, resolved.on_demand, needed, types)
+    return ReadPlan(tuple(groups), join_keys, key_types, requests, resolved.on_demand, needed, types, hash_tag)
 
 
 def _picker(indices: tuple[int, ...]) -> Callable[[list[Any]], tuple[Any, ...]]:
@@ -192,7 +193,7 @@ def read_online(store: OnlineStore, plan: ReadPlan, entity_rows: Any) -> OnlineR
     keys: list[bytes] = []
     for group in plan.groups:
         canonical = [[normalise(v) for v in columns[name]] for name, normalise in zip(group.key_names, group.normalisers)]
-        keys += store.encode_keys(group.prefix, canonical)
+        keys += codec.encode_keys(group.prefix, canonical, hash_tag=plan.hash_tag)
     stored = store.mget(keys) if keys else []
     now_us = now_micros()
     values: dict[str, list[Any]] = {}

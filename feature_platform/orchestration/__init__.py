@@ -13,6 +13,7 @@ import dagster as dg  # noqa: E402
 
 from feature_platform.definitions.concepts import FeatureGroup, FeatureView
 from feature_platform.definitions.references import Catalog
+from feature_platform.online.endpoint import check_environment
 from feature_platform.orchestration.alerting import AlertSinksResource, alert_sensor
 from feature_platform.orchestration.assets import feature_group_asset, group_key, raw_source_asset
 from feature_platform.orchestration.automation import follow_feature_groups
@@ -43,8 +44,13 @@ def build_definitions(
     sources: Sequence[RawSource] = (),
     training_datasets: Sequence[TrainingDatasetDefinition] = (),
 ) -> dg.Definitions:
-    """Assets, checks, schedules and landing sensors for these definitions (resources come from `resources/`)."""
+    """Assets, checks, schedules and landing sensors for these definitions (resources come from `resources/`).
+
+    In production (`FEATURE_PLATFORM_ENV`) with online groups and no Redis URL, loading fails here, at start-up.
+    """
     Catalog(groups, views)  # fails early on clashing names or bad references
+    if any(g.online and g.compute for g in groups):
+        check_environment()
     by_name = {s.name: s for s in sources}
     assets = [raw_source_asset(s) for s in sources]
     assets += [feature_group_asset(g, groups=groups, views=views, sources=by_name) for g in groups if g.compute]
