@@ -26,8 +26,8 @@ from feature_platform.errors import EntityFrameError
 HEADER = struct.Struct(">qqq")
 LAYOUT = struct.Struct(">I")
 LAYOUT_END = HEADER.size + LAYOUT.size
-# A missing created time sorts before every real one; -2**53 is exact as a Lua (double) number.
-NO_CREATED_TIME = -(2**53)
+# A missing created time sorts before every real one (the script compares int64s exactly).
+NO_CREATED_TIME = -(2**63)
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 EPOCH_DAY = date(1970, 1, 1)
 

@@ -8,12 +8,10 @@ for the same on a Redis Cluster (per hash slot, pipelined per node).
 """
 
 import os
-import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from queue import Queue
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -37,22 +35,24 @@ SOCKET_TIMEOUT_S = 5.0
 CONNECT_TIMEOUT_S = 2.0
 
 # ARGV[1] is the stride: 1 (values only) or 2 (value, expiry as unix ms) per key.
+# Headers compare as (high signed, low unsigned) 32-bit halves: exact for every int64, where a
+# Lua number (a double) is exact only below 2**53.
 WRITE_SCRIPT = """
 local stride = tonumber(ARGV[1])
+local function not_older(new, old)
+  local n = {struct.unpack('>i4I4i4I4i4I4', new)}
+  local o = {struct.unpack('>i4I4i4I4i4I4', old)}
+  for j = 1, 6 do
+    if n[j] ~= o[j] then return n[j] > o[j] end
+  end
+  return true
+end
 local written = 0
 for i = 1, #KEYS do
   local at = 2 + (i - 1) * stride
   local new = ARGV[at]
   local old = redis.call('GET', KEYS[i])
-  local replace = true
-  if old then
-    local oe, oc, ow = struct.unpack('>i8i8i8', old)
-    local ne, nc, nw = struct.unpack('>i8i8i8', new)
-    if ne ~= oe then replace = ne > oe
-    elseif nc ~= oc then replace = nc > oc
-    else replace = nw >= ow end
-  end
-  if replace then
+  if not old or not_older(new, old) then
     if stride == 2 then
       redis.call('SET', KEYS[i], new, 'PXAT', ARGV[at + 1])
     else
@@ -70,14 +70,13 @@ class OnlineStoreError(FeaturePlatformError):
 
 
 def redact(url: str) -> str:
-    """`url` without its password, for messages and logs."""
+    """`url` without its password, for messages and logs (also when the URL is malformed)."""
     parts = urlsplit(url)
-    if parts.password is None:
+    credentials, at, host = parts.netloc.rpartition("@")
+    if not at or ":" not in credentials:
         return url
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    host = parts.hostname or ""
-    netloc = f"{user}{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    user = credentials.split(":", 1)[0]
+    return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, parts.fragment))
 
 
 def connect(url: str) -> "redis.Redis | RedisCluster":
@@ -96,8 +95,9 @@ def connect(url: str) -> "redis.Redis | RedisCluster":
     options: dict[str, Any] = {
         "socket_timeout": SOCKET_TIMEOUT_S,
         "socket_connect_timeout": CONNECT_TIMEOUT_S,
-        # One quick retry, so an unreachable Redis fails a request in seconds, not after a backoff series.
-        "retry": Retry(ExponentialBackoff(cap=0.05, base=0.01), 1),
+        # One quick retry of a broken connection; a timeout is not retried, so a hung Redis
+        # fails a call after one socket timeout.
+        "retry": Retry(ExponentialBackoff(cap=0.05, base=0.01), 1, supported_errors=(redis.ConnectionError,)),
     }
     if parts.password is None and os.environ.get("FEATURE_PLATFORM_REDIS_PASSWORD"):
         options["password"] = os.environ["FEATURE_PLATFORM_REDIS_PASSWORD"]
@@ -110,7 +110,10 @@ def connect(url: str) -> "redis.Redis | RedisCluster":
             return cluster.connect_cluster(url, options)
         except (*REDIS_ERRORS, ValueError) as exc:
             raise OnlineStoreError(f"online store {redact(url)}: cannot reach the Redis Cluster: {type(exc).__name__}: {exc}") from None
-    return redis.Redis.from_url(url, **options)
+    try:
+        return redis.Redis.from_url(url, **options)
+    except ValueError as exc:
+        raise OnlineStoreError(f"online store URL {redact(url)!r} is not valid: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -152,7 +155,7 @@ class OnlineStore:
         self.project = project
         self.client = connect(url)
         self.cluster = isinstance(self.client, RedisCluster)
-        self._local = threading.local()
+        self._sha: str | None = None
 
     def __repr__(self) -> str:
         return f"OnlineStore({redact(self.url)!r}, project={self.project!r})"
@@ -175,7 +178,9 @@ class OnlineStore:
         now = now or datetime.now(timezone.utc)
         if self.cluster:
             return WriteCount(table.num_rows, self._send_by_slot(group, table, now))
-        batches = (self._batch(group, table.slice(start, BATCH), now) for start in range(0, table.num_rows, BATCH))
+        def batches() -> Iterator[list[Any]]:
+            return (self._batch(group, table.slice(start, BATCH), now) for start in range(0, table.num_rows, BATCH))
+
         return WriteCount(table.num_rows, self._send(batches))
 
     def _send_by_slot(self, group: FeatureGroup, table: pa.Table, now: datetime) -> int:
@@ -232,54 +237,57 @@ class OnlineStore:
             args += (value, (max(e + ttl_us, now_us) + ttl_us) // 1000)
         return keys, 2, args
 
-    def _send(self, batches: Iterator[list[Any]]) -> int:
-        """Run the write script on each batch; a thread keeps two calls in flight while this one encodes."""
+    def _send(self, make_batches: Callable[[], Iterator[list[Any]]]) -> int:
+        """Run the write script on each batch over one pooled connection, always returned to the pool.
+
+        Two calls stay in flight while the next batch is encoded. Every error
+        reaches the caller; a script missing on the server (restart, SCRIPT FLUSH)
+        is loaded again and the write redone (writes are idempotent).
+        """
+        for attempt in (1, 2):
+            try:
+                return self._pipelined(self._script_sha(), make_batches())
+            except redis.exceptions.NoScriptError:
+                self._sha = None
+                if attempt == 2:
+                    raise self._error(redis.exceptions.NoScriptError("the write script vanished twice")) from None
+        raise AssertionError("unreachable")
+
+    def _script_sha(self) -> str:
+        if self._sha is None:
+            try:
+                self._sha = str(self.client.script_load(WRITE_SCRIPT))
+            except redis.RedisError as exc:
+                raise self._error(exc) from None
+        return self._sha
+
+    def _pipelined(self, sha: str, batches: Iterator[list[Any]]) -> int:
+        pool = self.client.connection_pool
+        connection = None
+        clean = False
         try:
-            sha = self.client.script_load(WRITE_SCRIPT)
+            connection = pool.get_connection()
+            written = in_flight = 0
+            for batch in batches:
+                connection.send_command("EVALSHA", sha, *batch)
+                in_flight += 1
+                if in_flight == 2:
+                    written += int(connection.read_response())
+                    in_flight -= 1
+            while in_flight:
+                written += int(connection.read_response())
+                in_flight -= 1
+            clean = True
+            return written
+        except redis.exceptions.NoScriptError:
+            raise
         except redis.RedisError as exc:
             raise self._error(exc) from None
-        queue: Queue = Queue(maxsize=4)
-        outcome: dict[str, Any] = {"written": 0, "error": None}
-
-        def sender() -> None:
-            connection = self.client.connection_pool.make_connection()
-            in_flight = 0
-            ended = False
-            try:
-                while True:
-                    batch = queue.get()
-                    if batch is None:
-                        ended = True
-                        break
-                    if outcome["error"] is None:
-                        connection.send_command("EVALSHA", sha, *batch)
-                        in_flight += 1
-                        if in_flight == 2:
-                            outcome["written"] += int(connection.read_response())
-                            in_flight -= 1
-                while in_flight and outcome["error"] is None:
-                    outcome["written"] += int(connection.read_response())
-                    in_flight -= 1
-            except Exception as exc:  # surfaced in the caller below
-                outcome["error"] = exc
-                while not ended and queue.get() is not None:
-                    pass
-            finally:
-                connection.disconnect()
-
-        worker = threading.Thread(target=sender, name="online-write", daemon=True)
-        worker.start()
-        try:
-            for batch in batches:
-                if outcome["error"] is not None:
-                    break
-                queue.put(batch)
         finally:
-            queue.put(None)
-            worker.join()
-        if outcome["error"] is not None:
-            raise self._error(outcome["error"])
-        return int(outcome["written"])
+            if connection is not None:
+                if not clean:  # replies may still be pending on it
+                    connection.disconnect()
+                pool.release(connection)
 
     def _error(self, exc: BaseException) -> OnlineStoreError:
         hint = ""
@@ -288,49 +296,51 @@ class OnlineStore:
         return OnlineStoreError(f"online store {redact(self.url)}: {type(exc).__name__}: {exc}{hint}")
 
     def mget(self, keys: Sequence[bytes]) -> list[bytes | None]:
-        """The stored values of `keys` in one round trip.
-
-        Each thread keeps its own connection, which skips the pool's checkout
-        and bookkeeping on the hot path; a broken connection is retried once.
-        """
+        """The stored values of `keys` in one round trip; a broken pooled connection is retried once."""
         if self.cluster:
             try:
-                return self.client.mget_nonatomic(keys)
+                return cluster.mget(self.client, keys)
             except REDIS_ERRORS as exc:
                 raise self._error(exc) from None
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = self._local.connection = self.client.connection_pool.make_connection()
+        pool = self.client.connection_pool
         for attempt in (1, 2):
+            connection = None
             try:
+                connection = pool.get_connection()
                 connection.send_command("MGET", *keys)
                 return connection.read_response()
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                connection.disconnect()
+            except redis.ConnectionError as exc:
+                if connection is not None:
+                    connection.disconnect()
                 if attempt == 2:
                     raise self._error(exc) from None
             except redis.RedisError as exc:
+                if connection is not None:
+                    connection.disconnect()
                 raise self._error(exc) from None
+            finally:
+                if connection is not None:
+                    pool.release(connection)
         raise AssertionError("unreachable")
 
     def delete_group(self, group: FeatureGroup) -> int:
         """Remove every key of one group version (e.g. an old version no longer served)."""
         deleted = 0
         pattern = self.prefix(group).replace(b"[", b"\\[").replace(b"*", b"\\*") + b"*"
-        batch = []
-        for key in self.client.scan_iter(match=pattern, count=1000):
-            batch.append(key)
-            if len(batch) >= 1000:
+        try:
+            batch = []
+            for key in self.client.scan_iter(match=pattern, count=1000):
+                batch.append(key)
+                if len(batch) >= 1000:
+                    deleted += self.client.unlink(*batch)
+                    batch = []
+            if batch:
                 deleted += self.client.unlink(*batch)
-                batch = []
-        if batch:
-            deleted += self.client.unlink(*batch)
+        except REDIS_ERRORS as exc:
+            raise self._error(exc) from None
         return deleted
 
     def close(self) -> None:
-        connection = getattr(self._local, "connection", None)
-        if connection is not None:
-            connection.disconnect()
         self.client.close()
 
 
