@@ -14,6 +14,7 @@ import pandas as pd
 
 from feature_platform.definitions.concepts import FeatureGroup, FeatureView, check_name
 from feature_platform.definitions.contract import conform
+from feature_platform.definitions.pandas_types import table_to_pandas
 from feature_platform.definitions.references import Catalog
 from feature_platform.definitions.repository import load_repository
 from feature_platform.errors import ArgumentError, FeatureReferenceError
@@ -141,10 +142,12 @@ class FeatureStore:
         end: datetime | str | None = None,
         as_of: int | datetime | str | None = None,
     ) -> pd.DataFrame:
-        """Rows with `start <= event_time < end` as stored, optionally as of a Delta version or a time."""
+        """Rows with `start <= event_time < end` as stored, optionally as of a Delta version or a time.
+
+        A time before the table's first commit reads an empty frame, as a read then did.
+        """
         group = self.group(group_name)
-        table = self.offline.read(group, start=start, end=end, as_of=as_of, columns=group.input_columns)
-        return table.to_pandas()
+        return table_to_pandas(self.offline.read(group, start=start, end=end, as_of=as_of, columns=group.input_columns))
 
     def history(self, group_name: str) -> list[dict[str, Any]]:
         """Delta versions of a group's table, newest first."""
@@ -247,6 +250,7 @@ class FeatureStore:
         label: str | None = None,
         timestamp_column: str = "event_time",
         full_feature_names: bool = False,
+        as_of: Any = None,
     ) -> TrainingDataset:
         """Retrieve `view` for `entity_df` and store it as the next version of a training dataset.
 
@@ -254,7 +258,7 @@ class FeatureStore:
         """
         return create_training_dataset(
             self.catalog, self.offline, view, entity_df, name=name, split=split, description=description, label=label,
-            timestamp_column=timestamp_column, full_feature_names=full_feature_names,
+            timestamp_column=timestamp_column, full_feature_names=full_feature_names, as_of=as_of,
         )
 
     def load_training_dataset(

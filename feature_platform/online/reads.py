@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from feature_platform.definitions.concepts import OnDemandTransformation
 from feature_platform.definitions.on_demand import apply_on_demand
+from feature_platform.definitions.pandas_types import table_to_pandas
 from feature_platform.definitions.records import layout_ids
 from feature_platform.definitions.references import ResolvedFeatures
 from feature_platform.errors import DefinitionMismatchError, EntityFrameError, FeaturePlatformError, FeatureReferenceError
@@ -182,7 +183,7 @@ class OnlineResponse:
         """A DataFrame with one row per entity row, typed like the offline tables."""
         data = {**self._keys, **self._values}
         arrays = [pa.array(values, type=self._types.get(name), from_pandas=True) for name, values in data.items()]
-        return pa.table(arrays, names=list(data)).to_pandas()
+        return table_to_pandas(pa.table(arrays, names=list(data)))
 
 
 def read_online(store: OnlineStore, plan: ReadPlan, entity_rows: Any) -> OnlineResponse:
@@ -191,7 +192,7 @@ def read_online(store: OnlineStore, plan: ReadPlan, entity_rows: Any) -> OnlineR
     keys: list[bytes] = []
     for group in plan.groups:
         canonical = [[normalise(v) for v in columns[name]] for name, normalise in zip(group.key_names, group.normalisers)]
-        keys += codec.encode_keys(group.prefix, canonical)
+        keys += store.encode_keys(group.prefix, canonical)
     stored = store.mget(keys) if keys else []
     now_us = now_micros()
     values: dict[str, list[Any]] = {}
