@@ -364,11 +364,12 @@ def _window(group: FeatureGroup, start: datetime | str | None, end: datetime | s
     """The filter `start <= event_time < end`, with the days it implies so whole partitions are skipped."""
     event_time = pds.field(group.event_time)
     condition = None
+    # Stored times are whole microseconds: `t >= start` iff `t >= ceil(start)`, and `t < end` iff `t < ceil(end)`.
     if start is not None:
-        lower = utc_timestamp(start)
+        lower = utc_timestamp(start).ceil("us")
         condition = (pds.field("_partition") >= pa.scalar(lower.date(), pa.date32())) & (event_time >= pa.scalar(lower, UTC_MICROS))
     if end is not None:
-        upper = utc_timestamp(end)
+        upper = utc_timestamp(end).ceil("us")
         bound = (pds.field("_partition") <= pa.scalar(upper.date(), pa.date32())) & (event_time < pa.scalar(upper, UTC_MICROS))
         condition = bound if condition is None else condition & bound
     return condition
