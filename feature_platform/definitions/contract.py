@@ -163,7 +163,7 @@ def conform(
                 f"{outside} row(s) are outside [{start.isoformat()}, {end.isoformat()})",
             )
 
-    unique_by = [*group.join_keys, group.event_time, *([group.created_time] if group.created_time else [])]
+    unique_by = group.row_identity
     if table.num_rows:
         distinct = table.select(unique_by).group_by(unique_by).aggregate([]).num_rows
         if distinct != table.num_rows:

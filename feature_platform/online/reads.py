@@ -13,12 +13,14 @@ from typing import Any, Callable
 import pandas as pd
 import pyarrow as pa
 
+from feature_platform.definitions.aggregations import StreamFeatureGroup, is_stream_group
 from feature_platform.definitions.concepts import OnDemandTransformation
 from feature_platform.definitions.on_demand import apply_on_demand
 from feature_platform.definitions.references import ResolvedFeatures
 from feature_platform.errors import EntityFrameError, FeaturePlatformError, FeatureReferenceError
 from feature_platform.online import codec
 from feature_platform.online.store import OnlineStore, now_micros
+from feature_platform.online.tiles import read_windows
 
 PRESENT = "PRESENT"
 NOT_FOUND = "NOT_FOUND"
@@ -41,6 +43,7 @@ class GroupRead:
     pick: Callable[[list[Any]], tuple[Any, ...]]
     missing: tuple[None, ...]
     plain: bool
+    windows: StreamFeatureGroup | None = None  # a stream group: features are computed from its tiles
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,7 @@ def build_plan(resolved: ResolvedFeatures, project: str) -> ReadPlan:
                 pick=_picker(tuple(group.feature_names.index(name) for name in selection.features)),
                 missing=(None,) * len(selection.features),
                 plain=all(codec.value_decoder(f.arrow_type) is None for f in features),
+                windows=group if is_stream_group(group) else None,
             )
         )
     join_keys = tuple(resolved.join_keys)
@@ -176,11 +180,17 @@ def read_online(store: OnlineStore, plan: ReadPlan, entity_rows: Any) -> OnlineR
     """Fetch, decode and (with on-demand transformations) complete the vectors of `entity_rows`."""
     columns, rows = entity_columns(entity_rows, plan.needed_columns)
     keys: list[bytes] = []
-    for group in plan.groups:
+    tile_keys: dict[int, list[bytes]] = {}
+    for g, group in enumerate(plan.groups):
         canonical = [[normalise(v) for v in columns[name]] for name, normalise in zip(group.key_names, group.normalisers)]
-        keys += codec.encode_keys(group.prefix, canonical)
+        encoded = codec.encode_keys(group.prefix, canonical)
+        if group.windows is None:
+            keys += encoded
+        else:
+            tile_keys[g] = encoded
     stored = store.mget(keys) if keys else []
     now_us = now_micros()
+    offset = 0
     values: dict[str, list[Any]] = {}
     statuses: dict[str, list[str]] = {}
     unpack = codec.decode_features
@@ -190,7 +200,16 @@ def read_online(store: OnlineStore, plan: ReadPlan, entity_rows: Any) -> OnlineR
         status = [NOT_FOUND] * rows
         oldest = None if group.ttl_us is None else now_us - group.ttl_us
         pick = group.pick
-        for i, raw in enumerate(stored[g * rows : (g + 1) * rows]):
+        if group.windows is not None:
+            for i, (features, last) in enumerate(read_windows(store, group.windows, tile_keys[g], now_us)):
+                if features is not None:
+                    status[i] = OUTSIDE_MAX_AGE if oldest is not None and last is not None and last < oldest else PRESENT
+                    picked[i] = pick(features) if status[i] == PRESENT else picked[i]
+            raw_values: list[bytes | None] = []
+        else:
+            raw_values = stored[offset : offset + rows]
+            offset += rows
+        for i, raw in enumerate(raw_values):
             if raw is None:
                 continue
             if oldest is not None and header(raw)[0] < oldest:
