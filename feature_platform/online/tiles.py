@@ -4,8 +4,8 @@
 moves the consumer's watermark (the last entry id applied) in one Lua script,
 so a batch is applied entirely or not at all, and a batch at or below the
 watermark (a redelivery after a crash) is refused: nothing is counted twice.
-The script also checks the consumer's lease (`claim_lease`), so two processes
-under one consumer name cannot both apply.
+The script also checks the consumer's lease (`claim_lease`): one process at a
+time consumes a stream group.
 Reads fetch an entity's tiles with HGETALL and sum the tiles of each window.
 """
 
@@ -82,13 +82,16 @@ return #tiles
 """
 
 
-def consumer_key(online: OnlineStore, group: StreamFeatureGroup, consumer: str) -> bytes:
-    """Where the watermark of one consumer of the group lives (beside its tiles, so a group delete removes it)."""
-    return online.prefix(group) + b"!consumer:" + consumer.encode()
+def stream_state_key(online: OnlineStore, group: StreamFeatureGroup, name: str) -> bytes:
+    """Where the consumer's `watermark` or `lease` lives: beside the tiles, so a group delete removes it too.
+
+    Entity keys continue the prefix with a msgpack array header, never with `!`.
+    """
+    return online.prefix(group) + b"!stream:" + name.encode()
 
 
 class LeaseLost(RuntimeError):
-    """Another process holds this consumer's lease (two consumers under one name)."""
+    """Another process holds the lease of the group's consumer."""
 
 
 LEASE_SCRIPT = """
@@ -100,7 +103,7 @@ return 1
 
 
 def claim_lease(online: OnlineStore, key: bytes, token: str, lease_ms: int) -> bool:
-    """Take or renew the lease of a consumer name; False while another process holds it."""
+    """Take or renew the consumer lease; False while another process holds it."""
     return bool(online.client.register_script(LEASE_SCRIPT)(keys=[key], args=[token, lease_ms]))
 
 
@@ -151,7 +154,7 @@ def apply_tiles(
     ]
     applied = int(online.client.register_script(APPLY_SCRIPT)(keys=keys, args=args))
     if applied == -2:
-        raise LeaseLost(f"stream group '{group.name}': another process took over this consumer's lease; this one stops")
+        raise LeaseLost(f"stream group '{group.name}': another process took over the consumer lease; this one stops")
     return None if applied < 0 else applied
 
 

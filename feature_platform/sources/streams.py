@@ -1,10 +1,10 @@
 """Event streams: the small protocol a stream consumer needs, and its Redis Streams transport.
 
 A transport delivers entries `(id, {field: value})` to named consumer groups,
-at least once: an entry stays pending for its consumer until acknowledged, and
-a consumer that restarts under the same name first gets its pending entries
-again. Entry ids increase along the stream, which is what lets a sink skip
-what it already applied (see `feature_platform.streaming`). A Kafka transport
+at least once: an entry stays pending until acknowledged, and a restarted
+consumer claims the pending entries and gets them again. Entry ids increase
+along the stream, which is what lets a sink skip what it already applied (see
+`feature_platform.streaming`). A Kafka transport
 fits the same protocol (offsets per partition as ids); only Redis Streams ships,
 because only it is tested against a real broker here.
 """
@@ -59,6 +59,8 @@ class EventStream(Protocol):
     def read(self, group: str, consumer: str, *, count: int, block_ms: int | None = None, pending_after: str | None = None) -> list[Entry]: ...
 
     def acknowledge(self, group: str, ids: Sequence[str]) -> int: ...
+
+    def claim_pending(self, group: str, consumer: str) -> int: ...
 
     def lag(self, group: str) -> StreamLag: ...
 
@@ -139,6 +141,16 @@ class RedisStream:
 
     def acknowledge(self, group: str, ids: Sequence[str]) -> int:
         return int(self.client.xack(self.key, group, *ids)) if ids else 0
+
+    def claim_pending(self, group: str, consumer: str) -> int:
+        """Move every pending entry of `group` (e.g. of a consumer that died) to `consumer`; returns how many."""
+        claimed, start = 0, "0-0"
+        while True:
+            reply = self.client.xautoclaim(self.key, group, consumer, min_idle_time=0, start_id=start, count=1000)
+            start = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
+            claimed += len(reply[1])
+            if start == "0-0":
+                return claimed
 
     def lag(self, group: str) -> StreamLag:
         """Entries not yet delivered to `group`, those pending, and the time between its position and the stream's end."""

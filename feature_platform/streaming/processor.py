@@ -5,8 +5,10 @@ in one Redis script that also moves its watermark (the last entry id applied);
 `offline` appends each batch to the group's Delta table in one commit whose
 metadata records its watermark. Entries are acknowledged after they are
 applied, so a crash redelivers them, and each sink skips what its watermark
-covers: an event is never lost and never counted twice. A lease on the
-consumer name keeps two processes from consuming under one name.
+covers: an event is never lost and never counted twice, whoever replays it.
+Watermarks need the entries in stream order, so one process at a time
+consumes a stream group (a lease in Redis; a restarted consumer claims the
+pending entries of a dead one). Scale out with more stream groups.
 """
 
 import os
@@ -26,7 +28,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_e
 from feature_platform.definitions.aggregations import StreamFeatureGroup
 from feature_platform.offline.store import OfflineStore
 from feature_platform.online.store import OnlineStore
-from feature_platform.online.tiles import apply_tiles, claim_lease, consumer_key, release_lease, watermark
+from feature_platform.online.tiles import apply_tiles, claim_lease, release_lease, stream_state_key, watermark
 from feature_platform.errors import FeaturePlatformError
 from feature_platform.sources.streams import Entry, RedisStream, StreamLag, entry_order
 from feature_platform.windows.events import DeadLetter, parse_entries
@@ -87,8 +89,8 @@ def dead_letter_fields(stream: str, letter: DeadLetter) -> list[str]:
 class StreamProcessor:
     """Consumes one stream group's events into its online tiles and its offline Delta table.
 
-    >>> processor = StreamProcessor(store.online, store.offline, group, stream, consumer="worker-1")
-    >>> processor.run(max_seconds=10).as_dict()
+    >>> with StreamProcessor(store.online, store.offline, group, stream) as processor:
+    ...     processor.run(max_seconds=10).as_dict()
     """
 
     def __init__(
@@ -117,36 +119,52 @@ class StreamProcessor:
         self.offline_interval = offline_interval.total_seconds()
         self.retention = retention
         self.max_outage = max_outage.total_seconds()
-        self._token = secrets.token_hex(8)
-        self._lease_key = consumer_key(online, group, self.consumer) + b"!lease"
-        self._watermark_key = consumer_key(online, group, self.consumer)
+        self._token = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._lease_key = stream_state_key(online, group, "lease")
+        self._watermark_key = stream_state_key(online, group, "watermark")
         self._online_mark: tuple[int, int] | None = None
         self._offline_mark: tuple[int, int] | None = None
         self._pending = {ONLINE: "0", OFFLINE: "0"}
         self._started = False
 
     def start(self) -> None:
-        """Create the consumer groups, take the consumer's lease and load both watermarks."""
+        """Create the consumer groups, take the lease, claim pending entries and load both watermarks."""
         self._retrying(self._start)
 
     def _start(self) -> None:
         for name in (ONLINE, OFFLINE):
             self.stream.ensure_consumer_group(name)
-        if not claim_lease(self.online, self._lease_key, self._token, LEASE_MS):
+        if not claim_lease(self.online, self._lease_key, self._token, LEASE_MS) and not self._take_over_dead_lease():
             raise FeaturePlatformError(
-                f"stream group '{self.group.name}': consumer '{self.consumer}' is already running in another process; "
-                f"give this one another --consumer name, or wait {LEASE_MS // 1000} s for a dead one's lease to expire"
+                f"stream group '{self.group.name}' is already consumed by another process (one consumer per stream "
+                f"group); stop it, or wait {LEASE_MS // 1000} s for a dead one's lease to expire"
             )
+        for name in (ONLINE, OFFLINE):
+            self.stream.claim_pending(name, self.consumer)
         mark = watermark(self.online, self._watermark_key)
         self._online_mark = entry_order(mark) if mark else None
         self._offline_mark = self._committed_offline_mark()
         self._started = True
 
+    def _take_over_dead_lease(self) -> bool:
+        """Take the lease of a consumer on this machine whose process has died (no need to wait for it to expire)."""
+        holder = self.online.client.get(self._lease_key)
+        host, _, rest = (holder or b"").decode().partition(":")
+        pid = rest.partition(":")[0]
+        if host != socket.gethostname() or not pid.isdigit():
+            return False
+        try:
+            os.kill(int(pid), 0)
+            return False
+        except ProcessLookupError:
+            release_lease(self.online, self._lease_key, (holder or b"").decode())
+            return claim_lease(self.online, self._lease_key, self._token, LEASE_MS)
+        except PermissionError:
+            return False
+
     def _committed_offline_mark(self) -> tuple[int, int] | None:
-        for entry in self.offline.history(self.group):
-            if entry.get(CONSUMER_KEY) == self.consumer and entry.get(WATERMARK_KEY):
-                return entry_order(str(entry[WATERMARK_KEY]))
-        return None
+        mark = self.offline.last_commit_value(self.group, WATERMARK_KEY)
+        return entry_order(mark) if mark else None
 
     def _read(self, sink: str, count: int, block_ms: int | None) -> list[Entry]:
         """Redelivered (pending) entries first, until there are none; then new ones."""
@@ -205,7 +223,7 @@ class StreamProcessor:
             table = parse_entries(self.group, fresh).table
             if table.num_rows:
                 if not claim_lease(self.online, self._lease_key, self._token, LEASE_MS):
-                    raise FeaturePlatformError(f"stream group '{self.group.name}': consumer '{self.consumer}' lost its lease")
+                    raise FeaturePlatformError(f"stream group '{self.group.name}': another process took over the consumer lease; this one stops")
                 metadata = {CONSUMER_KEY: self.consumer, WATERMARK_KEY: fresh[-1][0]}
                 self.offline.append(self.group, table, commit_metadata=metadata)
                 stats.offline_rows += table.num_rows
@@ -259,8 +277,14 @@ class StreamProcessor:
             keep_after = int((datetime.now(timezone.utc) - self.retention).timestamp() * 1000)
             self._retrying(lambda: self.stream.trim_acknowledged([ONLINE, OFFLINE], keep_after))
 
+    def __enter__(self) -> "StreamProcessor":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
-        """Give the consumer name up for another process."""
+        """Give the lease up, so another process can consume the group at once."""
         try:
             release_lease(self.online, self._lease_key, self._token)
         except redis.RedisError:
