@@ -323,7 +323,7 @@ register(Command("stream", "consume a stream group's events into its online wind
 
 def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--repo", default=".", help="the feature repository (definitions.py, assets/)")
+    common.add_argument("--repo", default=".", help="the feature repository (definitions.py and the package named in its pyproject.toml)")
     common.add_argument("--json", action="store_true", help="print JSON for scripts")
     root = argparse.ArgumentParser(prog="feature-platform", description=__doc__.splitlines()[0])
     subcommands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -1,12 +1,10 @@
 """`FeatureStore`: the client for writes, reads, retrieval and discovery.
 
-Built from arguments, or from a repository's `assets/` package and the
-environment with `FeatureStore.from_repo()`. Pandas in and out; Arrow inside.
+Built from arguments, or from a repository's definitions package (named in its
+`pyproject.toml`) and the environment with `FeatureStore.from_repo()`. Pandas in and out; Arrow inside.
 """
 
-import importlib
 import os
-import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,7 +15,9 @@ import pandas as pd
 from feature_platform.definitions.aggregations import StreamFeatureGroup, is_stream_group
 from feature_platform.definitions.concepts import FeatureGroup, FeatureView, check_name
 from feature_platform.definitions.contract import conform
-from feature_platform.definitions.references import Registry
+from feature_platform.definitions.pandas_types import table_to_pandas
+from feature_platform.definitions.references import Catalog
+from feature_platform.definitions.repository import load_repository
 from feature_platform.errors import ArgumentError, FeatureReferenceError
 from feature_platform.offline.store import OfflineStore, WriteResult
 from feature_platform.online.reads import OnlineResponse, ReadPlan, build_plan, read_online
@@ -59,7 +59,7 @@ class FeatureStore:
         home: str | Path = DEFAULT_HOME,
     ) -> None:
         self.project = check_name("project", project)
-        self.registry = Registry(groups, views)
+        self.catalog = Catalog(groups, views)
         self.sources = {s.name: s for s in sources}
         self.offline = OfflineStore(str(offline_root), project=project, storage_options=storage_options)
         self.online_url = online_url
@@ -69,21 +69,19 @@ class FeatureStore:
 
     @classmethod
     def from_repo(cls, path: str | Path = ".") -> "FeatureStore":
-        """The store of the repository at `path`: its `assets/` definitions, configured by the environment.
+        """The store of the repository at `path`: its package's definitions (loaded afresh), configured by the environment.
 
         Reads `FEATURE_PLATFORM_OFFLINE_ROOT` (default `<path>/.feature_platform/offline`),
         `FEATURE_PLATFORM_PROJECT` (default `default`) and `FEATURE_PLATFORM_REDIS_URL`
         (default: the embedded Redis server under `<path>/.feature_platform/redis`).
         """
         repo = Path(path).resolve()
-        if str(repo) not in sys.path:
-            sys.path.insert(0, str(repo))
-        assets = importlib.import_module("assets")
+        definitions = load_repository(repo)
         home = Path(os.environ.get("FEATURE_PLATFORM_HOME", repo / DEFAULT_HOME))
         return cls(
-            groups=assets.feature_groups,
-            views=assets.feature_views,
-            sources=assets.raw_sources,
+            groups=definitions.feature_groups,
+            views=definitions.feature_views,
+            sources=definitions.raw_sources,
             offline_root=os.environ.get("FEATURE_PLATFORM_OFFLINE_ROOT", str(home / "offline")),
             online_url=os.environ.get("FEATURE_PLATFORM_REDIS_URL") or None,
             project=os.environ.get("FEATURE_PLATFORM_PROJECT", "default"),
@@ -93,13 +91,13 @@ class FeatureStore:
     # Definitions
 
     def list_groups(self) -> list[str]:
-        return sorted(self.registry.groups)
+        return sorted(self.catalog.groups)
 
     def list_views(self) -> list[str]:
-        return sorted(self.registry.views)
+        return sorted(self.catalog.views)
 
     def group(self, name: str) -> FeatureGroup:
-        return self.registry.group(name)
+        return self.catalog.group(name)
 
     def _batch_group(self, name: str, action: str) -> FeatureGroup:
         """The group `name`, refusing a stream group: its tables are written only by its stream consumer."""
@@ -157,10 +155,12 @@ class FeatureStore:
         end: datetime | str | None = None,
         as_of: int | datetime | str | None = None,
     ) -> pd.DataFrame:
-        """Rows with `start <= event_time < end` as stored, optionally as of a Delta version or a time."""
+        """Rows with `start <= event_time < end` as stored, optionally as of a Delta version or a time.
+
+        A time before the table's first commit reads an empty frame, as a read then did.
+        """
         group = self.group(group_name)
-        table = self.offline.read(group, start=start, end=end, as_of=as_of, columns=group.input_columns)
-        return table.to_pandas()
+        return table_to_pandas(self.offline.read(group, start=start, end=end, as_of=as_of, columns=group.input_columns))
 
     def history(self, group_name: str) -> list[dict[str, Any]]:
         """Delta versions of a group's table, newest first."""
@@ -202,7 +202,7 @@ class FeatureStore:
 
         >>> store.get_online_features([{"user_id": 1}], ["user_stats:txn_count"]).to_dict()
         """
-        resolved = self.registry.resolve(features, full_feature_names)
+        resolved = self.catalog.resolve(features, full_feature_names)
         cached = self._read_plans.get(id(resolved))
         if cached is None or cached[0] is not resolved:
             cached = self._read_plans[id(resolved)] = (resolved, build_plan(resolved, self.project))
@@ -275,7 +275,7 @@ class FeatureStore:
         >>> store.get_historical_features(entities, ["user_stats:txn_count"])
         """
         return get_historical_features(
-            self.registry, self.offline, entity_df, features,
+            self.catalog, self.offline, entity_df, features,
             full_feature_names=full_feature_names, as_of=as_of, timestamp_column=timestamp_column,
         ).frame
 
@@ -290,14 +290,15 @@ class FeatureStore:
         label: str | None = None,
         timestamp_column: str = "event_time",
         full_feature_names: bool = False,
+        as_of: Any = None,
     ) -> TrainingDataset:
         """Retrieve `view` for `entity_df` and store it as the next version of a training dataset.
 
         >>> store.create_training_dataset("fraud_detection", labels, label="is_fraud", split=RandomSplit({"train": .8, "test": .2}))
         """
         return create_training_dataset(
-            self.registry, self.offline, view, entity_df, name=name, split=split, description=description, label=label,
-            timestamp_column=timestamp_column, full_feature_names=full_feature_names,
+            self.catalog, self.offline, view, entity_df, name=name, split=split, description=description, label=label,
+            timestamp_column=timestamp_column, full_feature_names=full_feature_names, as_of=as_of,
         )
 
     def load_training_dataset(
@@ -315,7 +316,7 @@ class FeatureStore:
 
     def rebuild_training_dataset(self, name: str, version: int) -> pd.DataFrame:
         """Recompute a stored training dataset from the Delta versions its manifest recorded."""
-        return rebuild_training_dataset(self.registry, self.offline, name, version)
+        return rebuild_training_dataset(self.catalog, self.offline, name, version)
 
     def list_training_datasets(self) -> list[dict[str, Any]]:
         """Manifests of every stored training dataset version, by name then version."""

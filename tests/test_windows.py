@@ -89,3 +89,14 @@ def test_a_bad_stream_group_definition_names_what_to_fix(options: dict, message:
 def test_a_bad_aggregation_names_what_to_fix(arguments: tuple, message: str) -> None:
     with pytest.raises(DefinitionError, match=message):
         Aggregation(*arguments)
+
+
+def test_the_registry_record_of_a_stream_group_rebuilds_it_and_fingerprints_its_windows() -> None:
+    from feature_platform.definitions.records import group_from_record, group_record, schema_fingerprint
+
+    group = card_windows()
+    rebuilt = group_from_record(group_record(group))
+    assert isinstance(rebuilt, StreamFeatureGroup)
+    assert (rebuilt.aggregations, rebuilt.fields, rebuilt.tile, rebuilt.schema) == (group.aggregations, group.fields, group.tile, group.schema)
+    assert schema_fingerprint(rebuilt) == schema_fingerprint(group)
+    assert schema_fingerprint(card_windows(tile=timedelta(minutes=5))) != schema_fingerprint(group)

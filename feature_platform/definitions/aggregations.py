@@ -7,7 +7,7 @@ fields), so a window's value as of any time can be recomputed exactly; the
 online store keeps per-entity tiles of `tile` length (see `feature_platform.windows`).
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -164,4 +164,31 @@ def is_stream_group(group: FeatureGroup) -> bool:
     return isinstance(group, StreamFeatureGroup)
 
 
-__all__ = ["Aggregation", "StreamFeatureGroup", "is_stream_group", "window_label", "EVENT_ID", "FUNCTIONS"]
+def stream_spec(group: FeatureGroup) -> dict[str, object] | None:
+    """What the registry records of a stream group beyond a plain group's record (None for other groups)."""
+    if not isinstance(group, StreamFeatureGroup):
+        return None
+    return {
+        "fields": {name: str(dtype) for name, dtype in group.field_types.items()},
+        "aggregations": [[a.name, a.function, a.column, a.window.total_seconds()] for a in group.aggregations],
+        "tile_seconds": group.tile.total_seconds(),
+        "max_future_seconds": group.max_future.total_seconds(),
+        "stream": group.stream_name,
+    }
+
+
+def stream_options(spec: Mapping[str, object], dtype: Callable[[str], str]) -> dict[str, object]:
+    """`StreamFeatureGroup` arguments rebuilt from a recorded `stream_spec`; `dtype` maps Arrow type text to a dtype."""
+    fields = spec["fields"]
+    aggregations = spec["aggregations"]
+    assert isinstance(fields, Mapping) and isinstance(aggregations, list)
+    return {
+        "fields": {name: dtype(text) for name, text in fields.items()},
+        "aggregations": [Aggregation(f, timedelta(seconds=w), column=c, name=n) for n, f, c, w in aggregations],
+        "tile": timedelta(seconds=float(spec["tile_seconds"])),  # type: ignore[arg-type]
+        "max_future": timedelta(seconds=float(spec["max_future_seconds"])),  # type: ignore[arg-type]
+        "stream": spec["stream"],
+    }
+
+
+__all__ = ["Aggregation", "StreamFeatureGroup", "is_stream_group", "stream_options", "stream_spec", "window_label", "EVENT_ID", "FUNCTIONS"]

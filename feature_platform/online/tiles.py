@@ -120,7 +120,7 @@ def watermark(online: OnlineStore, key: bytes) -> str | None:
 
 def entity_keys(online: OnlineStore, group: StreamFeatureGroup, entities: Sequence[tuple[Any, ...]]) -> list[bytes]:
     columns = [list(column) for column in zip(*entities)] if entities else [[] for _ in group.join_keys]
-    return codec.encode_keys(online.prefix(group), columns)
+    return online.encode_keys(online.prefix(group), columns)
 
 
 def apply_tiles(

@@ -5,10 +5,14 @@ Only this package imports `dagster`; the library works without it.
 
 from collections.abc import Sequence
 
-import dagster as dg
+from feature_platform.errors import import_extra
+
+import_extra("dagster", "dagster", "the Dagster layer (feature_platform.orchestration)")
+
+import dagster as dg  # noqa: E402
 
 from feature_platform.definitions.concepts import FeatureGroup, FeatureView
-from feature_platform.definitions.references import Registry
+from feature_platform.definitions.references import Catalog
 from feature_platform.orchestration.alerting import AlertSinksResource, alert_sensor
 from feature_platform.orchestration.assets import feature_group_asset, group_key, raw_source_asset
 from feature_platform.orchestration.automation import follow_feature_groups
@@ -40,7 +44,7 @@ def build_definitions(
     training_datasets: Sequence[TrainingDatasetDefinition] = (),
 ) -> dg.Definitions:
     """Assets, checks, schedules and landing sensors for these definitions (resources come from `resources/`)."""
-    Registry(groups, views)  # fails early on clashing names or bad references
+    Catalog(groups, views)  # fails early on clashing names or bad references
     by_name = {s.name: s for s in sources}
     assets = [raw_source_asset(s) for s in sources]
     assets += [feature_group_asset(g, groups=groups, views=views, sources=by_name) for g in groups if g.compute]

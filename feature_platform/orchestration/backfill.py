@@ -7,8 +7,6 @@ processes; assets of one run materialize in parallel) or in this process
 (`workers=0`), and is recorded on the instance, so the UI lists it.
 """
 
-import importlib
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,6 +15,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from feature_platform.definitions.repository import load_module
+from feature_platform.errors import DefinitionError
 from feature_platform.orchestration.automation import downstream_keys
 from feature_platform.orchestration.sensors import RANGE_END, RANGE_START
 
@@ -42,11 +42,11 @@ class RunOutcome:
 
 
 def load_definitions(repo: str | Path) -> dg.Definitions:
-    """The `defs` of the repository's `definitions.py` (the code location)."""
-    root = str(Path(repo).resolve())
-    if root not in sys.path:
-        sys.path.insert(0, root)
-    return importlib.import_module("definitions").defs
+    """The `defs` of the repository's `definitions.py` (the code location), loaded afresh from that folder."""
+    module = load_module(repo, "definitions")
+    if not isinstance(getattr(module, "defs", None), dg.Definitions):
+        raise DefinitionError(f"{Path(repo).resolve() / 'definitions.py'} must define `defs`, a dagster Definitions")
+    return module.defs
 
 
 def backfill_job(repo: str, asset_paths: Sequence[Sequence[str]]) -> dg.JobDefinition:

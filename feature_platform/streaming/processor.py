@@ -108,6 +108,11 @@ class StreamProcessor:
         retention: timedelta | None = timedelta(hours=1),
         max_outage: timedelta = timedelta(minutes=5),
     ) -> None:
+        if online.cluster:
+            raise FeaturePlatformError(
+                f"stream group '{group.name}': the consumer applies each batch in one Redis script, which a Redis "
+                "Cluster cannot run across slots; point FEATURE_PLATFORM_REDIS_URL at a single Redis (or a replicated one)"
+            )
         self.online = online
         self.offline = offline
         self.group = group
