@@ -246,21 +246,33 @@ def redis_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=["start", "stop", "status"], help="the embedded Redis server of the repository")
 
 
+def _port(url: str | None) -> int | None:
+    return int(url.rsplit(":", 1)[1].split("/")[0]) if url else None  # the URL holds the password: never shown
+
+
 def run_redis(args: argparse.Namespace) -> dict[str, Any]:
     from feature_platform.online import redis_server
 
     home = Path(os.environ.get("FEATURE_PLATFORM_HOME", Path(args.repo).resolve() / DEFAULT_HOME))
+    before = redis_server.running_url(home)
     if args.action == "start":
         redis_server.ensure_server(home)
     elif args.action == "stop":
         redis_server.stop_server(home)
     url = redis_server.running_url(home)
-    port = int(url.rsplit(":", 1)[1].split("/")[0]) if url else None  # the URL holds the password: never shown
-    return {"running": url is not None, "port": port, "data": str(Path(home) / "redis")}
+    return {"action": args.action, "was_running": before is not None, "running": url is not None,
+            "port": _port(url or before), "data": str(Path(home) / "redis")}
 
 
 def render_redis(result: dict[str, Any]) -> str:
-    state = f"running on 127.0.0.1:{result['port']}" if result["running"] else "not running"
+    where = f"127.0.0.1:{result['port']}"
+    if result["action"] == "stop":
+        done = f"stopped the embedded Redis on {where}" if result["was_running"] else "the embedded Redis was not running; nothing to stop"
+        return f"{done} (data kept in {result['data']})"
+    if result["action"] == "start":
+        done = f"the embedded Redis was already running on {where}" if result["was_running"] else f"started the embedded Redis on {where}"
+        return f"{done} (data in {result['data']})"
+    state = f"running on {where}" if result["running"] else "not running"
     return f"embedded Redis {state} (data in {result['data']})"
 
 
