@@ -19,17 +19,22 @@ from feature_platform.errors import (
     EntityFrameError,
     FeaturePlatformError,
     FeatureReferenceError,
+    SourceError,
     StorageError,
 )
 from feature_platform.loaders import connect, list_views, load_features, load_training_dataset
 from feature_platform.retrieval.datasets import TrainingDatasetDefinition
 from feature_platform.retrieval.splits import RandomSplit, TimeSplit
 from feature_platform.retrieval.training import TrainingDataset
-from feature_platform.sources.landing import RawSource
+from feature_platform.sources.kinds import AssetSource, FileSource, RawSource, SqlSource, TableSource
 from feature_platform.store import FeatureStore
 
 __all__ = [
     "ArgumentError",
+    "AssetSource",
+    "FileSource",
+    "SqlSource",
+    "TableSource",
     "ContractError",
     "DailyPartitions",
     "DefinitionError",
@@ -45,6 +50,7 @@ __all__ = [
     "OnDemandTransformation",
     "RandomSplit",
     "RawSource",
+    "SourceError",
     "StorageError",
     "TimeSplit",
     "TrainingDataset",
