@@ -49,6 +49,14 @@ class StorageError(FeaturePlatformError, OSError):
     """
 
 
+class ComputeError(FeaturePlatformError):
+    """A feature group's compute function raised: the message names the group, the error and where it was raised."""
+
+
+class SourceError(FeaturePlatformError):
+    """A source has no data for days a run needs (or cannot be read): the message names the source, the days and the fix."""
+
+
 class DefinitionMismatchError(FeaturePlatformError):
     """Definitions differ from the ones applied to the registry (or that wrote the stored data).
 

@@ -14,6 +14,7 @@ from typing import Any, Literal
 import pandas as pd
 import pyarrow as pa
 
+from feature_platform.definitions.aggregations import StreamFeatureGroup, is_stream_group
 from feature_platform.definitions.concepts import FeatureGroup, FeatureView, check_name
 from feature_platform.definitions.contract import conform
 from feature_platform.definitions.pandas_types import table_to_pandas
@@ -35,6 +36,8 @@ from feature_platform.retrieval.training import (
     rebuild_training_dataset,
 )
 from feature_platform.sources.landing import RawSource
+from feature_platform.sources.streams import RedisStream
+from feature_platform.streaming.processor import StreamProcessor, stream_for
 
 DEFAULT_HOME = ".feature_platform"
 
@@ -99,6 +102,16 @@ class FeatureStore:
     def group(self, name: str) -> FeatureGroup:
         return self.catalog.group(name)
 
+    def _batch_group(self, name: str, action: str) -> FeatureGroup:
+        """The group `name`, refusing a stream group: its tables are written only by its stream consumer."""
+        group = self.group(name)
+        if is_stream_group(group):
+            raise ArgumentError(
+                f"feature group '{name}' is a stream group: {action} would bypass its windows; "
+                f"publish its events with publish_events('{name}', events) and run its consumer instead"
+            )
+        return group
+
     def describe(self, group_name: str) -> dict[str, Any]:
         """A group's definition and storage state: schema, owner, tags, partitions, Delta version."""
         group = self.group(group_name)
@@ -141,7 +154,7 @@ class FeatureStore:
 
         The group's ERROR rules gate the write (`QualityGateError`, nothing written); `validate=False` bypasses them.
         """
-        group = self.group(group_name)
+        group = self._batch_group(group_name, "write_partition")
         return self.offline.write_partition(group, partition_key, df, commit_metadata=commit_metadata, before_commit=_gate(group, validate))
 
     def ingest(
@@ -152,7 +165,7 @@ class FeatureStore:
         Each partition's rows are validated; one blocked partition refuses the whole ingest
         (`QualityGateError`, nothing written). `validate=False` bypasses the rules, never the contract.
         """
-        group = self.group(group_name)
+        group = self._batch_group(group_name, "ingest")
         return self.offline.append(group, df, commit_metadata=commit_metadata, before_commit=_gate(group, validate))
 
     def read_group(
@@ -195,7 +208,7 @@ class FeatureStore:
 
         >>> store.sync_to_online("user_stats", "2024-05-01").rows_written
         """
-        group = self.group(group_name)
+        group = self._batch_group(group_name, "sync_to_online")
         return sync_group(self.offline, self.online, group, partition_key=partition_key, start=start, end=end)
 
     def get_online_features(
@@ -231,7 +244,7 @@ class FeatureStore:
         """
         if to not in ("online", "offline", "online_and_offline"):
             raise ArgumentError(f"push to must be 'online', 'offline' or 'online_and_offline', got {to!r}")
-        group = self.group(group_name)
+        group = self._batch_group(group_name, "push")
         if to != "offline" and not group.online:
             raise FeatureReferenceError(f"feature group '{group_name}' is not online (online=False); push to='offline'")
         now = datetime.now(timezone.utc)
@@ -243,6 +256,33 @@ class FeatureStore:
         if to != "offline":
             self.online.write(group, table, now=now)
         return table.num_rows
+
+    # Streams
+
+    def _stream_group(self, group_name: str) -> StreamFeatureGroup:
+        group = self.group(group_name)
+        if not isinstance(group, StreamFeatureGroup):
+            raise ArgumentError(f"feature group '{group_name}' is not a stream group; declare it as StreamFeatureGroup(...)")
+        return group
+
+    def stream(self, group_name: str) -> RedisStream:
+        """The Redis stream of a stream group (on the online store's Redis): publish, lag, dead letters."""
+        return stream_for(self.online, self._stream_group(group_name))
+
+    def publish_events(self, group_name: str, events: "Sequence[dict[str, Any]]") -> list[str]:
+        """Append events to a stream group's stream; returns their entry ids.
+
+        >>> store.publish_events("card_windows", [{"card_id": 7, "event_time": datetime.now(timezone.utc), "amount": 12.5}])
+        """
+        return self.stream(group_name).publish(events)
+
+    def stream_processor(self, group_name: str, **options: Any) -> StreamProcessor:
+        """The consumer of a stream group's stream (see `StreamProcessor` for `options`).
+
+        >>> store.stream_processor("card_windows", consumer="worker-1").run(until_idle=True).as_dict()
+        """
+        group = self._stream_group(group_name)
+        return StreamProcessor(self.online, self.offline, group, stream_for(self.online, group), **options)
 
     # Point-in-time retrieval and training datasets
 

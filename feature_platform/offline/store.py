@@ -380,6 +380,17 @@ class OfflineStore:
             )
         return entries
 
+    def last_commit_value(self, group: FeatureGroup, key: str) -> str | None:
+        """Custom commit metadata `key` of the newest commit that has it (e.g. a stream consumer's watermark)."""
+        for limit in (16, 1024, None):
+            _, entries = self._history(group, limit=limit)
+            for entry in entries:
+                if entry.get(key) is not None:
+                    return str(entry[key])
+            if limit is None or len(entries) < limit:
+                return None
+        return None
+
     def partitions(self, group: FeatureGroup) -> list[date]:
         """Days that hold rows, ascending."""
         table = self._table(group)
