@@ -22,6 +22,7 @@ from feature_platform.definitions.references import Catalog
 from feature_platform.definitions.repository import load_repository
 from feature_platform.errors import ArgumentError, FeatureReferenceError
 from feature_platform.offline.store import OfflineStore, WriteResult
+from feature_platform.online import endpoint
 from feature_platform.online.reads import OnlineResponse, ReadPlan, build_plan, read_online
 from feature_platform.online.store import OnlineStore
 from feature_platform.online.sync import SyncReport, sync_group
@@ -60,8 +61,10 @@ class FeatureStore:
         sources: Sequence[RawSource] = (),
         storage_options: dict[str, str] | None = None,
         home: str | Path = DEFAULT_HOME,
+        environment: str | None = None,
     ) -> None:
         self.project = check_name("project", project)
+        self.environment = endpoint.environment(environment)
         self.catalog = Catalog(groups, views)
         self.sources = {s.name: s for s in sources}
         self.offline = OfflineStore(str(offline_root), project=project, storage_options=storage_options)
@@ -75,8 +78,9 @@ class FeatureStore:
         """The store of the repository at `path`: its package's definitions (loaded afresh), configured by the environment.
 
         Reads `FEATURE_PLATFORM_OFFLINE_ROOT` (default `<path>/.feature_platform/offline`),
-        `FEATURE_PLATFORM_PROJECT` (default `default`) and `FEATURE_PLATFORM_REDIS_URL`
-        (default: the embedded Redis server under `<path>/.feature_platform/redis`).
+        `FEATURE_PLATFORM_PROJECT` (default `default`), `FEATURE_PLATFORM_REDIS_URL`
+        (default: the embedded Redis server under `<path>/.feature_platform/redis`) and
+        `FEATURE_PLATFORM_ENV` (`production` refuses the embedded default).
         """
         repo = Path(path).resolve()
         definitions = load_repository(repo)
@@ -190,12 +194,17 @@ class FeatureStore:
 
     @property
     def online(self) -> OnlineStore:
-        """The Redis online store: `online_url`, else the embedded server under `home` (started if needed)."""
+        """The Redis online store: `online_url`, else (in development only) the embedded server under `home`."""
         if self._online is None:
             from feature_platform.online.redis_server import ensure_server
 
-            self._online = OnlineStore(self.online_url or ensure_server(self.home), project=self.project)
+            url = endpoint.online_url(self.online_url, self.environment, lambda: ensure_server(self.home))
+            self._online = OnlineStore(url, project=self.project)
         return self._online
+
+    def online_endpoint(self) -> dict[str, Any]:
+        """The Redis this store talks to (kind, host, port, TLS, embedded), without credentials: for health checks."""
+        return endpoint.describe(self.online.url, embedded=not self.online_url)
 
     def sync_to_online(
         self,
@@ -225,7 +234,7 @@ class FeatureStore:
         resolved = self.catalog.resolve(features, full_feature_names)
         cached = self._read_plans.get(id(resolved))
         if cached is None or cached[0] is not resolved:
-            cached = self._read_plans[id(resolved)] = (resolved, build_plan(resolved, self.project))
+            cached = self._read_plans[id(resolved)] = (resolved, build_plan(resolved, self.project, hash_tag=self.online.cluster))
         return read_online(self.online, cached[1], entity_rows)
 
     def push(
