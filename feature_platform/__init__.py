@@ -3,6 +3,7 @@
 The library works without Dagster; `feature_platform.orchestration` is the Dagster layer.
 """
 
+from feature_platform.definitions.aggregations import Aggregation, StreamFeatureGroup
 from feature_platform.definitions.concepts import (
     DailyPartitions,
     Entity,
@@ -30,6 +31,7 @@ from feature_platform.sources.kinds import AssetSource, FileSource, RawSource, S
 from feature_platform.store import FeatureStore
 
 __all__ = [
+    "Aggregation",
     "ArgumentError",
     "AssetSource",
     "FileSource",
@@ -52,6 +54,7 @@ __all__ = [
     "RawSource",
     "SourceError",
     "StorageError",
+    "StreamFeatureGroup",
     "TimeSplit",
     "TrainingDataset",
     "TrainingDatasetDefinition",

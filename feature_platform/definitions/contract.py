@@ -187,7 +187,7 @@ def conform(
         last = None if partitions.end is None else datetime(partitions.end.year, partitions.end.month, partitions.end.day, tzinfo=timezone.utc)
         _check_window(group, event_time, (first, last), "event outside partitions", " (the group's declared partitions)")
 
-    unique_by = [*group.join_keys, group.event_time, *([group.created_time] if group.created_time else [])]
+    unique_by = group.row_identity
     if table.num_rows:
         distinct = table.select(unique_by).group_by(unique_by).aggregate([]).num_rows
         if distinct != table.num_rows:

@@ -13,6 +13,7 @@ from typing import Any, Callable
 import pandas as pd
 import pyarrow as pa
 
+from feature_platform.definitions.aggregations import StreamFeatureGroup, is_stream_group
 from feature_platform.definitions.concepts import OnDemandTransformation
 from feature_platform.definitions.on_demand import apply_on_demand
 from feature_platform.definitions.pandas_types import table_to_pandas
@@ -21,6 +22,7 @@ from feature_platform.definitions.references import ResolvedFeatures
 from feature_platform.errors import DefinitionMismatchError, EntityFrameError, FeaturePlatformError, FeatureReferenceError
 from feature_platform.online import codec
 from feature_platform.online.store import OnlineStore, now_micros
+from feature_platform.online.tiles import read_windows
 
 
 class OnlineLayoutError(DefinitionMismatchError):
@@ -51,6 +53,7 @@ class GroupRead:
     layout: bytes  # the current layout id as stored
     earlier_layouts: Mapping[int, int]  # id of an earlier (shorter) layout -> its feature count
     group: str
+    windows: StreamFeatureGroup | None = None  # a stream group: features are computed from its tiles
 
 
 @dataclass(frozen=True)
@@ -64,10 +67,11 @@ class ReadPlan:
     on_demand: tuple[OnDemandTransformation, ...]
     needed_columns: tuple[str, ...]
     types: Mapping[str, pa.DataType]
+    hash_tag: bool
 
 
-def build_plan(resolved: ResolvedFeatures, project: str) -> ReadPlan:
-    """Turn resolved selections into a read plan (done once per request shape)."""
+def build_plan(resolved: ResolvedFeatures, project: str, *, hash_tag: bool = False) -> ReadPlan:
+    """Turn resolved selections into a read plan (done once per request shape); `hash_tag` for a Redis Cluster."""
     groups = []
     key_types: dict[str, pa.DataType] = {}
     for selection in resolved.selections:
@@ -95,6 +99,7 @@ def build_plan(resolved: ResolvedFeatures, project: str) -> ReadPlan:
                 layout=codec.LAYOUT.pack(layouts[-1]),
                 earlier_layouts={layout: count for count, layout in enumerate(layouts[:-1], start=1)},
                 group=f"'{group.name}' v{group.version}",
+                windows=group if is_stream_group(group) else None,
             )
         )
     join_keys = tuple(resolved.join_keys)
@@ -103,7 +108,7 @@ def build_plan(resolved: ResolvedFeatures, project: str) -> ReadPlan:
     types.update({o: t for g in groups for o, t in zip(g.outputs, g.types)})
     types.update({f.name: f.arrow_type for t in resolved.on_demand for f in t.outputs})
     needed = (*join_keys, *(c for c in requests if c not in join_keys))
-    return ReadPlan(tuple(groups), join_keys, key_types, requests, resolved.on_demand, needed, types)
+    return ReadPlan(tuple(groups), join_keys, key_types, requests, resolved.on_demand, needed, types, hash_tag)
 
 
 def _picker(indices: tuple[int, ...]) -> Callable[[list[Any]], tuple[Any, ...]]:
@@ -190,11 +195,17 @@ def read_online(store: OnlineStore, plan: ReadPlan, entity_rows: Any) -> OnlineR
     """Fetch, decode and (with on-demand transformations) complete the vectors of `entity_rows`."""
     columns, rows = entity_columns(entity_rows, plan.needed_columns)
     keys: list[bytes] = []
-    for group in plan.groups:
+    tile_keys: dict[int, list[bytes]] = {}
+    for g, group in enumerate(plan.groups):
         canonical = [[normalise(v) for v in columns[name]] for name, normalise in zip(group.key_names, group.normalisers)]
-        keys += store.encode_keys(group.prefix, canonical)
+        encoded = codec.encode_keys(group.prefix, canonical, hash_tag=plan.hash_tag)
+        if group.windows is None:
+            keys += encoded
+        else:
+            tile_keys[g] = encoded
     stored = store.mget(keys) if keys else []
     now_us = now_micros()
+    offset = 0
     values: dict[str, list[Any]] = {}
     statuses: dict[str, list[str]] = {}
     unpack = codec.decode_features
@@ -206,7 +217,16 @@ def read_online(store: OnlineStore, plan: ReadPlan, entity_rows: Any) -> OnlineR
         oldest = None if group.ttl_us is None else now_us - group.ttl_us
         pick = group.pick
         layout = group.layout
-        for i, raw in enumerate(stored[g * rows : (g + 1) * rows]):
+        if group.windows is not None:
+            for i, (features, last) in enumerate(read_windows(store, group.windows, tile_keys[g], now_us)):
+                if features is not None:
+                    status[i] = OUTSIDE_MAX_AGE if oldest is not None and last is not None and last < oldest else PRESENT
+                    picked[i] = pick(features) if status[i] == PRESENT else picked[i]
+            raw_values: list[bytes | None] = []
+        else:
+            raw_values = stored[offset : offset + rows]
+            offset += rows
+        for i, raw in enumerate(raw_values):
             if raw is None:
                 continue
             if oldest is not None and header(raw)[0] < oldest:

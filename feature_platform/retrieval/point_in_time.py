@@ -23,6 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as pds
 
+from feature_platform.definitions.aggregations import is_stream_group
 from feature_platform.definitions.concepts import FeatureView
 from feature_platform.definitions.contract import UTC_MICROS
 from feature_platform.definitions.on_demand import apply_on_demand
@@ -30,6 +31,7 @@ from feature_platform.definitions.references import GroupSelection, Catalog, Res
 from feature_platform.errors import ArgumentError, EntityFrameError, FeaturePlatformError
 from feature_platform.offline.store import OfflineStore
 from feature_platform.retrieval.entity_frames import entity_key_array, entity_times, to_pandas_column
+from feature_platform.retrieval.windows import join_windows
 
 # DuckDB spills the ASOF sort beyond this (bounded memory on big joins); override with the variable.
 MEMORY_ENV = "FEATURE_PLATFORM_DUCKDB_MEMORY"
@@ -77,7 +79,8 @@ def get_historical_features(
     columns_out: dict[str, pd.Series | Any] = {}
     bare: dict[str, Any] = {}
     for selection in resolved.selections:
-        arrays = _join_group(offline, selection, versions[selection.group.name], keys, upper, lower)
+        join = join_windows if is_stream_group(selection.group) else _join_group
+        arrays = join(offline, selection, versions[selection.group.name], keys, upper, lower)
         for feature, output, array in zip(selection.features, selection.output_names, arrays):
             values = to_pandas_column(array)
             columns_out[output] = values
