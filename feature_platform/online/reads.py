@@ -67,10 +67,11 @@ class ReadPlan:
     on_demand: tuple[OnDemandTransformation, ...]
     needed_columns: tuple[str, ...]
     types: Mapping[str, pa.DataType]
+    hash_tag: bool
 
 
-def build_plan(resolved: ResolvedFeatures, project: str) -> ReadPlan:
-    """Turn resolved selections into a read plan (done once per request shape)."""
+def build_plan(resolved: ResolvedFeatures, project: str, *, hash_tag: bool = False) -> ReadPlan:
+    """Turn resolved selections into a read plan (done once per request shape); `hash_tag` for a Redis Cluster."""
     groups = []
     key_types: dict[str, pa.DataType] = {}
     for selection in resolved.selections:
@@ -107,7 +108,7 @@ def build_plan(resolved: ResolvedFeatures, project: str) -> ReadPlan:
     types.update({o: t for g in groups for o, t in zip(g.outputs, g.types)})
     types.update({f.name: f.arrow_type for t in resolved.on_demand for f in t.outputs})
     needed = (*join_keys, *(c for c in requests if c not in join_keys))
-    return ReadPlan(tuple(groups), join_keys, key_types, requests, resolved.on_demand, needed, types)
+    return ReadPlan(tuple(groups), join_keys, key_types, requests, resolved.on_demand, needed, types, hash_tag)
 
 
 def _picker(indices: tuple[int, ...]) -> Callable[[list[Any]], tuple[Any, ...]]:
@@ -197,7 +198,7 @@ def read_online(store: OnlineStore, plan: ReadPlan, entity_rows: Any) -> OnlineR
     tile_keys: dict[int, list[bytes]] = {}
     for g, group in enumerate(plan.groups):
         canonical = [[normalise(v) for v in columns[name]] for name, normalise in zip(group.key_names, group.normalisers)]
-        encoded = store.encode_keys(group.prefix, canonical)
+        encoded = codec.encode_keys(group.prefix, canonical, hash_tag=plan.hash_tag)
         if group.windows is None:
             keys += encoded
         else:
