@@ -1,4 +1,4 @@
-"""Entity frames in and feature columns out: key and time conversion, pandas dtypes of results.
+"""Entity frames in: key and time conversion.
 
 Keys must already have the group's kind of dtype (an int key is never matched
 against strings or floats); times are naive UTC or tz-aware, kept to the
@@ -74,19 +74,3 @@ def entity_times(values: pd.Series, column: str) -> tuple[np.ndarray, np.ndarray
         return np.floor_divide(raw, 1_000), -np.floor_divide(-raw, 1_000)
     micros = raw * _MICROS_PER_UNIT[unit]
     return micros, micros
-
-
-def to_pandas_column(array: pa.ChunkedArray) -> pd.Series | np.ndarray:
-    """A feature column for the output frame: integers stay integers (nullable `Int64` only where missing)."""
-    dtype = array.type
-    if array.null_count and (pa.types.is_integer(dtype) or pa.types.is_boolean(dtype)):
-        return pd.Series(array.to_pandas(types_mapper=_nullable)).array
-    return array.to_numpy(zero_copy_only=False) if not pa.types.is_timestamp(dtype) else array.to_pandas().array
-
-
-def _nullable(dtype: pa.DataType) -> object:
-    if pa.types.is_boolean(dtype):
-        return pd.BooleanDtype()
-    if pa.types.is_integer(dtype):
-        return pd.api.types.pandas_dtype(str(dtype).replace("int", "Int").replace("uInt", "UInt"))
-    return None

@@ -21,11 +21,11 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
 from feature_platform.definitions.concepts import FeatureView, check_name
+from feature_platform.definitions.pandas_types import to_pandas_column
 from feature_platform.definitions.references import Registry, ResolvedFeatures
 from feature_platform.errors import DefinitionError, EntityFrameError, FeaturePlatformError
 from feature_platform.offline.storage import list_folders
 from feature_platform.offline.store import OfflineStore
-from feature_platform.retrieval.entity_frames import to_pandas_column
 from feature_platform.retrieval.point_in_time import get_historical_features
 from feature_platform.retrieval.splits import Split, split_from_dict
 
