@@ -23,7 +23,7 @@ def from_env(name: str, default: str | None = None) -> dg.EnvVar | str | None:
     return dg.EnvVar(name) if os.environ.get(name) else default
 
 
-feature_store = FeatureStoreResource(
+feature_platform_store = FeatureStoreResource(
     project=from_env("FEATURE_PLATFORM_PROJECT", "default"),
     home=from_env("FEATURE_PLATFORM_HOME", ".feature_platform"),
     offline_root=from_env("FEATURE_PLATFORM_OFFLINE_ROOT"),
@@ -31,9 +31,9 @@ feature_store = FeatureStoreResource(
     redis_url=from_env("FEATURE_PLATFORM_REDIS_URL"),
 )
 
-alert_sinks = AlertSinksResource(
+feature_platform_alerts = AlertSinksResource(
     webhook_url=from_env("FEATURE_PLATFORM_ALERT_WEBHOOK_URL"),
     alert_file=from_env("FEATURE_PLATFORM_ALERT_FILE"),
 )
 
-resources = {"feature_store": feature_store, "alert_sinks": alert_sinks}
+resources = {"feature_platform_store": feature_platform_store, "feature_platform_alerts": feature_platform_alerts}

@@ -13,13 +13,21 @@ from typing import Any, Callable
 import pandas as pd
 import pyarrow as pa
 
+from feature_platform.definitions.aggregations import StreamFeatureGroup, is_stream_group
 from feature_platform.definitions.concepts import OnDemandTransformation
 from feature_platform.definitions.on_demand import Column, OnDemandPlan
-from feature_platform.definitions.pandas_types import to_pandas_column
+from feature_platform.definitions.pandas_types import table_to_pandas
+from feature_platform.definitions.records import layout_ids
 from feature_platform.definitions.references import ResolvedFeatures
-from feature_platform.errors import EntityFrameError, FeaturePlatformError, FeatureReferenceError
+from feature_platform.errors import DefinitionMismatchError, EntityFrameError, FeaturePlatformError, FeatureReferenceError
 from feature_platform.online import codec
 from feature_platform.online.store import OnlineStore, now_micros
+from feature_platform.online.tiles import read_windows
+
+
+class OnlineLayoutError(DefinitionMismatchError):
+    """An online value was written under a layout the reading definitions do not know."""
+
 
 PRESENT = "PRESENT"
 NOT_FOUND = "NOT_FOUND"
@@ -42,6 +50,10 @@ class GroupRead:
     pick: Callable[[list[Any]], tuple[Any, ...]]
     missing: tuple[None, ...]
     plain: bool
+    layout: bytes  # the current layout id as stored
+    earlier_layouts: Mapping[int, int]  # id of an earlier (shorter) layout -> its feature count
+    group: str
+    windows: StreamFeatureGroup | None = None  # a stream group: features are computed from its tiles
 
 
 @dataclass(frozen=True)
@@ -71,6 +83,7 @@ def build_plan(resolved: ResolvedFeatures, project: str) -> ReadPlan:
         types = group.key_types
         key_types.update(types)
         features = [group.feature(name) for name in selection.features]
+        layouts = layout_ids(group)
         groups.append(
             GroupRead(
                 prefix=codec.key_prefix(project, group),
@@ -85,6 +98,10 @@ def build_plan(resolved: ResolvedFeatures, project: str) -> ReadPlan:
                 pick=_picker(tuple(group.feature_names.index(name) for name in selection.features)),
                 missing=(None,) * len(selection.features),
                 plain=all(codec.value_decoder(f.arrow_type) is None for f in features),
+                layout=codec.LAYOUT.pack(layouts[-1]),
+                earlier_layouts={layout: count for count, layout in enumerate(layouts[:-1], start=1)},
+                group=f"'{group.name}' v{group.version}",
+                windows=group if is_stream_group(group) else None,
             )
         )
     join_keys = tuple(resolved.join_keys)
@@ -182,36 +199,56 @@ class OnlineResponse:
     def to_df(self) -> pd.DataFrame:
         """A DataFrame with one row per entity row, typed like the offline tables."""
         data = {**self._keys, **self._values}
-        columns = {name: to_pandas_column(pa.array(values, type=self._types.get(name), from_pandas=True)) for name, values in data.items()}
-        return pd.DataFrame(columns, index=pd.RangeIndex(len(self)))
+        arrays = [pa.array(values, type=self._types.get(name), from_pandas=True) for name, values in data.items()]
+        return table_to_pandas(pa.table(arrays, names=list(data)))
 
 
 def read_online(store: OnlineStore, plan: ReadPlan, entity_rows: Any) -> OnlineResponse:
     """Fetch, decode and (with on-demand transformations) complete the vectors of `entity_rows`."""
     columns, rows = entity_columns(entity_rows, plan.needed_columns)
     keys: list[bytes] = []
-    for group in plan.groups:
+    tile_keys: dict[int, list[bytes]] = {}
+    for g, group in enumerate(plan.groups):
         canonical = [[normalise(v) for v in columns[name]] for name, normalise in zip(group.key_names, group.normalisers)]
-        keys += codec.encode_keys(group.prefix, canonical)
+        encoded = store.encode_keys(group.prefix, canonical)
+        if group.windows is None:
+            keys += encoded
+        else:
+            tile_keys[g] = encoded
     stored = store.mget(keys) if keys else []
     now_us = now_micros()
+    offset = 0
     values: dict[str, list[Any]] = {}
     statuses: dict[str, list[str]] = {}
     unpack = codec.decode_features
     header = codec.HEADER.unpack_from
+    layout_start, layout_end = codec.HEADER.size, codec.LAYOUT_END
     for g, group in enumerate(plan.groups):
         picked = [group.missing] * rows
         status = [NOT_FOUND] * rows
         oldest = None if group.ttl_us is None else now_us - group.ttl_us
         pick = group.pick
-        for i, raw in enumerate(stored[g * rows : (g + 1) * rows]):
+        layout = group.layout
+        if group.windows is not None:
+            for i, (features, last) in enumerate(read_windows(store, group.windows, tile_keys[g], now_us)):
+                if features is not None:
+                    status[i] = OUTSIDE_MAX_AGE if oldest is not None and last is not None and last < oldest else PRESENT
+                    picked[i] = pick(features) if status[i] == PRESENT else picked[i]
+            raw_values: list[bytes | None] = []
+        else:
+            raw_values = stored[offset : offset + rows]
+            offset += rows
+        for i, raw in enumerate(raw_values):
             if raw is None:
                 continue
             if oldest is not None and header(raw)[0] < oldest:
                 status[i] = OUTSIDE_MAX_AGE
                 continue
             status[i] = PRESENT
-            picked[i] = pick(unpack(raw))
+            if raw[layout_start:layout_end] == layout:
+                picked[i] = pick(unpack(raw))
+            else:
+                picked[i] = pick(_earlier_layout(group, raw))
         transposed = map(list, zip(*picked)) if rows else ([] for _ in group.outputs)
         if group.plain:
             values.update(zip(group.outputs, transposed))
@@ -224,6 +261,20 @@ def read_online(store: OnlineStore, plan: ReadPlan, entity_rows: Any) -> OnlineR
     if plan.on_demand:
         _apply_on_demand(plan, columns, values, statuses, rows)
     return OnlineResponse(key_values, values, statuses, types)
+
+
+def _earlier_layout(group: GroupRead, raw: bytes) -> list[Any]:
+    """Values written before features were appended in place: the appended ones read null."""
+    written = codec.decode_layout(raw)
+    count = group.earlier_layouts.get(written)
+    if count is None:
+        raise OnlineLayoutError(
+            f"feature group {group.group}: an online value was written with layout {written:08x}, which these "
+            f"definitions do not know (they read {int.from_bytes(group.layout, 'big'):08x}); the definitions differ "
+            "from the ones that wrote it. Run `feature-platform plan` to see the difference; re-sync after `apply`"
+        )
+    values = codec.decode_features(raw)
+    return values + [None] * (len(group.earlier_layouts) + 1 - count)
 
 
 def _apply_on_demand(

@@ -156,8 +156,8 @@ def create_app(store: FeatureStore, *, token: str | None = None, max_body_bytes:
     def feature_views() -> list[dict[str, Any]]:
         views = []
         for name in store.list_views():
-            view = store.registry.view(name)
-            resolved = store.registry.resolve(view)
+            view = store.catalog.view(name)
+            resolved = store.catalog.resolve(view)
             views.append(
                 {
                     "name": name,
@@ -186,7 +186,7 @@ def warm(store: FeatureStore) -> None:
     """Connect to Redis and resolve every view now, so the first request is as fast as the rest."""
     store.online.ping()
     for name in store.list_views():
-        store.registry.resolve(name)
+        store.catalog.resolve(name)
 
 
 def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, repo: str | Path = ".") -> None:
