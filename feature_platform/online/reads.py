@@ -70,10 +70,11 @@ class ReadPlan:
     on_demand_sources: tuple[tuple[str, ...], ...]  # per transformation, the inputs whose status a missing output takes
     needed_columns: tuple[str, ...]
     types: Mapping[str, pa.DataType]
+    hash_tag: bool
 
 
-def build_plan(resolved: ResolvedFeatures, project: str) -> ReadPlan:
-    """Turn resolved selections into a read plan (done once per request shape)."""
+def build_plan(resolved: ResolvedFeatures, project: str, *, hash_tag: bool = False) -> ReadPlan:
+    """Turn resolved selections into a read plan (done once per request shape); `hash_tag` for a Redis Cluster."""
     groups = []
     key_types: dict[str, pa.DataType] = {}
     for selection in resolved.selections:
@@ -120,7 +121,7 @@ def build_plan(resolved: ResolvedFeatures, project: str) -> ReadPlan:
         sources.append(tuple(names))
         produced += [o.name for o in transformation.outputs]
     features = tuple(f for f in fetched if f[0] in read)
-    return ReadPlan(tuple(groups), join_keys, key_types, requests, resolved.on_demand, OnDemandPlan(resolved.on_demand), features, tuple(sources), needed, types)
+    return ReadPlan(tuple(groups), join_keys, key_types, requests, resolved.on_demand, OnDemandPlan(resolved.on_demand), features, tuple(sources), needed, types, hash_tag)
 
 
 def _picker(indices: tuple[int, ...]) -> Callable[[list[Any]], tuple[Any, ...]]:
@@ -210,7 +211,7 @@ def read_online(store: OnlineStore, plan: ReadPlan, entity_rows: Any) -> OnlineR
     tile_keys: dict[int, list[bytes]] = {}
     for g, group in enumerate(plan.groups):
         canonical = [[normalise(v) for v in columns[name]] for name, normalise in zip(group.key_names, group.normalisers)]
-        encoded = store.encode_keys(group.prefix, canonical)
+        encoded = codec.encode_keys(group.prefix, canonical, hash_tag=plan.hash_tag)
         if group.windows is None:
             keys += encoded
         else:

@@ -13,6 +13,7 @@ import dagster as dg  # noqa: E402
 
 from feature_platform.definitions.concepts import FeatureGroup, FeatureView
 from feature_platform.definitions.references import Catalog
+from feature_platform.online.endpoint import check_environment
 from feature_platform.orchestration.alerting import AlertSinksResource, alert_sensor
 from feature_platform.orchestration.assets import feature_group_asset, group_key, raw_source_asset
 from feature_platform.orchestration.automation import AUTOMATION_SENSOR, follow_feature_groups
@@ -50,9 +51,12 @@ def build_definitions(
 
     The result merges into any code location with `dg.Definitions.merge`: its automation sensor
     targets only these assets (`automation_sensor=False` leaves it out) and its resource keys
-    are `feature_platform_store` and `feature_platform_alerts`.
+    are `feature_platform_store` and `feature_platform_alerts`. In production (`FEATURE_PLATFORM_ENV`)
+    with online groups and no Redis URL, loading fails here, at start-up.
     """
     Catalog(groups, views)  # fails early on clashing names or bad references
+    if any(g.online and g.compute for g in groups):
+        check_environment()
     by_name = {s.name: s for s in sources}
     assets = [raw_source_asset(s) for s in sources]
     assets += [feature_group_asset(g, groups=groups, views=views, sources=by_name) for g in groups if g.compute]
