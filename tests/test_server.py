@@ -62,7 +62,7 @@ def test_get_online_features_by_view_runs_on_demand_transformations(client):
         ({"entities": {"user_id": [1]}}, 422, "exactly one of"),
         ({"features": "score", "entities": {"user_id": [1]}}, 422, "list"),
         ({"feature_view": "ranking", "entities": {"user_id": [1]}}, 400, "factor"),
-        ({"feature_view": "ranking", "entities": {"user_id": [1], "factor": ["x"]}}, 400, "failed on these entity rows"),
+        ({"feature_view": "ranking", "entities": {"user_id": [1], "factor": ["x"]}}, 400, "output 'boosted' does not fit its declared type"),
         ({"features": ["score"], "entities": {"user_id": [None]}}, 400, "got NoneType"),
         ({"features": ["score"], "entities": {"user_id": [[1]]}}, 400, "got list"),
     ],

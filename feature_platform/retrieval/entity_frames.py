@@ -1,4 +1,4 @@
-"""Entity frames in and feature columns out: key and time conversion, pandas dtypes of results.
+"""Entity frames in: key and time conversion.
 
 Keys must already have the group's kind of dtype (an int key is never matched
 against strings or floats); times are naive UTC or tz-aware, kept to the
