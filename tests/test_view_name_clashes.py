@@ -101,8 +101,8 @@ def test_an_on_demand_input_that_two_groups_provide_is_refused_when_defined() ->
 def test_an_on_demand_output_named_like_a_feature_is_refused_when_defined() -> None:
     view = FeatureView(
         "shadowing",
-        features=["user_stats:amount_mean"],
-        on_demand=[OnDemandTransformation("shadow", ratio, outputs=[Feature("amount_mean", "float64")], inputs=["amount_mean"])],
+        features=["user_stats:amount_mean", "user_stats:txn_count"],
+        on_demand=[OnDemandTransformation("shadow", ratio, outputs=[Feature("amount_mean", "float64")], inputs=["txn_count"])],
     )
     with pytest.raises(DefinitionError, match="on-demand output 'amount_mean' clashes with 'user_stats:amount_mean'"):
         Catalog([user_stats, merchant_stats], [view])
