@@ -47,7 +47,7 @@ class WriteResult:
 def _content_key(group: FeatureGroup, table: pa.Table) -> str:
     """A digest of the rows of a conformed table without their write time: equal rows, equal key."""
     sink = pa.BufferOutputStream()
-    rows = table.drop_columns(["_written_at"])
+    rows = table.drop_columns(["_written_at"]).combine_chunks()
     with pa.ipc.new_stream(sink, rows.schema) as writer:
         writer.write_table(rows)
     digest = hashlib.sha256(f"{group.name}:v{group.version}:".encode())

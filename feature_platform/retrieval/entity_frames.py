@@ -70,7 +70,8 @@ def entity_times(values: pd.Series, column: str) -> tuple[np.ndarray, np.ndarray
                 "numbers have no unit: convert them, e.g. pd.to_datetime(df[column], unit='s', utc=True)"
             )
         try:
-            values = pd.to_datetime(values)
+            # Naive values are UTC; strings with different offsets become the instants they name.
+            values = pd.to_datetime(values, utc=True, format="ISO8601")
         except (TypeError, ValueError) as exc:
             raise EntityFrameError(f"entity frame time column '{column}' is not made of datetimes ({exc})") from None
     if values.isna().any():
