@@ -345,8 +345,8 @@ class OfflineStore:
         commits = sorted((int(e["version"]), int(e["timestamp"])) for e in entries if "timestamp" in e)
         resolved, previous = None, None
         for version, millis in commits:
-            # Delta's time travel keeps commit times increasing even when writers' clocks disagree.
-            effective = millis if previous is None else max(millis, previous + 1)
+            # Commit times never go back (writers' clocks may disagree); equal ones all count as that time.
+            effective = millis if previous is None else max(millis, previous)
             if effective > when_ms:
                 break
             resolved, previous = version, effective
