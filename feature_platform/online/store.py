@@ -75,7 +75,27 @@ def redact(url: str) -> str:
 
 
 def connect(url: str) -> redis.Redis:
-    """A client for `redis://` or `rediss://` (TLS) URLs with bounded timeouts.
+    """A client for `redis://` or `rediss://` (TLS) URLs with bounded timeouts."""
+    # One quick retry, so an unreachable Redis fails a request in seconds, not after a backoff series.
+    return redis.Redis.from_url(url, retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), 1), **client_options(url))
+
+
+def command_timeout_s() -> float:
+    """Seconds a Redis command may take before it fails: `FEATURE_PLATFORM_REDIS_TIMEOUT_S`, default 5."""
+    text = os.environ.get("FEATURE_PLATFORM_REDIS_TIMEOUT_S")
+    if text is None:
+        return SOCKET_TIMEOUT_S
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < 3600:
+        raise OnlineStoreError(f"FEATURE_PLATFORM_REDIS_TIMEOUT_S must be a number of seconds in (0, 3600), got {text!r}")
+    return seconds
+
+
+def client_options(url: str) -> dict[str, Any]:
+    """Timeouts, credentials and TLS settings of a client for `url`, shared by the sync and asyncio clients.
 
     User and password come from the URL, else from `FEATURE_PLATFORM_REDIS_USERNAME`
     / `FEATURE_PLATFORM_REDIS_PASSWORD`; `FEATURE_PLATFORM_REDIS_CA_CERT` names a CA
@@ -84,19 +104,14 @@ def connect(url: str) -> redis.Redis:
     parts = urlsplit(url)
     if parts.scheme not in ("redis", "rediss", "unix"):
         raise OnlineStoreError(f"online store URL must start with redis://, rediss:// or unix://, got {redact(url)!r}")
-    options: dict[str, Any] = {
-        "socket_timeout": SOCKET_TIMEOUT_S,
-        "socket_connect_timeout": CONNECT_TIMEOUT_S,
-        # One quick retry, so an unreachable Redis fails a request in seconds, not after a backoff series.
-        "retry": Retry(ExponentialBackoff(cap=0.05, base=0.01), 1),
-    }
+    options: dict[str, Any] = {"socket_timeout": command_timeout_s(), "socket_connect_timeout": CONNECT_TIMEOUT_S}
     if parts.password is None and os.environ.get("FEATURE_PLATFORM_REDIS_PASSWORD"):
         options["password"] = os.environ["FEATURE_PLATFORM_REDIS_PASSWORD"]
         if parts.username is None and os.environ.get("FEATURE_PLATFORM_REDIS_USERNAME"):
             options["username"] = os.environ["FEATURE_PLATFORM_REDIS_USERNAME"]
     if parts.scheme == "rediss" and os.environ.get("FEATURE_PLATFORM_REDIS_CA_CERT"):
         options["ssl_ca_certs"] = os.environ["FEATURE_PLATFORM_REDIS_CA_CERT"]
-    return redis.Redis.from_url(url, **options)
+    return options
 
 
 @dataclass(frozen=True)
@@ -250,7 +265,8 @@ class OnlineStore:
         """The stored values of `keys` in one round trip.
 
         Each thread keeps its own connection, which skips the pool's checkout
-        and bookkeeping on the hot path; a broken connection is retried once.
+        and bookkeeping on the hot path; a broken connection is retried once, a
+        timeout is not (a frozen Redis fails the call after one timeout, not two).
         """
         connection = getattr(self._local, "connection", None)
         if connection is None:
@@ -261,7 +277,7 @@ class OnlineStore:
                 return connection.read_response()
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 connection.disconnect()
-                if attempt == 2:
+                if attempt == 2 or isinstance(exc, redis.TimeoutError):
                     raise self._error(exc) from None
             except redis.RedisError as exc:
                 raise self._error(exc) from None

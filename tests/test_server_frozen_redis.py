@@ -1,0 +1,169 @@
+"""A frozen Redis (SIGSTOP) under concurrent requests to a real server process (issue 12 class 0), and SIGTERM.
+
+The promise: every lookup fails with a 503 once its timeout passes, lookups never
+queue behind each other, `/health` answers at once and says Redis is
+unreachable, and once Redis thaws every answer is the right one. SIGTERM lets
+the requests in flight finish, then the server exits 0.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+
+from feature_platform import FeatureStore
+from feature_platform.online.redis_server import free_port, start_server
+from feature_platform.online.store import OnlineStoreError
+
+TIMEOUT_S = 2.0
+ASSETS = textwrap.dedent(
+    """
+    from feature_platform import Entity, Feature, FeatureGroup, FeatureView
+    user = Entity("user", join_keys={"user_id": "int64"})
+    scores = FeatureGroup("scores", entities=[user], features=[Feature("score", "int64")], partitions=None)
+    feature_groups = [scores]
+    feature_views = [FeatureView("ranking", features=["scores:score"])]
+    raw_sources = []
+    """
+)
+USERS = list(range(1, 41))
+
+
+@pytest.fixture
+def redis(tmp_path):
+    """A redis-server of this test alone (it gets frozen), continued and stopped at the end."""
+    server = start_server(tmp_path / "redis", persistent=False)
+    yield server
+    os.kill(server.process.pid, signal.SIGCONT)
+    server.stop()
+
+
+@pytest.fixture
+def repo(tmp_path, redis, monkeypatch):
+    """A repository whose `scores` group holds score = 10 * user_id online."""
+    (tmp_path / "repo" / "assets").mkdir(parents=True)
+    (tmp_path / "repo" / "assets" / "__init__.py").write_text(ASSETS)
+    monkeypatch.setenv("FEATURE_PLATFORM_REDIS_URL", redis.url)
+    monkeypatch.setenv("FEATURE_PLATFORM_REDIS_TIMEOUT_S", str(TIMEOUT_S))
+    monkeypatch.setenv("FEATURE_PLATFORM_HOME", str(tmp_path / "home"))
+    store = FeatureStore.from_repo(tmp_path / "repo")
+    store.push("scores", pd.DataFrame({"user_id": USERS, "event_time": pd.Timestamp("2024-01-01", tz="UTC"),
+                                       "score": [10 * u for u in USERS]}))
+    return tmp_path / "repo"
+
+
+def start(repo: Path, workers: int) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    command = [sys.executable, "-m", "feature_platform.serving.server", "--repo", str(repo), "--port", str(port),
+               "--workers", str(workers)]
+    server = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/health").status_code == 200:
+                return server, url
+        except httpx.TransportError:
+            pass
+        assert server.poll() is None and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def server(repo):
+    process, url = start(repo, workers=2)
+    yield url
+    if process.poll() is None:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def lookup(url: str, user_id: int) -> tuple[float, httpx.Response]:
+    started = time.monotonic()
+    response = httpx.post(f"{url}/get-online-features", json={"feature_view": "ranking", "entities": {"user_id": [user_id]}},
+                          timeout=30)
+    return time.monotonic() - started, response
+
+
+def health(url: str) -> tuple[float, httpx.Response]:
+    started = time.monotonic()
+    response = httpx.get(f"{url}/health", timeout=30)
+    return time.monotonic() - started, response
+
+
+def test_with_redis_frozen_lookups_fail_after_their_timeout_side_by_side_and_health_answers_at_once(server, redis):
+    os.kill(redis.process.pid, signal.SIGSTOP)
+    with ThreadPoolExecutor(12) as pool:
+        lookups = [pool.submit(lookup, server, u) for u in USERS[:10]]
+        time.sleep(0.2)
+        checks = [pool.submit(health, server) for _ in range(2)]
+        lookups = [f.result() for f in lookups]
+        checks = [f.result() for f in checks]
+    for seconds, response in checks:
+        assert seconds < 1.5
+        assert (response.status_code, response.json()) == (503, {"status": "degraded", "redis": False})
+    for seconds, response in lookups:
+        assert response.status_code == 503
+        assert f"no answer within {TIMEOUT_S:g} s" in response.json()["detail"]
+        assert TIMEOUT_S - 0.2 < seconds < TIMEOUT_S + 1.5  # one timeout each: none waited for another
+
+
+def test_after_redis_thaws_every_answer_belongs_to_its_own_request(server, redis):
+    os.kill(redis.process.pid, signal.SIGSTOP)
+    with ThreadPoolExecutor(8) as pool:
+        assert all(r.status_code == 503 for _, r in pool.map(lambda u: lookup(server, u), USERS[:8]))
+    os.kill(redis.process.pid, signal.SIGCONT)
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda u: lookup(server, u)[1], USERS * 2))
+    for user_id, response in zip(USERS * 2, answers):
+        assert response.json()["features"] == {"user_id": [user_id], "score": [10 * user_id]}
+    assert health(server)[1].json() == {"status": "ok", "redis": True}
+
+
+def test_the_python_api_fails_after_one_timeout_and_recovers(repo, redis):
+    store = FeatureStore.from_repo(repo)
+    assert store.get_online_features([{"user_id": 1}], ["scores:score"]).to_dict()["score"] == [10]
+    os.kill(redis.process.pid, signal.SIGSTOP)
+    started = time.monotonic()
+    with pytest.raises(OnlineStoreError, match="Timeout"):
+        store.get_online_features([{"user_id": 2}], ["scores:score"])
+    assert time.monotonic() - started < TIMEOUT_S + 1.0
+    os.kill(redis.process.pid, signal.SIGCONT)
+    assert store.get_online_features([{"user_id": 3}], ["scores:score"]).to_dict()["score"] == [30]
+
+
+def test_sigterm_lets_the_requests_in_flight_finish_then_exits_zero(repo, redis):
+    process, url = start(repo, workers=2)
+    os.kill(redis.process.pid, signal.SIGSTOP)
+    with ThreadPoolExecutor(4) as pool:
+        in_flight = [pool.submit(lookup, url, u) for u in (5, 6)]
+        time.sleep(0.3)
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        os.kill(redis.process.pid, signal.SIGCONT)
+        answers = [f.result()[1] for f in in_flight]
+    assert [a.json()["features"]["score"] for a in answers] == [[50], [60]]
+    assert process.wait(timeout=15) == 0
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{url}/health", timeout=2)
+
+
+def test_workers_are_separate_processes_serving_one_port(repo):
+    process, url = start(repo, workers=2)
+    try:
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+        workers = [c for c in children if b"multiprocessing" in Path(f"/proc/{c}/cmdline").read_bytes()]
+        assert len(workers) >= 2
+        with ThreadPoolExecutor(8) as pool:
+            assert {lookup(url, u)[1].status_code for u in USERS} == {200}
+    finally:
+        process.terminate()
+        assert process.wait(timeout=20) == 0
