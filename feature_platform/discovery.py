@@ -52,7 +52,7 @@ def list_all(store: FeatureStore) -> dict[str, list[dict[str, Any]]]:
         ],
         "views": [
             {"name": v.name, "version": v.version, "features": len(v.features) + sum(len(t.outputs) for t in v.on_demand), "owner": v.owner}
-            for v in (store.registry.view(n) for n in store.list_views())
+            for v in (store.catalog.view(n) for n in store.list_views())
         ],
         "sources": [{"name": s.name, "partitioned": s.partitions is not None, "owner": s.owner} for s in store.sources.values()],
         "training_datasets": training_datasets(store),
@@ -90,7 +90,7 @@ def search(store: FeatureStore, text: str) -> list[SearchHit]:
     if not words:
         raise ValueError("search text is empty: give one or more words")
     items: list[tuple[str, Any]] = [("group", store.group(n)) for n in store.list_groups()]
-    items += [("view", store.registry.view(n)) for n in store.list_views()]
+    items += [("view", store.catalog.view(n)) for n in store.list_views()]
     items += [("source", s) for s in store.sources.values()]
     hits = []
     for kind, item in items:
@@ -105,18 +105,18 @@ def search(store: FeatureStore, text: str) -> list[SearchHit]:
 
 def find(store: FeatureStore, name: str) -> tuple[str, Any]:
     """The definition called `name`: ("group" | "view" | "source", definition)."""
-    if name in store.registry.groups:
+    if name in store.catalog.groups:
         return "group", store.group(name)
-    if name in store.registry.views:
-        return "view", store.registry.view(name)
+    if name in store.catalog.views:
+        return "view", store.catalog.view(name)
     if name in store.sources:
         return "source", store.sources[name]
-    known = sorted([*store.registry.groups, *store.registry.views, *store.sources])
+    known = sorted([*store.catalog.groups, *store.catalog.views, *store.sources])
     raise FeatureReferenceError(f"no feature group, view or raw source is called '{name}'; known: {known}")
 
 
 def describe_view(store: FeatureStore, view: FeatureView) -> dict[str, Any]:
-    resolved = store.registry.resolve(view)
+    resolved = store.catalog.resolve(view)
     return {
         "kind": "view",
         "name": view.name,
@@ -146,7 +146,7 @@ def describe(store: FeatureStore, name: str) -> dict[str, Any]:
     facts["stored_partitions"] = {"count": len(days), "first": days[0].isoformat() if days else None, "last": days[-1].isoformat() if days else None}
     facts["recent_versions"] = [_history_row(h) for h in store.history(name)[:5]]
     facts["sources"] = list(item.sources)
-    facts["views"] = [v for v in store.list_views() if _uses(store, store.registry.view(v), name)]
+    facts["views"] = [v for v in store.list_views() if _uses(store, store.catalog.view(v), name)]
     for more in GROUP_FACTS:
         facts.update(more(store, item))
     return facts
@@ -172,7 +172,7 @@ def _readers(store: FeatureStore, source: str) -> Iterable[FeatureGroup]:
 
 
 def _uses(store: FeatureStore, view: FeatureView, group: str) -> bool:
-    return any(s.group.name == group for s in store.registry.resolve(view).selections)
+    return any(s.group.name == group for s in store.catalog.resolve(view).selections)
 
 
 def lineage(store: FeatureStore, name: str) -> dict[str, list[str]]:
@@ -184,9 +184,9 @@ def lineage(store: FeatureStore, name: str) -> dict[str, list[str]]:
         down = [f"group:{g.name}" for g in _readers(store, name)]
     elif kind == "group":
         up = [f"source:{s}" for s in item.sources]
-        down = [f"view:{v}" for v in store.list_views() if _uses(store, store.registry.view(v), name)]
+        down = [f"view:{v}" for v in store.list_views() if _uses(store, store.catalog.view(v), name)]
         down += [f"training:{d['name']}" for d in training_datasets(store) if name in d["delta_versions"]]
     else:
-        up = [f"group:{s.group.name}" for s in store.registry.resolve(item).selections]
+        up = [f"group:{s.group.name}" for s in store.catalog.resolve(item).selections]
         down = [f"training:{d['name']}" for d in training_datasets(store) if d["view"] == name]
     return {"name": [f"{kind}:{name}"], "upstream": up, "downstream": list(dict.fromkeys(down))}

@@ -1,7 +1,7 @@
 """Helpers for training scripts and notebooks: connect, list views, fetch features and datasets.
 
-No Dagster involved. The store comes from the repository (its `assets/`
-package) and the environment, as `FeatureStore.from_repo` reads them.
+No Dagster involved. The store comes from the repository (its definitions
+package, named in its `pyproject.toml`) and the environment, as `FeatureStore.from_repo` reads them.
 
     from feature_platform import load_training_dataset
     X, y = load_training_dataset("fraud_training", split="train", format="numpy")
@@ -32,8 +32,8 @@ def list_views(repo: str | Path | None = None) -> list[dict[str, Any]]:
     store = connect(repo)
     views = []
     for name in store.list_views():
-        view = store.registry.view(name)
-        resolved = store.registry.resolve(view)
+        view = store.catalog.view(name)
+        resolved = store.catalog.resolve(view)
         features = [
             {"name": output, "dtype": str(s.group.feature(f).arrow_type), "source": f"{s.group.name}:{f}"}
             for s in resolved.selections for f, output in zip(s.features, s.output_names)

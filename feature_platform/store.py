@@ -1,12 +1,10 @@
 """`FeatureStore`: the client for writes, reads, retrieval and discovery.
 
-Built from arguments, or from a repository's `assets/` package and the
-environment with `FeatureStore.from_repo()`. Pandas in and out; Arrow inside.
+Built from arguments, or from a repository's definitions package (named in its
+`pyproject.toml`) and the environment with `FeatureStore.from_repo()`. Pandas in and out; Arrow inside.
 """
 
-import importlib
 import os
-import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -14,11 +12,15 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from feature_platform.definitions.aggregations import StreamFeatureGroup, is_stream_group
 from feature_platform.definitions.concepts import FeatureGroup, FeatureView, check_name
 from feature_platform.definitions.contract import conform
-from feature_platform.definitions.references import Registry
+from feature_platform.definitions.pandas_types import table_to_pandas
+from feature_platform.definitions.references import Catalog
+from feature_platform.definitions.repository import load_repository
 from feature_platform.errors import ArgumentError, FeatureReferenceError
 from feature_platform.offline.store import OfflineStore, WriteResult
+from feature_platform.online import endpoint
 from feature_platform.online.reads import OnlineResponse, ReadPlan, build_plan, read_online
 from feature_platform.online.store import OnlineStore
 from feature_platform.online.sync import SyncReport, sync_group
@@ -32,6 +34,8 @@ from feature_platform.retrieval.training import (
     rebuild_training_dataset,
 )
 from feature_platform.sources.landing import RawSource
+from feature_platform.sources.streams import RedisStream
+from feature_platform.streaming.processor import StreamProcessor, stream_for
 
 DEFAULT_HOME = ".feature_platform"
 
@@ -54,9 +58,11 @@ class FeatureStore:
         sources: Sequence[RawSource] = (),
         storage_options: dict[str, str] | None = None,
         home: str | Path = DEFAULT_HOME,
+        environment: str | None = None,
     ) -> None:
         self.project = check_name("project", project)
-        self.registry = Registry(groups, views)
+        self.environment = endpoint.environment(environment)
+        self.catalog = Catalog(groups, views)
         self.sources = {s.name: s for s in sources}
         self.offline = OfflineStore(str(offline_root), project=project, storage_options=storage_options)
         self.online_url = online_url
@@ -66,21 +72,20 @@ class FeatureStore:
 
     @classmethod
     def from_repo(cls, path: str | Path = ".") -> "FeatureStore":
-        """The store of the repository at `path`: its `assets/` definitions, configured by the environment.
+        """The store of the repository at `path`: its package's definitions (loaded afresh), configured by the environment.
 
         Reads `FEATURE_PLATFORM_OFFLINE_ROOT` (default `<path>/.feature_platform/offline`),
-        `FEATURE_PLATFORM_PROJECT` (default `default`) and `FEATURE_PLATFORM_REDIS_URL`
-        (default: the embedded Redis server under `<path>/.feature_platform/redis`).
+        `FEATURE_PLATFORM_PROJECT` (default `default`), `FEATURE_PLATFORM_REDIS_URL`
+        (default: the embedded Redis server under `<path>/.feature_platform/redis`) and
+        `FEATURE_PLATFORM_ENV` (`production` refuses the embedded default).
         """
         repo = Path(path).resolve()
-        if str(repo) not in sys.path:
-            sys.path.insert(0, str(repo))
-        assets = importlib.import_module("assets")
+        definitions = load_repository(repo)
         home = Path(os.environ.get("FEATURE_PLATFORM_HOME", repo / DEFAULT_HOME))
         return cls(
-            groups=assets.feature_groups,
-            views=assets.feature_views,
-            sources=assets.raw_sources,
+            groups=definitions.feature_groups,
+            views=definitions.feature_views,
+            sources=definitions.raw_sources,
             offline_root=os.environ.get("FEATURE_PLATFORM_OFFLINE_ROOT", str(home / "offline")),
             online_url=os.environ.get("FEATURE_PLATFORM_REDIS_URL") or None,
             project=os.environ.get("FEATURE_PLATFORM_PROJECT", "default"),
@@ -90,13 +95,23 @@ class FeatureStore:
     # Definitions
 
     def list_groups(self) -> list[str]:
-        return sorted(self.registry.groups)
+        return sorted(self.catalog.groups)
 
     def list_views(self) -> list[str]:
-        return sorted(self.registry.views)
+        return sorted(self.catalog.views)
 
     def group(self, name: str) -> FeatureGroup:
-        return self.registry.group(name)
+        return self.catalog.group(name)
+
+    def _batch_group(self, name: str, action: str) -> FeatureGroup:
+        """The group `name`, refusing a stream group: its tables are written only by its stream consumer."""
+        group = self.group(name)
+        if is_stream_group(group):
+            raise ArgumentError(
+                f"feature group '{name}' is a stream group: {action} would bypass its windows; "
+                f"publish its events with publish_events('{name}', events) and run its consumer instead"
+            )
+        return group
 
     def describe(self, group_name: str) -> dict[str, Any]:
         """A group's definition and storage state: schema, owner, tags, partitions, Delta version."""
@@ -131,11 +146,11 @@ class FeatureStore:
         self, group_name: str, partition_key: str | None, df: pd.DataFrame, *, commit_metadata: dict[str, str] | None = None
     ) -> WriteResult:
         """Replace one daily partition (or, for an unpartitioned group with `None`, the whole table)."""
-        return self.offline.write_partition(self.group(group_name), partition_key, df, commit_metadata=commit_metadata)
+        return self.offline.write_partition(self._batch_group(group_name, "write_partition"), partition_key, df, commit_metadata=commit_metadata)
 
     def ingest(self, group_name: str, df: pd.DataFrame, *, commit_metadata: dict[str, str] | None = None) -> WriteResult:
         """Append rows that may span partitions, checked against the group's contract first."""
-        return self.offline.append(self.group(group_name), df, commit_metadata=commit_metadata)
+        return self.offline.append(self._batch_group(group_name, "ingest"), df, commit_metadata=commit_metadata)
 
     def read_group(
         self,
@@ -144,10 +159,12 @@ class FeatureStore:
         end: datetime | str | None = None,
         as_of: int | datetime | str | None = None,
     ) -> pd.DataFrame:
-        """Rows with `start <= event_time < end` as stored, optionally as of a Delta version or a time."""
+        """Rows with `start <= event_time < end` as stored, optionally as of a Delta version or a time.
+
+        A time before the table's first commit reads an empty frame, as a read then did.
+        """
         group = self.group(group_name)
-        table = self.offline.read(group, start=start, end=end, as_of=as_of, columns=group.input_columns)
-        return table.to_pandas()
+        return table_to_pandas(self.offline.read(group, start=start, end=end, as_of=as_of, columns=group.input_columns))
 
     def history(self, group_name: str) -> list[dict[str, Any]]:
         """Delta versions of a group's table, newest first."""
@@ -157,12 +174,17 @@ class FeatureStore:
 
     @property
     def online(self) -> OnlineStore:
-        """The Redis online store: `online_url`, else the embedded server under `home` (started if needed)."""
+        """The Redis online store: `online_url`, else (in development only) the embedded server under `home`."""
         if self._online is None:
             from feature_platform.online.redis_server import ensure_server
 
-            self._online = OnlineStore(self.online_url or ensure_server(self.home), project=self.project)
+            url = endpoint.online_url(self.online_url, self.environment, lambda: ensure_server(self.home))
+            self._online = OnlineStore(url, project=self.project)
         return self._online
+
+    def online_endpoint(self) -> dict[str, Any]:
+        """The Redis this store talks to (kind, host, port, TLS, embedded), without credentials: for health checks."""
+        return endpoint.describe(self.online.url, embedded=not self.online_url)
 
     def sync_to_online(
         self,
@@ -175,7 +197,7 @@ class FeatureStore:
 
         >>> store.sync_to_online("user_stats", "2024-05-01").rows_written
         """
-        group = self.group(group_name)
+        group = self._batch_group(group_name, "sync_to_online")
         return sync_group(self.offline, self.online, group, partition_key=partition_key, start=start, end=end)
 
     def get_online_features(
@@ -193,10 +215,10 @@ class FeatureStore:
 
     def online_read_plan(self, features: "Sequence[str] | FeatureView | str", full_feature_names: bool = False) -> ReadPlan:
         """The prepared online read of `features` (resolved once per request shape, then cached)."""
-        resolved = self.registry.resolve(features, full_feature_names)
+        resolved = self.catalog.resolve(features, full_feature_names)
         cached = self._read_plans.get(id(resolved))
         if cached is None or cached[0] is not resolved:
-            cached = self._read_plans[id(resolved)] = (resolved, build_plan(resolved, self.project))
+            cached = self._read_plans[id(resolved)] = (resolved, build_plan(resolved, self.project, hash_tag=self.online.cluster))
         return cached[1]
 
     def push(
@@ -212,7 +234,7 @@ class FeatureStore:
         """
         if to not in ("online", "offline", "online_and_offline"):
             raise ArgumentError(f"push to must be 'online', 'offline' or 'online_and_offline', got {to!r}")
-        group = self.group(group_name)
+        group = self._batch_group(group_name, "push")
         if to != "offline" and not group.online:
             raise FeatureReferenceError(f"feature group '{group_name}' is not online (online=False); push to='offline'")
         now = datetime.now(timezone.utc)
@@ -222,6 +244,33 @@ class FeatureStore:
         if to != "offline":
             self.online.write(group, table, now=now)
         return table.num_rows
+
+    # Streams
+
+    def _stream_group(self, group_name: str) -> StreamFeatureGroup:
+        group = self.group(group_name)
+        if not isinstance(group, StreamFeatureGroup):
+            raise ArgumentError(f"feature group '{group_name}' is not a stream group; declare it as StreamFeatureGroup(...)")
+        return group
+
+    def stream(self, group_name: str) -> RedisStream:
+        """The Redis stream of a stream group (on the online store's Redis): publish, lag, dead letters."""
+        return stream_for(self.online, self._stream_group(group_name))
+
+    def publish_events(self, group_name: str, events: "Sequence[dict[str, Any]]") -> list[str]:
+        """Append events to a stream group's stream; returns their entry ids.
+
+        >>> store.publish_events("card_windows", [{"card_id": 7, "event_time": datetime.now(timezone.utc), "amount": 12.5}])
+        """
+        return self.stream(group_name).publish(events)
+
+    def stream_processor(self, group_name: str, **options: Any) -> StreamProcessor:
+        """The consumer of a stream group's stream (see `StreamProcessor` for `options`).
+
+        >>> store.stream_processor("card_windows", consumer="worker-1").run(until_idle=True).as_dict()
+        """
+        group = self._stream_group(group_name)
+        return StreamProcessor(self.online, self.offline, group, stream_for(self.online, group), **options)
 
     # Point-in-time retrieval and training datasets
 
@@ -239,7 +288,7 @@ class FeatureStore:
         >>> store.get_historical_features(entities, ["user_stats:txn_count"])
         """
         return get_historical_features(
-            self.registry, self.offline, entity_df, features,
+            self.catalog, self.offline, entity_df, features,
             full_feature_names=full_feature_names, as_of=as_of, timestamp_column=timestamp_column,
         ).frame
 
@@ -254,14 +303,15 @@ class FeatureStore:
         label: str | None = None,
         timestamp_column: str = "event_time",
         full_feature_names: bool = False,
+        as_of: Any = None,
     ) -> TrainingDataset:
         """Retrieve `view` for `entity_df` and store it as the next version of a training dataset.
 
         >>> store.create_training_dataset("fraud_detection", labels, label="is_fraud", split=RandomSplit({"train": .8, "test": .2}))
         """
         return create_training_dataset(
-            self.registry, self.offline, view, entity_df, name=name, split=split, description=description, label=label,
-            timestamp_column=timestamp_column, full_feature_names=full_feature_names,
+            self.catalog, self.offline, view, entity_df, name=name, split=split, description=description, label=label,
+            timestamp_column=timestamp_column, full_feature_names=full_feature_names, as_of=as_of,
         )
 
     def load_training_dataset(
@@ -279,7 +329,7 @@ class FeatureStore:
 
     def rebuild_training_dataset(self, name: str, version: int) -> pd.DataFrame:
         """Recompute a stored training dataset from the Delta versions its manifest recorded."""
-        return rebuild_training_dataset(self.registry, self.offline, name, version)
+        return rebuild_training_dataset(self.catalog, self.offline, name, version)
 
     def list_training_datasets(self) -> list[dict[str, Any]]:
         """Manifests of every stored training dataset version, by name then version."""

@@ -206,9 +206,9 @@ CATALOGUE = [
     BadInput("historical as_of that is not a time", historical(entity_frame(), as_of="yesterday"), ArgumentError, ("not a point in time",)),
     # Reads and feature references
     BadInput("unknown group (read)", lambda s: s.read_group("nope"), FeatureReferenceError, ("unknown feature group 'nope'",)),
-    BadInput("unknown feature", lambda s: s.registry.resolve(["events:nope"]), FeatureReferenceError, ("has no feature 'nope'",)),
-    BadInput("unknown bare feature", lambda s: s.registry.resolve(["nope"]), FeatureReferenceError, ("unknown feature 'nope'",)),
-    BadInput("ambiguous bare name", lambda s: FeatureStore(groups=[events, other_stats], offline_root=ROOT).registry.resolve(["txn_count"]), FeatureReferenceError, ("ambiguous", "events:txn_count", "other_stats:txn_count")),
+    BadInput("unknown feature", lambda s: s.catalog.resolve(["events:nope"]), FeatureReferenceError, ("has no feature 'nope'",)),
+    BadInput("unknown bare feature", lambda s: s.catalog.resolve(["nope"]), FeatureReferenceError, ("unknown feature 'nope'",)),
+    BadInput("ambiguous bare name", lambda s: FeatureStore(groups=[events, other_stats], offline_root=ROOT).catalog.resolve(["txn_count"]), FeatureReferenceError, ("ambiguous", "events:txn_count", "other_stats:txn_count")),
     BadInput("table version that does not exist", lambda s: s.read_group("events", as_of=99), ArgumentError, ("no version 99",)),
     BadInput("time that is not a time", lambda s: s.read_group("events", start="yesterday"), ArgumentError, ("'yesterday' is not a point in time",)),
     BadInput("NaT as a time", lambda s: s.read_group("events", end=pd.NaT), ArgumentError, ("missing",)),

@@ -6,7 +6,7 @@ import pyarrow as pa
 import pytest
 
 from feature_platform import DailyPartitions, DefinitionError, Entity, Feature, FeatureGroup, FeatureView
-from feature_platform.definitions.references import Registry
+from feature_platform.definitions.references import Catalog
 from feature_platform.errors import FeatureReferenceError
 
 user = Entity("user", join_keys={"user_id": "int64"})
@@ -67,24 +67,24 @@ def test_daily_partition_window_is_one_utc_day() -> None:
 def test_registry_resolves_bare_names_when_exactly_one_group_has_them() -> None:
     a = group("a", features=[Feature("x"), Feature("only_a")])
     b = group("b", features=[Feature("x")])
-    registry = Registry([a, b])
-    resolved = registry.resolve(["only_a", "b:x"])
+    catalog = Catalog([a, b])
+    resolved = catalog.resolve(["only_a", "b:x"])
     assert [(s.group.name, s.features) for s in resolved.selections] == [("a", ("only_a",)), ("b", ("x",))]
 
 
 def test_ambiguous_bare_name_names_the_candidates() -> None:
-    registry = Registry([group("a"), group("b")])
+    catalog = Catalog([group("a"), group("b")])
     with pytest.raises(FeatureReferenceError, match=r"'x' is ambiguous; it is in groups \['a', 'b'\]"):
-        registry.resolve(["x"])
+        catalog.resolve(["x"])
 
 
 def test_output_name_collision_needs_full_feature_names() -> None:
-    registry = Registry([group("a"), group("b")])
+    catalog = Catalog([group("a"), group("b")])
     with pytest.raises(FeatureReferenceError, match="full_feature_names=True"):
-        registry.resolve(["a:x", "b:x"])
-    assert registry.resolve(["a:x", "b:x"], True).output_names == ["a__x", "b__x"]
+        catalog.resolve(["a:x", "b:x"])
+    assert catalog.resolve(["a:x", "b:x"], True).output_names == ["a__x", "b__x"]
 
 
 def test_view_with_an_unknown_reference_is_refused_when_registered() -> None:
     with pytest.raises(FeatureReferenceError, match="feature group 'g' has no feature 'nope'"):
-        Registry([group()], [FeatureView("v", features=["g:nope"])])
+        Catalog([group()], [FeatureView("v", features=["g:nope"])])

@@ -144,7 +144,7 @@ def test_rebuild_refuses_a_changed_view_version(store, tmp_path):
     store.create_training_dataset("numeric", labels(3))
     changed = FeatureView("numeric", features=list(numeric_view.features), version=2)
     newer = make_store(tmp_path, views=(changed,))
-    with pytest.raises(FeaturePlatformError, match="view 'numeric' version 1, the registry now has version 2"):
+    with pytest.raises(FeaturePlatformError, match="view 'numeric' version 1, the repository now defines version 2"):
         newer.rebuild_training_dataset("numeric", 1)
 
 

@@ -298,6 +298,11 @@ class FeatureGroup:
         return pa.schema(fields)
 
     @property
+    def row_identity(self) -> list[str]:
+        """The columns no two stored rows may share: keys, event time and created time."""
+        return [*self.join_keys, self.event_time, *([self.created_time] if self.created_time else [])]
+
+    @property
     def input_columns(self) -> list[str]:
         """Columns a frame written to this group must have."""
         return [n for n in self.schema.names if n not in RESERVED_COLUMNS]

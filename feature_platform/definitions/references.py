@@ -1,4 +1,4 @@
-"""The registry: every group and view of a project, and the resolution of feature references.
+"""The catalog: every group and view defined in a repository, and the resolution of feature references.
 
 A reference is `"group:feature"`; a bare `"feature"` resolves when exactly one
 group has it. Resolution happens once per request shape and is cached, so the
@@ -45,7 +45,7 @@ class ResolvedFeatures:
         return list(dict.fromkeys(c for t in self.on_demand for c in t.request_inputs))
 
 
-class Registry:
+class Catalog:
     """Groups and views by name, checked for clashes once."""
 
     def __init__(self, groups: Sequence[FeatureGroup] = (), views: Sequence[FeatureView] = ()) -> None:

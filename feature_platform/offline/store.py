@@ -5,6 +5,7 @@ of event time (`_partition`). Writing a partition replaces exactly that
 partition in one atomic Delta commit; commits that lose a race are retried.
 """
 
+import numbers
 import random
 import re
 import time
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as pds
 from deltalake import CommitProperties, DeltaTable, write_deltalake
@@ -20,7 +22,7 @@ from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundErr
 
 from feature_platform.definitions.concepts import DailyPartitions, FeatureGroup, check_name
 from feature_platform.definitions.contract import UTC_MICROS, conform, utc_timestamp
-from feature_platform.errors import ArgumentError, ContractError, DefinitionError, FeaturePlatformError, StorageError
+from feature_platform.errors import ArgumentError, ContractError, DefinitionError, StorageError
 
 COMMIT_ATTEMPTS = 8
 
@@ -75,14 +77,6 @@ class OfflineStore:
             if version is not None:
                 raise ArgumentError(f"feature group '{group.name}' has no version {version}: {_plain(exc)}") from None
             raise StorageError(f"feature group '{group.name}': cannot open {self.table_uri(group)}: {_plain(exc)}") from None
-
-    def _table_as_of(self, group: FeatureGroup, as_of: object) -> DeltaTable | None:
-        if not isinstance(as_of, int) or isinstance(as_of, bool):
-            return self._table(group)
-        latest = self.version(group)
-        if latest is not None and not 0 <= as_of <= latest:
-            raise ArgumentError(f"feature group '{group.name}' has no version {as_of}; versions are 0..{latest}")
-        return self._table(group, as_of)
 
     def exists(self, group: FeatureGroup) -> bool:
         return self._table(group) is not None
@@ -264,40 +258,53 @@ class OfflineStore:
         `options` go to `pyarrow.dataset.Dataset.scanner` (e.g. `batch_readahead` to bound memory).
         """
         names = columns or [*group.input_columns, "_written_at"]
-        table = self._table_as_of(group, as_of)
+        table = self._table(group) if as_of is None else self._table_at(group, self.resolve_version(group, as_of))
         if table is None:
-            if as_of is not None:
-                raise FeaturePlatformError(f"feature group '{group.name}' has no table to read as of {as_of!r}")
             return pds.dataset(pa.schema([group.schema.field(n) for n in names]).empty_table()).scanner()
-        if as_of is not None and not isinstance(as_of, int):
-            when = utc_timestamp(as_of).to_pydatetime()
-            try:
-                table.load_as_version(when)
-            except Exception as exc:
-                raise FeaturePlatformError(f"feature group '{group.name}' has no version as of {when.isoformat()}: {exc}") from None
         return table.to_pyarrow_dataset().scanner(columns=names, filter=_window(group, start, end), **options)
 
+    def _table_at(self, group: FeatureGroup, version: int | None) -> DeltaTable | None:
+        if version is None:
+            return None
+        table = self._table(group, version)
+        if table is None:
+            raise StorageError(f"feature group '{group.name}': Delta version {version} vanished while it was read")
+        return table
+
     def resolve_version(self, group: FeatureGroup, as_of: int | datetime | str | None = None) -> int | None:
-        """The Delta version a read as of `as_of` (a version, a time, or None for now) sees; None without a table."""
-        if isinstance(as_of, int) and not isinstance(as_of, bool):
-            if self._table(group, as_of) is None:
-                raise FeaturePlatformError(f"feature group '{group.name}' has no table to read as of version {as_of}")
-            return as_of
-        table = self._table(group)
-        if table is None or as_of is None:
-            return None if table is None else table.version()
-        when = utc_timestamp(as_of).to_pydatetime()
-        try:
-            table.load_as_version(when)
-        except Exception:
-            return None  # the table did not exist yet at that time
-        version = table.version()
-        if version == 0:
-            # deltalake loads version 0 for any earlier time too: the first commit's time decides.
-            first = next(e for e in table.history() if e.get("version") == 0)
-            if first["timestamp"] > when.timestamp() * 1000:
-                return None
-        return version
+        """The Delta version a read as of `as_of` sees, for every reader: a version number as given, now for None,
+        and for a time the last commit at or before it.
+
+        None means no table at that time (never written, or a time before its first commit): reads
+        are then empty, exactly what a read at that time returned.
+        """
+        if isinstance(as_of, numbers.Integral) and not isinstance(as_of, (bool, np.bool_)):
+            latest = self.version(group)
+            if latest is None:
+                raise ArgumentError(f"feature group '{group.name}' has no table yet, so no version {as_of}")
+            if not 0 <= int(as_of) <= latest:
+                raise ArgumentError(f"feature group '{group.name}' has no version {as_of}; versions are 0..{latest}")
+            return int(as_of)
+        if as_of is None:
+            return self.version(group)
+        when_ms = utc_timestamp(as_of).timestamp() * 1000  # the commit log keeps milliseconds
+        table, entries = self._history(group)
+        if table is None:
+            return None
+        commits = sorted((int(e["version"]), int(e["timestamp"])) for e in entries if "timestamp" in e)
+        resolved, previous = None, None
+        for version, millis in commits:
+            # Delta's time travel keeps commit times increasing even when writers' clocks disagree.
+            effective = millis if previous is None else max(millis, previous + 1)
+            if effective > when_ms:
+                break
+            resolved, previous = version, effective
+        if resolved is None and commits and commits[0][0] > 0:
+            raise ArgumentError(
+                f"feature group '{group.name}': the commit log before version {commits[0][0]} was cleaned up, "
+                f"so the table as of {utc_timestamp(as_of).isoformat()} is unknown; read as of a later time or a version"
+            )
+        return resolved
 
     def snapshot(self, group: FeatureGroup, version: int) -> "Snapshot | None":
         """The table at one Delta version, opened once for several scans; None without a table."""
@@ -321,6 +328,17 @@ class OfflineStore:
                 }
             )
         return entries
+
+    def last_commit_value(self, group: FeatureGroup, key: str) -> str | None:
+        """Custom commit metadata `key` of the newest commit that has it (e.g. a stream consumer's watermark)."""
+        for limit in (16, 1024, None):
+            _, entries = self._history(group, limit=limit)
+            for entry in entries:
+                if entry.get(key) is not None:
+                    return str(entry[key])
+            if limit is None or len(entries) < limit:
+                return None
+        return None
 
     def partitions(self, group: FeatureGroup) -> list[date]:
         """Days that hold rows, ascending."""
@@ -357,11 +375,12 @@ def _window(group: FeatureGroup, start: datetime | str | None, end: datetime | s
     """The filter `start <= event_time < end`, with the days it implies so whole partitions are skipped."""
     event_time = pds.field(group.event_time)
     condition = None
+    # Stored times are whole microseconds: `t >= start` iff `t >= ceil(start)`, and `t < end` iff `t < ceil(end)`.
     if start is not None:
-        lower = utc_timestamp(start)
+        lower = utc_timestamp(start).ceil("us")
         condition = (pds.field("_partition") >= pa.scalar(lower.date(), pa.date32())) & (event_time >= pa.scalar(lower, UTC_MICROS))
     if end is not None:
-        upper = utc_timestamp(end)
+        upper = utc_timestamp(end).ceil("us")
         bound = (pds.field("_partition") <= pa.scalar(upper.date(), pa.date32())) & (event_time < pa.scalar(upper, UTC_MICROS))
         condition = bound if condition is None else condition & bound
     return condition

@@ -1,10 +1,14 @@
 """How online rows are laid out in Redis: keys that never collide, values that compare cheaply.
 
-Key: `fp:<project>:<group>:v<version>:` + msgpack of the typed join-key tuple.
+Key: `fp:<project>:<group>:v<version>:` + msgpack of the typed join-key tuple
+(on a Redis Cluster inside `{}`, a hash tag: see `online.cluster`).
 Names are identifiers (no `:`) and msgpack is typed and length-prefixed, so
 int 1 and str "1", or ("a:b", "c") and ("a", "b:c"), give different keys.
 Value: a 24-byte big-endian header (event, created and write time in
-microseconds) that the Redis script compares, then msgpack of the features.
+microseconds) that the Redis script compares, the 4-byte id of the layout the
+value was written with (see `records.layout_ids`), then msgpack of the features.
+A reader decodes only the layouts its definitions know, so a value is never
+read by position under another layout.
 """
 
 import struct
@@ -21,8 +25,10 @@ from feature_platform.definitions.concepts import FeatureGroup
 from feature_platform.errors import EntityFrameError
 
 HEADER = struct.Struct(">qqq")
-# A missing created time sorts before every real one; -2**53 is exact as a Lua (double) number.
-NO_CREATED_TIME = -(2**53)
+LAYOUT = struct.Struct(">I")
+LAYOUT_END = HEADER.size + LAYOUT.size
+# A missing created time sorts before every real one (the script compares int64s exactly).
+NO_CREATED_TIME = -(2**63)
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 EPOCH_DAY = date(1970, 1, 1)
 
@@ -106,9 +112,16 @@ def key_normaliser(name: str, arrow: pa.DataType) -> Callable[[Any], Any]:
     return _temporal_key(name, arrow)
 
 
-def encode_keys(prefix: bytes, key_values: Sequence[Sequence[Any]]) -> list[bytes]:
-    """Keys of the entities whose canonical join-key values are given column by column."""
+def encode_keys(prefix: bytes, key_values: Sequence[Sequence[Any]], *, hash_tag: bool = False) -> list[bytes]:
+    """Keys of the entities whose canonical join-key values are given column by column.
+
+    With `hash_tag` (Redis Cluster) the entity part is wrapped in `{}`, so its
+    hash slot depends on the entity alone and all groups of an entity share it.
+    """
     pack = msgpack.packb
+    if hash_tag:
+        rows = ((value,) for value in key_values[0]) if len(key_values) == 1 else zip(*key_values)
+        return [b"%s{%s}" % (prefix, pack(values)) for values in rows]
     if len(key_values) == 1:
         return [prefix + pack((value,)) for value in key_values[0]]
     return [prefix + pack(values) for values in zip(*key_values)]
@@ -141,12 +154,17 @@ def value_decoder(arrow: pa.DataType) -> Callable[[Any], Any] | None:
 
 
 def encode_values(
-    event_us: Sequence[int], created_us: Sequence[int], written_us: Sequence[int], features: Sequence[Sequence[Any]]
+    event_us: Sequence[int],
+    created_us: Sequence[int],
+    written_us: Sequence[int],
+    features: Sequence[Sequence[Any]],
+    layout: int,
 ) -> list[bytes]:
-    """Packed values: the comparable header, then the feature values in the group's order."""
+    """Packed values: the comparable header, the layout id, then the feature values in the group's order."""
     header = HEADER.pack
+    tag = LAYOUT.pack(layout)
     pack = msgpack.packb
-    return [header(e, c, w) + pack(row) for e, c, w, row in zip(event_us, created_us, written_us, zip(*features))]
+    return [header(e, c, w) + tag + pack(row) for e, c, w, row in zip(event_us, created_us, written_us, zip(*features))]
 
 
 def decode_header(raw: bytes) -> tuple[int, int, int]:
@@ -154,6 +172,11 @@ def decode_header(raw: bytes) -> tuple[int, int, int]:
     return HEADER.unpack_from(raw)
 
 
+def decode_layout(raw: bytes) -> int:
+    """The id of the layout a stored value was written with."""
+    return LAYOUT.unpack_from(raw, HEADER.size)[0]
+
+
 def decode_features(raw: bytes) -> list[Any]:
-    """The feature values of a stored value, in the group's declared order."""
-    return msgpack.unpackb(memoryview(raw)[HEADER.size :])
+    """The feature values of a stored value, in the order of the layout it was written with."""
+    return msgpack.unpackb(memoryview(raw)[LAYOUT_END:])

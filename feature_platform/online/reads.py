@@ -13,12 +13,21 @@ from typing import Any, Callable
 import pandas as pd
 import pyarrow as pa
 
+from feature_platform.definitions.aggregations import StreamFeatureGroup, is_stream_group
 from feature_platform.definitions.concepts import OnDemandTransformation
 from feature_platform.definitions.on_demand import apply_on_demand
+from feature_platform.definitions.pandas_types import table_to_pandas
+from feature_platform.definitions.records import layout_ids
 from feature_platform.definitions.references import ResolvedFeatures
-from feature_platform.errors import EntityFrameError, FeaturePlatformError, FeatureReferenceError
+from feature_platform.errors import DefinitionMismatchError, EntityFrameError, FeaturePlatformError, FeatureReferenceError
 from feature_platform.online import codec
 from feature_platform.online.store import OnlineStore, now_micros
+from feature_platform.online.tiles import read_windows
+
+
+class OnlineLayoutError(DefinitionMismatchError):
+    """An online value was written under a layout the reading definitions do not know."""
+
 
 PRESENT = "PRESENT"
 NOT_FOUND = "NOT_FOUND"
@@ -41,6 +50,10 @@ class GroupRead:
     pick: Callable[[list[Any]], tuple[Any, ...]]
     missing: tuple[None, ...]
     plain: bool
+    layout: bytes  # the current layout id as stored
+    earlier_layouts: Mapping[int, int]  # id of an earlier (shorter) layout -> its feature count
+    group: str
+    windows: StreamFeatureGroup | None = None  # a stream group: features are computed from its tiles
 
 
 @dataclass(frozen=True)
@@ -54,10 +67,11 @@ class ReadPlan:
     on_demand: tuple[OnDemandTransformation, ...]
     needed_columns: tuple[str, ...]
     types: Mapping[str, pa.DataType]
+    hash_tag: bool
 
 
-def build_plan(resolved: ResolvedFeatures, project: str) -> ReadPlan:
-    """Turn resolved selections into a read plan (done once per request shape)."""
+def build_plan(resolved: ResolvedFeatures, project: str, *, hash_tag: bool = False) -> ReadPlan:
+    """Turn resolved selections into a read plan (done once per request shape); `hash_tag` for a Redis Cluster."""
     groups = []
     key_types: dict[str, pa.DataType] = {}
     for selection in resolved.selections:
@@ -67,6 +81,7 @@ def build_plan(resolved: ResolvedFeatures, project: str) -> ReadPlan:
         types = group.key_types
         key_types.update(types)
         features = [group.feature(name) for name in selection.features]
+        layouts = layout_ids(group)
         groups.append(
             GroupRead(
                 prefix=codec.key_prefix(project, group),
@@ -81,6 +96,10 @@ def build_plan(resolved: ResolvedFeatures, project: str) -> ReadPlan:
                 pick=_picker(tuple(group.feature_names.index(name) for name in selection.features)),
                 missing=(None,) * len(selection.features),
                 plain=all(codec.value_decoder(f.arrow_type) is None for f in features),
+                layout=codec.LAYOUT.pack(layouts[-1]),
+                earlier_layouts={layout: count for count, layout in enumerate(layouts[:-1], start=1)},
+                group=f"'{group.name}' v{group.version}",
+                windows=group if is_stream_group(group) else None,
             )
         )
     join_keys = tuple(resolved.join_keys)
@@ -90,7 +109,7 @@ def build_plan(resolved: ResolvedFeatures, project: str) -> ReadPlan:
     types.update({o: t for g in groups for o, t in zip(g.outputs, g.types)})
     types.update({f.name: f.arrow_type for t in resolved.on_demand for f in t.outputs})
     needed = (*join_keys, *(c for c in requests if c not in join_keys))
-    return ReadPlan(tuple(groups), join_keys, key_types, requests, resolved.on_demand, needed, types)
+    return ReadPlan(tuple(groups), join_keys, key_types, requests, resolved.on_demand, needed, types, hash_tag)
 
 
 def _check_names(
@@ -195,13 +214,13 @@ class OnlineResponse:
         """A DataFrame with one row per entity row, typed like the offline tables."""
         data = {**self._keys, **self._values}
         arrays = [pa.array(values, type=self._types.get(name), from_pandas=True) for name, values in data.items()]
-        return pa.table(arrays, names=list(data)).to_pandas()
+        return table_to_pandas(pa.table(arrays, names=list(data)))
 
 
 def read_online(store: OnlineStore, plan: ReadPlan, entity_rows: Any) -> OnlineResponse:
     """Fetch, decode and (with on-demand transformations) complete the vectors of `entity_rows`."""
     lookup = prepare_lookup(plan, entity_rows)
-    return complete_lookup(plan, lookup, store.mget(lookup.keys) if lookup.keys else [])
+    return complete_lookup(store, plan, lookup, store.mget(lookup.keys) if lookup.keys else [])
 
 
 @dataclass(frozen=True)
@@ -211,39 +230,60 @@ class Lookup:
     columns: dict[str, list[Any]]
     rows: int
     keys: list[bytes]
+    tile_keys: dict[int, list[bytes]]
 
 
 def prepare_lookup(plan: ReadPlan, entity_rows: Any) -> Lookup:
-    """Check the entity rows against the plan and list the keys to fetch: everything before the round trip."""
+    """Check the entity rows against the plan and list the keys to MGET: everything before the round trip."""
     columns, rows = entity_columns(entity_rows, plan.needed_columns)
     keys: list[bytes] = []
-    for group in plan.groups:
+    tile_keys: dict[int, list[bytes]] = {}
+    for g, group in enumerate(plan.groups):
         canonical = [[normalise(v) for v in columns[name]] for name, normalise in zip(group.key_names, group.normalisers)]
-        keys += codec.encode_keys(group.prefix, canonical)
-    return Lookup(columns, rows, keys)
+        encoded = codec.encode_keys(group.prefix, canonical, hash_tag=plan.hash_tag)
+        if group.windows is None:
+            keys += encoded
+        else:
+            tile_keys[g] = encoded
+    return Lookup(columns, rows, keys, tile_keys)
 
 
-def complete_lookup(plan: ReadPlan, lookup: Lookup, stored: Sequence[bytes | None]) -> OnlineResponse:
-    """Decode the fetched values of `lookup` into the response: everything after the round trip."""
-    columns, rows = lookup.columns, lookup.rows
+def complete_lookup(store: OnlineStore, plan: ReadPlan, lookup: Lookup, stored: Sequence[bytes | None]) -> OnlineResponse:
+    """Decode the MGET answer `stored` of `lookup` into the response (windowed groups read their tiles from `store`)."""
+    columns, rows, tile_keys = lookup.columns, lookup.rows, lookup.tile_keys
     now_us = now_micros()
+    offset = 0
     values: dict[str, list[Any]] = {}
     statuses: dict[str, list[str]] = {}
     unpack = codec.decode_features
     header = codec.HEADER.unpack_from
+    layout_start, layout_end = codec.HEADER.size, codec.LAYOUT_END
     for g, group in enumerate(plan.groups):
         picked = [group.missing] * rows
         status = [NOT_FOUND] * rows
         oldest = None if group.ttl_us is None else now_us - group.ttl_us
         pick = group.pick
-        for i, raw in enumerate(stored[g * rows : (g + 1) * rows]):
+        layout = group.layout
+        if group.windows is not None:
+            for i, (features, last) in enumerate(read_windows(store, group.windows, tile_keys[g], now_us)):
+                if features is not None:
+                    status[i] = OUTSIDE_MAX_AGE if oldest is not None and last is not None and last < oldest else PRESENT
+                    picked[i] = pick(features) if status[i] == PRESENT else picked[i]
+            raw_values: list[bytes | None] = []
+        else:
+            raw_values = stored[offset : offset + rows]
+            offset += rows
+        for i, raw in enumerate(raw_values):
             if raw is None:
                 continue
             if oldest is not None and header(raw)[0] < oldest:
                 status[i] = OUTSIDE_MAX_AGE
                 continue
             status[i] = PRESENT
-            picked[i] = pick(unpack(raw))
+            if raw[layout_start:layout_end] == layout:
+                picked[i] = pick(unpack(raw))
+            else:
+                picked[i] = pick(_earlier_layout(group, raw))
         transposed = map(list, zip(*picked)) if rows else ([] for _ in group.outputs)
         if group.plain:
             values.update(zip(group.outputs, transposed))
@@ -256,6 +296,20 @@ def complete_lookup(plan: ReadPlan, lookup: Lookup, stored: Sequence[bytes | Non
     if plan.on_demand:
         _apply_on_demand(plan, columns, values, statuses, types, rows)
     return OnlineResponse(key_values, values, statuses, types)
+
+
+def _earlier_layout(group: GroupRead, raw: bytes) -> list[Any]:
+    """Values written before features were appended in place: the appended ones read null."""
+    written = codec.decode_layout(raw)
+    count = group.earlier_layouts.get(written)
+    if count is None:
+        raise OnlineLayoutError(
+            f"feature group {group.group}: an online value was written with layout {written:08x}, which these "
+            f"definitions do not know (they read {int.from_bytes(group.layout, 'big'):08x}); the definitions differ "
+            "from the ones that wrote it. Run `feature-platform plan` to see the difference; re-sync after `apply`"
+        )
+    values = codec.decode_features(raw)
+    return values + [None] * (len(group.earlier_layouts) + 1 - count)
 
 
 def _apply_on_demand(

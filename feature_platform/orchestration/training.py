@@ -5,7 +5,7 @@ from collections.abc import Mapping, Sequence
 import dagster as dg
 
 from feature_platform.definitions.concepts import FeatureGroup, FeatureView
-from feature_platform.definitions.references import Registry
+from feature_platform.definitions.references import Catalog
 from feature_platform.errors import DefinitionError
 from feature_platform.orchestration.assets import group_key, owners, source_key
 from feature_platform.orchestration.resources import FeatureStoreResource
@@ -25,11 +25,11 @@ def training_dataset_asset(
     sources: Mapping[str, RawSource],
 ) -> dg.AssetsDefinition:
     """The asset that joins the view onto the source's labelled rows and stores a new dataset version."""
-    registry = Registry(groups, views)
+    catalog = Catalog(groups, views)
     if definition.source not in sources:
         raise DefinitionError(f"training dataset '{definition.name}': unknown raw source '{definition.source}'; known: {sorted(sources)}")
-    view = registry.view(definition.view)
-    read_groups = [s.group for s in registry.resolve(view).selections]
+    view = catalog.view(definition.view)
+    read_groups = [s.group for s in catalog.resolve(view).selections]
 
     @dg.asset(
         key=training_key(definition),
@@ -40,9 +40,9 @@ def training_dataset_asset(
         kinds={"deltalake"},
         metadata={"view": view.name, "view_version": view.version, "label": definition.label or ""},
     )
-    def _training_dataset(context: dg.AssetExecutionContext, feature_store: FeatureStoreResource) -> dg.MaterializeResult:
-        store = feature_store.build_store(groups, views, list(sources.values()))
-        dataset = definition.build(store.registry, store.offline, store.sources, feature_store.raw_path)
+    def _training_dataset(context: dg.AssetExecutionContext, feature_platform_store: FeatureStoreResource) -> dg.MaterializeResult:
+        store = feature_platform_store.build_store(groups, views, list(sources.values()))
+        dataset = definition.build(store.catalog, store.offline, store.sources, feature_platform_store.raw_path)
         manifest = dataset.manifest
         context.log.info(f"training dataset {dataset.name} v{dataset.version}: {dataset.row_count} rows at {dataset.uri}")
         return dg.MaterializeResult(

@@ -14,12 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from evidently import DataDefinition, Dataset, Report
-from evidently.presets import DataDriftPreset
 
 from feature_platform.definitions.concepts import DailyPartitions, FeatureGroup
 from feature_platform.definitions.rules import DriftSettings
-from feature_platform.errors import DefinitionError
+from feature_platform.errors import DefinitionError, import_extra
 from feature_platform.offline.statistics import is_numeric
 from feature_platform.offline.store import OfflineStore
 
@@ -121,7 +119,11 @@ def detect_drift(
         return DriftResult(status="skipped", reason="every drift feature is empty on one side", current_rows=len(current), reference_rows=len(reference), **base)
     cur = _prepare(group, current, features, settings.sample_size, settings.seed)
     ref = _prepare(group, reference, features, settings.sample_size, settings.seed)
-    definition = DataDefinition(
+    # Evidently takes seconds to import: only a drift computation pays it.
+    evidently = import_extra("evidently", "drift", "drift monitoring")
+    DataDriftPreset = import_extra("evidently.presets", "drift", "drift monitoring").DataDriftPreset
+    Dataset, Report = evidently.Dataset, evidently.Report
+    definition = evidently.DataDefinition(
         numerical_columns=[f for f in features if is_numeric(group, f)],
         categorical_columns=[f for f in features if not is_numeric(group, f)],
     )

@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta, timezone
 import pandas as pd
 
 from feature_platform.definitions.concepts import check_name, to_date
-from feature_platform.definitions.references import Registry
+from feature_platform.definitions.references import Catalog
 from feature_platform.errors import DefinitionError
 from feature_platform.offline.store import OfflineStore
 from feature_platform.retrieval.splits import Split
@@ -74,13 +74,13 @@ class TrainingDatasetDefinition:
         return frame[list(self.columns)].reset_index(drop=True)
 
     def build(
-        self, registry: Registry, offline: OfflineStore, sources: Mapping[str, RawSource], raw_root: str
+        self, catalog: Catalog, offline: OfflineStore, sources: Mapping[str, RawSource], raw_root: str
     ) -> TrainingDataset:
         """Read the entity rows and store the next version of the dataset."""
         if self.source not in sources:
             raise DefinitionError(f"training dataset '{self.name}': unknown raw source '{self.source}'; known: {sorted(sources)}")
         entity_df = self.entity_frame(raw_root, sources[self.source])
         return create_training_dataset(
-            registry, offline, self.view, entity_df, name=self.name, split=self.split, description=self.description or None,
+            catalog, offline, self.view, entity_df, name=self.name, split=self.split, description=self.description or None,
             label=self.label, timestamp_column=self.timestamp_column,
         )

@@ -23,13 +23,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as pds
 
+from feature_platform.definitions.aggregations import is_stream_group
 from feature_platform.definitions.concepts import FeatureView
 from feature_platform.definitions.contract import UTC_MICROS
 from feature_platform.definitions.on_demand import apply_on_demand
-from feature_platform.definitions.references import GroupSelection, Registry, ResolvedFeatures
+from feature_platform.definitions.references import GroupSelection, Catalog, ResolvedFeatures
 from feature_platform.errors import ArgumentError, EntityFrameError, FeaturePlatformError
 from feature_platform.offline.store import OfflineStore
 from feature_platform.retrieval.entity_frames import entity_key_array, entity_times, to_pandas_column
+from feature_platform.retrieval.windows import join_windows
 
 # DuckDB spills the ASOF sort beyond this (bounded memory on big joins); override with the variable.
 MEMORY_ENV = "FEATURE_PLATFORM_DUCKDB_MEMORY"
@@ -49,7 +51,7 @@ class HistoricalRetrieval:
 
 
 def get_historical_features(
-    registry: Registry,
+    catalog: Catalog,
     offline: OfflineStore,
     entity_df: pd.DataFrame,
     features: Features,
@@ -62,7 +64,7 @@ def get_historical_features(
 
     Every check (references, columns, key dtypes, `as_of`) runs before any table is read.
     """
-    resolved = registry.resolve(features, full_feature_names)
+    resolved = catalog.resolve(features, full_feature_names)
     _check_columns(entity_df, resolved, timestamp_column)
     upper, lower = entity_times(entity_df[timestamp_column], timestamp_column)
     keys: dict[str, pa.Array] = {}
@@ -77,7 +79,8 @@ def get_historical_features(
     columns_out: dict[str, pd.Series | Any] = {}
     bare: dict[str, Any] = {}
     for selection in resolved.selections:
-        arrays = _join_group(offline, selection, versions[selection.group.name], keys, upper, lower)
+        join = join_windows if is_stream_group(selection.group) else _join_group
+        arrays = join(offline, selection, versions[selection.group.name], keys, upper, lower)
         for feature, output, array in zip(selection.features, selection.output_names, arrays):
             values = to_pandas_column(array)
             columns_out[output] = values

@@ -27,18 +27,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from feature_platform.errors import FeaturePlatformError
 from feature_platform.online.async_client import AsyncOnlineClient
-from feature_platform.online.reads import complete_lookup, prepare_lookup
 from feature_platform.online.store import OnlineStoreError
 from feature_platform.serving.json_values import dumps, table_from_json
+from feature_platform.serving.workers import run_workers
 from feature_platform.store import FeatureStore
 
 DEFAULT_PORT = 6566
 MAX_BODY_BYTES = 4 * 1024 * 1024
 GRACEFUL_SHUTDOWN_S = 10
-# A worker imports pandas, pyarrow and deltalake before it answers its supervisor; on a busy machine that
-# takes longer than uvicorn's 5 s default, after which uvicorn would kill and respawn it, again and again.
-WORKER_START_TIMEOUT_S = 60
-REPO_VARIABLE = "FEATURE_PLATFORM_SERVE_REPO"
 
 
 class StrictJSONResponse(JSONResponse):
@@ -120,7 +116,8 @@ async def _too_large(send: Any, limit: int) -> None:
 
 def create_app(store: FeatureStore, *, token: str | None = None, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
     """The feature server app over `store`; `token`, if set, is required as a bearer token."""
-    redis = AsyncOnlineClient(store.online.url)
+    redis = AsyncOnlineClient(store.online)
+    redis_endpoint = store.online_endpoint()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -157,11 +154,8 @@ def create_app(store: FeatureStore, *, token: str | None = None, max_body_bytes:
 
     @app.post("/get-online-features", response_model=OnlineFeaturesResponse, dependencies=[Depends(authorised)])
     async def get_online_features(body: OnlineFeaturesRequest) -> Response:
-        features: Any = store.registry.view(body.feature_view) if body.feature_view is not None else body.features
-        plan = store.online_read_plan(features, body.full_feature_names)
-        lookup = prepare_lookup(plan, body.entities)
-        stored = await redis.mget(lookup.keys) if lookup.keys else []
-        result = complete_lookup(plan, lookup, stored)
+        features: Any = store.catalog.view(body.feature_view) if body.feature_view is not None else body.features
+        result = await redis.read(store.online_read_plan(features, body.full_feature_names), body.entities)
         return Response(dumps({"features": result.to_dict(), "statuses": result.statuses}), media_type="application/json")
 
     @app.post("/push", dependencies=[Depends(authorised)])
@@ -171,15 +165,18 @@ def create_app(store: FeatureStore, *, token: str | None = None, max_body_bytes:
 
     @app.get("/health")
     async def health() -> Response:
+        """Whether Redis answers within 0.5 s, and which Redis it is (kind, host, port, TLS, embedded; never credentials)."""
         reachable = await redis.ping()
-        return StrictJSONResponse({"status": "ok" if reachable else "degraded", "redis": reachable}, status_code=200 if reachable else 503)
+        content = {"status": "ok" if reachable else "degraded", "redis": reachable, "redis_endpoint": redis_endpoint,
+                   "environment": store.environment}
+        return StrictJSONResponse(content, status_code=200 if reachable else 503)
 
     @app.get("/feature-views", dependencies=[Depends(authorised)])
     def feature_views() -> list[dict[str, Any]]:
         views = []
         for name in store.list_views():
-            view = store.registry.view(name)
-            resolved = store.registry.resolve(view)
+            view = store.catalog.view(name)
+            resolved = store.catalog.resolve(view)
             views.append(
                 {
                     "name": name,
@@ -201,16 +198,7 @@ def warm(store: FeatureStore) -> None:
     """Connect to Redis and resolve every view now, so the first request is as fast as the rest."""
     store.online.ping()
     for name in store.list_views():
-        store.online_read_plan(store.registry.view(name))
-
-
-def app_from_environment() -> FastAPI:
-    """The app of the repository named by `FEATURE_PLATFORM_SERVE_REPO`: what each uvicorn worker process builds."""
-    store = FeatureStore.from_repo(os.environ.get(REPO_VARIABLE, "."))
-    warm(store)
-    app = create_app(store, token=os.environ.get("FEATURE_PLATFORM_SERVER_TOKEN") or None)
-    gc.freeze()  # definitions and imports live forever: keep them out of collections (shorter tail latency)
-    return app
+        store.online_read_plan(store.catalog.view(name))
 
 
 def default_workers() -> int:
@@ -219,21 +207,22 @@ def default_workers() -> int:
 
 
 def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, repo: str | Path = ".", workers: int | None = None) -> None:
-    """Run the feature server of the repository at `repo` with uvicorn (blocks until SIGINT or SIGTERM).
+    """Run the feature server of the repository at `repo` in `workers` processes (blocks until SIGINT or SIGTERM).
 
-    On SIGTERM the server stops accepting connections, finishes the requests in
-    flight (at most `GRACEFUL_SHUTDOWN_S`), closes its Redis connections and exits 0.
+    On SIGTERM each worker stops accepting connections, finishes the requests in
+    flight (at most `GRACEFUL_SHUTDOWN_S`), closes its Redis connections and exits; then the server exits 0.
     """
     import uvicorn
 
-    # Check the repository (and start the embedded Redis) once, before any worker starts.
-    FeatureStore.from_repo(repo).online.ping()
-    os.environ[REPO_VARIABLE] = str(Path(repo).resolve())
-    uvicorn.run(
-        "feature_platform.serving.server:app_from_environment", factory=True, host=host, port=port,
-        workers=workers or default_workers(), log_level="warning", access_log=False,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, timeout_worker_healthcheck=WORKER_START_TIMEOUT_S,
-    )
+    store = FeatureStore.from_repo(repo)
+    warm(store)
+    app = create_app(store, token=os.environ.get("FEATURE_PLATFORM_SERVER_TOKEN") or None)
+    gc.freeze()  # definitions and imports live forever: keep them out of collections (shorter tail latency)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
+                            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
+    code = run_workers(config, workers or default_workers())
+    if code:
+        raise SystemExit(code)
 
 
 def main(argv: list[str] | None = None) -> None:
