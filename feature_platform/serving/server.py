@@ -176,7 +176,7 @@ def create_app(store: FeatureStore, *, token: str | None = None, max_body_bytes:
         views = []
         for name in store.list_views():
             view = store.catalog.view(name)
-            resolved = store.catalog.resolve(view)
+            resolved = store.catalog.resolve_for_listing(view)
             views.append(
                 {
                     "name": name,
@@ -198,7 +198,7 @@ def warm(store: FeatureStore) -> None:
     """Connect to Redis and resolve every view now, so the first request is as fast as the rest."""
     store.online.ping()
     for name in store.list_views():
-        store.online_read_plan(store.catalog.view(name))
+        store.online_read_plan(store.catalog.view(name), store.catalog.needs_full_names(name))
 
 
 def default_workers() -> int:
