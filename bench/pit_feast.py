@@ -44,7 +44,7 @@ def store_for(data: Path, layout: str) -> FeatureStore:
 def prepare(store: FeatureStore, data: Path) -> dict[str, int]:
     """Write each group's parquet file unless its table exists; exact (key, event, created) repeats go in a later append."""
     written = {}
-    for group in store.registry.groups.values():
+    for group in store.catalog.groups.values():
         if store.offline.exists(group):
             continue
         table = pq.read_table(data / f"{group.name}.parquet")
