@@ -236,12 +236,13 @@ register(Command("backfill", "materialize groups over a day range through Dagste
 def serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
     parser.add_argument("--port", type=int, default=6566)
+    parser.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core)")
 
 
 def run_serve(args: argparse.Namespace) -> dict[str, Any]:
     from feature_platform.serving.server import serve  # FastAPI and uvicorn load for this command only
 
-    serve(args.host, args.port, args.repo)
+    serve(args.host, args.port, args.repo, args.workers)
     return {"host": args.host, "port": args.port, "stopped": True}
 
 

@@ -231,11 +231,15 @@ class FeatureStore:
 
         >>> store.get_online_features([{"user_id": 1}], ["user_stats:txn_count"]).to_dict()
         """
+        return read_online(self.online, self.online_read_plan(features, full_feature_names), entity_rows)
+
+    def online_read_plan(self, features: "Sequence[str] | FeatureView | str", full_feature_names: bool = False) -> ReadPlan:
+        """The prepared online read of `features` (resolved once per request shape, then cached)."""
         resolved = self.catalog.resolve(features, full_feature_names)
         cached = self._read_plans.get(id(resolved))
         if cached is None or cached[0] is not resolved:
             cached = self._read_plans[id(resolved)] = (resolved, build_plan(resolved, self.project, hash_tag=self.online.cluster))
-        return read_online(self.online, cached[1], entity_rows)
+        return cached[1]
 
     def push(
         self,
