@@ -5,12 +5,14 @@ Built from arguments, or from a repository's definitions package (named in its
 """
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
+import pyarrow as pa
 
 from feature_platform.definitions.aggregations import StreamFeatureGroup, is_stream_group
 from feature_platform.definitions.concepts import FeatureGroup, FeatureView, check_name
@@ -24,6 +26,7 @@ from feature_platform.online import endpoint
 from feature_platform.online.reads import OnlineResponse, ReadPlan, build_plan, read_online
 from feature_platform.online.store import OnlineStore
 from feature_platform.online.sync import SyncReport, sync_group
+from feature_platform.quality.gate import check_gate
 from feature_platform.retrieval.point_in_time import get_historical_features
 from feature_platform.retrieval.splits import Split
 from feature_platform.retrieval.training import (
@@ -143,14 +146,31 @@ class FeatureStore:
     # Offline writes and reads
 
     def write_partition(
-        self, group_name: str, partition_key: str | None, df: pd.DataFrame, *, commit_metadata: dict[str, str] | None = None
+        self,
+        group_name: str,
+        partition_key: str | None,
+        df: pd.DataFrame,
+        *,
+        commit_metadata: dict[str, str] | None = None,
+        validate: bool = True,
     ) -> WriteResult:
-        """Replace one daily partition (or, for an unpartitioned group with `None`, the whole table)."""
-        return self.offline.write_partition(self._batch_group(group_name, "write_partition"), partition_key, df, commit_metadata=commit_metadata)
+        """Replace one daily partition (or, for an unpartitioned group with `None`, the whole table).
 
-    def ingest(self, group_name: str, df: pd.DataFrame, *, commit_metadata: dict[str, str] | None = None) -> WriteResult:
-        """Append rows that may span partitions, checked against the group's contract first."""
-        return self.offline.append(self._batch_group(group_name, "ingest"), df, commit_metadata=commit_metadata)
+        The group's ERROR rules gate the write (`QualityGateError`, nothing written); `validate=False` bypasses them.
+        """
+        group = self._batch_group(group_name, "write_partition")
+        return self.offline.write_partition(group, partition_key, df, commit_metadata=commit_metadata, before_commit=_gate(group, validate))
+
+    def ingest(
+        self, group_name: str, df: pd.DataFrame, *, commit_metadata: dict[str, str] | None = None, validate: bool = True
+    ) -> WriteResult:
+        """Append rows that may span partitions, checked against the group's contract and ERROR rules first.
+
+        Each partition's rows are validated; one blocked partition refuses the whole ingest
+        (`QualityGateError`, nothing written). `validate=False` bypasses the rules, never the contract.
+        """
+        group = self._batch_group(group_name, "ingest")
+        return self.offline.append(group, df, commit_metadata=commit_metadata, before_commit=_gate(group, validate))
 
     def read_group(
         self,
@@ -211,22 +231,29 @@ class FeatureStore:
 
         >>> store.get_online_features([{"user_id": 1}], ["user_stats:txn_count"]).to_dict()
         """
+        return read_online(self.online, self.online_read_plan(features, full_feature_names), entity_rows)
+
+    def online_read_plan(self, features: "Sequence[str] | FeatureView | str", full_feature_names: bool = False) -> ReadPlan:
+        """The prepared online read of `features` (resolved once per request shape, then cached)."""
         resolved = self.catalog.resolve(features, full_feature_names)
         cached = self._read_plans.get(id(resolved))
         if cached is None or cached[0] is not resolved:
             cached = self._read_plans[id(resolved)] = (resolved, build_plan(resolved, self.project, hash_tag=self.online.hash_tag))
-        return read_online(self.online, cached[1], entity_rows)
+        return cached[1]
 
     def push(
         self,
         group_name: str,
         df: pd.DataFrame,
         to: Literal["online", "offline", "online_and_offline"] = "online",
+        *,
+        validate: bool = True,
     ) -> int:
-        """Write fresh rows (from a stream or an app) after the contract check; returns rows accepted.
+        """Write fresh rows (from a stream or an app) after the contract check and the quality gate; returns rows accepted.
 
-        Offline rows are appended to the Delta table; online rows replace stored
-        values only when newer, as a sync would.
+        Offline rows are appended to the Delta table first, then online rows replace stored
+        values only when newer, as a sync would. A push retried after an error stores its
+        offline rows once. `validate=False` bypasses the group's ERROR rules.
         """
         if to not in ("online", "offline", "online_and_offline"):
             raise ArgumentError(f"push to must be 'online', 'offline' or 'online_and_offline', got {to!r}")
@@ -235,8 +262,10 @@ class FeatureStore:
             raise FeatureReferenceError(f"feature group '{group_name}' is not online (online=False); push to='offline'")
         now = datetime.now(timezone.utc)
         table = conform(group, df, written_at=now)
+        if validate:
+            check_gate(group, table)
         if to != "online":
-            self.offline.append(group, df)
+            self.offline.append_table(group, table, idempotent=True)
         if to != "offline":
             self.online.write(group, table, now=now)
         return table.num_rows
@@ -349,3 +378,8 @@ class FeatureStore:
     def list_training_datasets(self) -> list[dict[str, Any]]:
         """Manifests of every stored training dataset version, by name then version."""
         return list_training_datasets(self.offline)
+
+
+def _gate(group: FeatureGroup, validate: bool) -> Callable[[pa.Table], None] | None:
+    """The quality gate a write runs on its conformed rows, or None when the caller bypasses it."""
+    return partial(check_gate, group) if validate else None

@@ -11,7 +11,7 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from feature_platform.streaming.processor import OFFLINE, ONLINE, backfill_offline
+from feature_platform.streaming.processor import CONSUMER_GROUP, backfill_offline
 from tests.stream_fixtures import WINDOW_FEATURES, card_windows, features, stream_store, transaction
 
 TILE_S = 60
@@ -119,8 +119,7 @@ def test_a_replayed_stream_changes_neither_online_nor_offline(tmp_path: Path, re
     rows = len(store.read_group("card_windows"))
 
     stream = store.stream("card_windows")
-    for group in (ONLINE, OFFLINE):
-        stream.client.xgroup_setid(stream.key, group, "0")  # every entry is delivered again, to another consumer
+    stream.client.xgroup_setid(stream.key, CONSUMER_GROUP, "0")  # every entry is delivered again, to another consumer
     with store.stream_processor("card_windows", consumer="second") as second:
         stats = second.run(until_idle=True)
 

@@ -97,7 +97,9 @@ class StreamFeatureGroup(FeatureGroup):
         check_name(f"{where} stream", self.stream or self.name)
         for name, dtype in self.fields.items():
             check_name(f"{where} field", name)
-            arrow_type(dtype, owner=f"{where} field '{name}'")
+            kind = arrow_type(dtype, owner=f"{where} field '{name}'")
+            if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_string(kind)):
+                raise DefinitionError(f"{where}: field '{name}' is {kind}; event fields are integers, floats or strings")
         object.__setattr__(self, "features", tuple(self._window_feature(a, where) for a in self.aggregations))
         super().__post_init__()
         for key, dtype in self.key_types.items():

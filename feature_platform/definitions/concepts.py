@@ -52,6 +52,22 @@ def arrow_type(dtype: DType, *, owner: str = "feature") -> pa.DataType:
     raise DefinitionError(f"{owner}: unknown dtype {dtype!r}; use one of {sorted(DTYPES)} or a pyarrow type")
 
 
+def _online_key_type(arrow: pa.DataType) -> bool:
+    return any(check(arrow) for check in (pa.types.is_integer, pa.types.is_string, pa.types.is_large_string,
+                                          pa.types.is_boolean, pa.types.is_date, pa.types.is_timestamp))
+
+
+def _online_value_type(arrow: pa.DataType, *, nested: bool = False) -> bool:
+    """Types the online store holds exactly and the feature server has a JSON form for."""
+    if pa.types.is_list(arrow) or pa.types.is_large_list(arrow):
+        return _online_value_type(arrow.value_type, nested=True)
+    if pa.types.is_struct(arrow):
+        return all(_online_value_type(field.type, nested=True) for field in arrow)
+    if pa.types.is_date(arrow) or pa.types.is_timestamp(arrow):
+        return not nested  # stored as day or microsecond numbers at the top level only
+    return _online_key_type(arrow) or pa.types.is_floating(arrow) or pa.types.is_binary(arrow) or pa.types.is_large_binary(arrow)
+
+
 @dataclass(frozen=True)
 class Entity:
     """What features describe, identified by one or more typed join keys.
@@ -144,7 +160,10 @@ class FeatureGroup:
     Versioned (a new version is a new table and new online keys), documented,
     owned and tagged. Partitioned by day of event time unless `partitions=None`.
     `compute(inputs, start, end)` builds the rows of event times `[start, end)`
-    from `inputs`, the frames of the raw `sources` over `[start - lookback, end)`.
+    from `inputs`, the frames of the `sources` over `[start - lookback, end)`:
+    pandas frames, or Polars or Arrow ones with `frames="polars"` / `"arrow"`.
+    `compute` may instead be a SQL statement that DuckDB runs over the inputs
+    (each a view named after its source; `$start` and `$end` are the window).
     Quality: `rules` (see `Rule`) validate each partition before it is committed,
     `drift` (or None) compares partitions with a reference window, and a daily
     partition must be in the table within `freshness` after its day closed.
@@ -165,18 +184,21 @@ class FeatureGroup:
     description: str = ""
     owner: str = ""
     tags: Mapping[str, str] = field(default_factory=dict)
-    compute: Callable[..., Any] | None = field(default=None, compare=False)
+    compute: Callable[..., Any] | str | None = field(default=None, compare=False)
     sources: Sequence[str] = ()
     lookback: timedelta = timedelta(0)
     rules: Sequence[Rule] = ()
     drift: DriftSettings | None = field(default_factory=DriftSettings)
     freshness: timedelta | None = timedelta(hours=6)
+    frames: str = "pandas"
 
     def __post_init__(self) -> None:
         check_name("feature group", self.name)
         object.__setattr__(self, "sources", tuple(self.sources))
-        if self.compute is not None and not callable(self.compute):
-            raise DefinitionError(f"feature group '{self.name}': compute must be a function")
+        if self.compute is not None and not callable(self.compute) and not (isinstance(self.compute, str) and self.compute.strip()):
+            raise DefinitionError(f"feature group '{self.name}': compute must be a function or a SQL statement")
+        if self.frames not in ("pandas", "polars", "arrow"):
+            raise DefinitionError(f"feature group '{self.name}': frames must be 'pandas', 'polars' or 'arrow', got {self.frames!r}")
         if not isinstance(self.lookback, timedelta) or self.lookback < timedelta(0):
             raise DefinitionError(f"feature group '{self.name}': lookback must be a non-negative timedelta")
         where = f"feature group '{self.name}'"
@@ -204,6 +226,23 @@ class FeatureGroup:
                 raise DefinitionError(f"{where}: column name '{column}' is used twice")
             seen.add(column)
         self._check_quality(where, columns)
+        if self.online:
+            self._check_online_types(where)
+
+    def _check_online_types(self, where: str) -> None:
+        for key, arrow in self.key_types.items():
+            if not _online_key_type(arrow):
+                raise DefinitionError(
+                    f"{where}: join key '{key}' of dtype {arrow} cannot key online values; "
+                    "use an integer, string, bool, date or timestamp key, or online=False"
+                )
+        for feature in self.features:
+            if not _online_value_type(feature.arrow_type):
+                raise DefinitionError(
+                    f"{where}: feature '{feature.name}' of dtype {feature.arrow_type} cannot be served online; "
+                    "use a number, bool, string, binary, date or timestamp (or lists and structs of numbers, bools, "
+                    "strings and binaries), or online=False"
+                )
 
     def _check_quality(self, where: str, columns: list[str]) -> None:
         object.__setattr__(self, "rules", tuple(self.rules))
@@ -275,29 +314,54 @@ class FeatureGroup:
         return [n for n in self.schema.names if n not in RESERVED_COLUMNS]
 
 
+ON_DEMAND_MODES = ("pandas", "python", "row")
+
+
 @dataclass(frozen=True)
 class OnDemandTransformation:
-    """A vectorised function from the joined frame to new columns, run offline and online alike.
+    """A function from retrieved features and request inputs to new columns, run offline and online alike.
 
-    `function(df) -> DataFrame` receives the retrieved features plus the
-    `request_inputs` columns of the entity rows and returns the `outputs` columns.
+    `mode` says what `function` takes and returns: `"pandas"` a DataFrame to a
+    DataFrame of the `outputs`; `"python"` a dict of column lists to a dict of
+    lists (no pandas online: the fast mode); `"row"` one dict of values to a dict.
+    It sees the declared `inputs` (retrieved features by bare name, or outputs of
+    earlier transformations; all of them when empty) plus `request_inputs`,
+    names or `Feature`s whose dtype both paths convert the request values to.
     """
 
     name: str
     function: Callable[[Any], Any]
     outputs: Sequence[Feature]
     inputs: Sequence[str] = ()
-    request_inputs: Sequence[str] = ()
+    request_inputs: Sequence[str | Feature] = ()
+    mode: str = "pandas"
+    request_types: Mapping[str, pa.DataType | None] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_name("on-demand transformation", self.name)
         if not callable(self.function):
             raise DefinitionError(f"on-demand transformation '{self.name}': function is not callable")
+        if self.mode not in ON_DEMAND_MODES:
+            raise DefinitionError(f"on-demand transformation '{self.name}': mode {self.mode!r} is not one of {list(ON_DEMAND_MODES)}")
         object.__setattr__(self, "outputs", tuple(self.outputs))
         object.__setattr__(self, "inputs", tuple(self.inputs))
-        object.__setattr__(self, "request_inputs", tuple(self.request_inputs))
+        if not all(isinstance(o, Feature) for o in self.outputs):
+            raise DefinitionError(f"on-demand transformation '{self.name}': outputs must be Feature(name, dtype) objects")
+        requests: dict[str, pa.DataType | None] = {}
+        for item in self.request_inputs:
+            if not isinstance(item, (str, Feature)):
+                raise DefinitionError(f"on-demand transformation '{self.name}': request input {item!r} is neither a name nor a Feature")
+            name = item.name if isinstance(item, Feature) else check_name("request input", item)
+            if name in requests:
+                raise DefinitionError(f"on-demand transformation '{self.name}': request input '{name}' is listed twice")
+            requests[name] = item.arrow_type if isinstance(item, Feature) else None
+        object.__setattr__(self, "request_inputs", tuple(requests))
+        object.__setattr__(self, "request_types", requests)
         if not self.outputs:
             raise DefinitionError(f"on-demand transformation '{self.name}': declare at least one output Feature")
+        clashes = sorted({o.name for o in self.outputs} & (set(self.inputs) | set(requests)))
+        if clashes:
+            raise DefinitionError(f"on-demand transformation '{self.name}': output(s) {clashes} are also its inputs")
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from feature_platform.definitions.aggregations import StreamFeatureGroup, is_stream_group
 from feature_platform.definitions.concepts import OnDemandTransformation
-from feature_platform.definitions.on_demand import apply_on_demand
+from feature_platform.definitions.on_demand import Column, OnDemandPlan
 from feature_platform.definitions.pandas_types import table_to_pandas
 from feature_platform.definitions.records import layout_ids
 from feature_platform.definitions.references import ResolvedFeatures
@@ -65,6 +65,9 @@ class ReadPlan:
     key_types: Mapping[str, pa.DataType]
     request_inputs: tuple[str, ...]
     on_demand: tuple[OnDemandTransformation, ...]
+    on_demand_plan: OnDemandPlan
+    on_demand_features: tuple[tuple[str, str, pa.DataType], ...]  # (bare name, output name, type) the transformations read
+    on_demand_sources: tuple[tuple[str, ...], ...]  # per transformation, the inputs whose status a missing output takes
     needed_columns: tuple[str, ...]
     types: Mapping[str, pa.DataType]
     hash_tag: bool
@@ -104,11 +107,44 @@ def build_plan(resolved: ResolvedFeatures, project: str, *, hash_tag: bool = Fal
         )
     join_keys = tuple(resolved.join_keys)
     requests = tuple(resolved.request_inputs)
+    _check_names(groups, join_keys, requests, resolved.on_demand)
     types = {k: key_types[k] for k in join_keys}
     types.update({o: t for g in groups for o, t in zip(g.outputs, g.types)})
     types.update({f.name: f.arrow_type for t in resolved.on_demand for f in t.outputs})
     needed = (*join_keys, *(c for c in requests if c not in join_keys))
-    return ReadPlan(tuple(groups), join_keys, key_types, requests, resolved.on_demand, needed, types, hash_tag)
+    fetched = [(b, o, t) for g in groups for b, o, t in zip(g.bare, g.outputs, g.types)]
+    read: set[str] = set()
+    sources = []
+    produced: list[str] = []
+    for transformation in resolved.on_demand:
+        names = transformation.inputs or [b for b, _, _ in fetched] + produced
+        read.update(names)
+        sources.append(tuple(names))
+        produced += [o.name for o in transformation.outputs]
+    features = tuple(f for f in fetched if f[0] in read)
+    return ReadPlan(tuple(groups), join_keys, key_types, requests, resolved.on_demand, OnDemandPlan(resolved.on_demand), features, tuple(sources), needed, types, hash_tag)
+
+
+def _check_names(
+    groups: Sequence[GroupRead], join_keys: Sequence[str], requests: Sequence[str], on_demand: Sequence[OnDemandTransformation]
+) -> None:
+    """Refuse requests whose answer would hold two columns of one name (one would silently replace the other)."""
+    outputs = {o: f"feature '{b}'" for g in groups for o, b in zip(g.outputs, g.bare)}
+    outputs.update({f.name: f"on-demand output '{f.name}'" for t in on_demand for f in t.outputs})
+    for key in join_keys:
+        if key in outputs:
+            raise FeatureReferenceError(
+                f"{outputs[key]} would be returned under the name of join key '{key}'; "
+                "pass full_feature_names=True to name features group__feature, or leave it out"
+            )
+    if on_demand:
+        bare = {b for g in groups for b in g.bare}
+        for name in requests:
+            if name in bare and name not in join_keys:
+                raise FeatureReferenceError(
+                    f"request input '{name}' of an on-demand transformation has the name of a fetched feature; "
+                    "rename the request input"
+                )
 
 
 def _picker(indices: tuple[int, ...]) -> Callable[[list[Any]], tuple[Any, ...]]:
@@ -127,6 +163,9 @@ def entity_columns(entity_rows: Any, needed: Sequence[str]) -> tuple[dict[str, l
         except KeyError as missing:
             raise EntityFrameError(f"an entity row has no {missing}; every row needs {list(needed)}") from None
     if isinstance(entity_rows, pd.DataFrame):
+        repeated = sorted({str(c) for c in entity_rows.columns[entity_rows.columns.duplicated()]})
+        if repeated:
+            raise EntityFrameError(f"entity rows have the column {repeated} more than once; give each column once")
         source: Mapping[str, Any] = {c: entity_rows[c].tolist() for c in needed if c in entity_rows.columns}
         rows = len(entity_rows)
     elif isinstance(entity_rows, Mapping):
@@ -193,6 +232,22 @@ class OnlineResponse:
 
 def read_online(store: OnlineStore, plan: ReadPlan, entity_rows: Any) -> OnlineResponse:
     """Fetch, decode and (with on-demand transformations) complete the vectors of `entity_rows`."""
+    lookup = prepare_lookup(plan, entity_rows)
+    return complete_lookup(store, plan, lookup, store.mget(lookup.keys) if lookup.keys else [])
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """The checked entity columns of one read and the Redis keys to fetch for them (group by group)."""
+
+    columns: dict[str, list[Any]]
+    rows: int
+    keys: list[bytes]
+    tile_keys: dict[int, list[bytes]]
+
+
+def prepare_lookup(plan: ReadPlan, entity_rows: Any) -> Lookup:
+    """Check the entity rows against the plan and list the keys to MGET: everything before the round trip."""
     columns, rows = entity_columns(entity_rows, plan.needed_columns)
     keys: list[bytes] = []
     tile_keys: dict[int, list[bytes]] = {}
@@ -203,7 +258,12 @@ def read_online(store: OnlineStore, plan: ReadPlan, entity_rows: Any) -> OnlineR
             keys += encoded
         else:
             tile_keys[g] = encoded
-    stored = store.mget(keys) if keys else []
+    return Lookup(columns, rows, keys, tile_keys)
+
+
+def complete_lookup(store: OnlineStore, plan: ReadPlan, lookup: Lookup, stored: Sequence[bytes | None]) -> OnlineResponse:
+    """Decode the MGET answer `stored` of `lookup` into the response (windowed groups read their tiles from `store`)."""
+    columns, rows, tile_keys = lookup.columns, lookup.rows, lookup.tile_keys
     now_us = now_micros()
     offset = 0
     values: dict[str, list[Any]] = {}
@@ -247,7 +307,7 @@ def read_online(store: OnlineStore, plan: ReadPlan, entity_rows: Any) -> OnlineR
     key_values = {name: columns[name] for name in plan.join_keys}
     types = plan.types
     if plan.on_demand:
-        _apply_on_demand(plan, columns, values, statuses, types, rows)
+        _apply_on_demand(plan, columns, values, statuses, rows)
     return OnlineResponse(key_values, values, statuses, types)
 
 
@@ -270,33 +330,21 @@ def _apply_on_demand(
     columns: dict[str, list[Any]],
     values: dict[str, list[Any]],
     statuses: dict[str, list[str]],
-    types: dict[str, pa.DataType],
     rows: int,
 ) -> None:
-    """Run the view's transformations on the fetched features (by bare name) and request inputs."""
-    data: dict[str, Any] = {}
-    bare_status: dict[str, list[str]] = {}
-    for group in plan.groups:
-        for bare, output, arrow in zip(group.bare, group.outputs, group.types):
-            data[bare] = pa.array(values[output], type=arrow).to_pandas()
-            bare_status[bare] = statuses[output]
-    for name in plan.request_inputs:
-        data[name] = pd.Series(columns[name])
-    try:
-        frame = apply_on_demand(plan.on_demand, pd.DataFrame(data, index=pd.RangeIndex(rows)))
-    except FeaturePlatformError:
-        raise
-    except Exception as exc:  # a request input the transformation cannot use, e.g. text for a number
-        names = [t.name for t in plan.on_demand]
-        raise EntityFrameError(f"on-demand transformations {names} failed on these entity rows: {type(exc).__name__}: {exc}") from exc
-    for transformation in plan.on_demand:
-        inputs = [bare_status[c] for c in transformation.inputs if c in bare_status]
+    """Run the view's transformations on the fetched features (by bare name) and the request inputs.
+
+    An output that comes out missing takes the status of the first input that was not present.
+    """
+    features = {bare: Column(arrow, values=values[output]) for bare, output, arrow in plan.on_demand_features}
+    computed = plan.on_demand_plan.run(features, {name: columns[name] for name in plan.request_inputs}, rows)
+    status_of = {bare: statuses[output] for bare, output, _ in plan.on_demand_features}
+    for transformation, sources in zip(plan.on_demand, plan.on_demand_sources):
+        inputs = [status_of[c] for c in sources]
         for output in transformation.outputs:
-            column = frame[output.name].astype(object)
-            computed = column.where(column.notna(), None).tolist()
-            values[output.name] = computed
-            statuses[output.name] = [
-                next((s[i] for s in inputs if s[i] != PRESENT), PRESENT) if computed[i] is None else PRESENT
+            results = computed[output.name].python()
+            values[output.name] = results
+            statuses[output.name] = status_of[output.name] = [
+                next((s[i] for s in inputs if s[i] != PRESENT), PRESENT) if results[i] is None else PRESENT
                 for i in range(rows)
             ]
-            bare_status[output.name] = statuses[output.name]

@@ -19,11 +19,11 @@ import redis
 from feature_platform.definitions.aggregations import StreamFeatureGroup
 from feature_platform.online import codec
 from feature_platform.online.store import OnlineStore
-from feature_platform.windows.tiles import layout, tile_micros, tiles_in, window_values
+from feature_platform.windows.tiles import TileBatch, layout, tile_micros, tiles_in, window_values
 
 APPLY_SCRIPT = """
-if redis.call('GET', KEYS[3]) ~= ARGV[9] then return -2 end
-redis.call('PEXPIRE', KEYS[3], ARGV[10])
+if redis.call('GET', KEYS[3]) ~= ARGV[8] then return -2 end
+redis.call('PEXPIRE', KEYS[3], ARGV[9])
 local mark = redis.call('GET', KEYS[1])
 if mark then
   local ms, seq = string.match(mark, '(%d+)-(%d+)')
@@ -56,29 +56,34 @@ local function merge(old, new)
   end
   return old
 end
-local touched = {}
-local tiles = cmsgpack.unpack(ARGV[7])
-for _, t in ipairs(tiles) do
-  local key = KEYS[t[1] + 3]
-  local stored = redis.call('HGET', key, t[2])
-  local value = t[3]
-  if stored then value = merge(cmsgpack.unpack(stored), value) end
-  redis.call('HSET', key, t[2], cmsgpack.pack(value))
-  touched[key] = true
-end
-for key in pairs(touched) do
-  redis.call('PEXPIRE', key, expire_ms)
-  if redis.call('HLEN', key) > max_fields then
-    for _, field in ipairs(redis.call('HKEYS', key)) do
-      if tonumber(field) < oldest then redis.call('HDEL', key, field) end
+-- ARGV[10]: the tiles column by column: entity key index, tile index, then one column per tile position.
+local columns = cmsgpack.unpack(ARGV[10])
+local entity, tile = columns[1], columns[2]
+local width = #columns - 2
+for row = 1, #tile do
+  local key = KEYS[entity[row] + 4]
+  local field = tostring(tile[row])
+  local value = {}
+  for i = 1, width do value[i] = columns[i + 2][row] end
+  local stored = redis.call('HGET', key, field)
+  if stored then
+    redis.call('HSET', key, field, cmsgpack.pack(merge(cmsgpack.unpack(stored), value)))
+  else
+    redis.call('HSET', key, field, cmsgpack.pack(value))
+    -- A new tile: the entity is active, so keep its key a horizon longer and drop tiles no window reads any more.
+    redis.call('PEXPIRE', key, expire_ms)
+    if redis.call('HLEN', key) > max_fields then
+      for _, old in ipairs(redis.call('HKEYS', key)) do
+        if tonumber(old) < oldest then redis.call('HDEL', key, old) end
+      end
     end
   end
 end
-for _, fields in ipairs(cmsgpack.unpack(ARGV[8])) do
+for _, fields in ipairs(cmsgpack.unpack(ARGV[7])) do
   redis.call('XADD', KEYS[2], '*', unpack(fields))
 end
 redis.call('SET', KEYS[1], ARGV[2])
-return #tiles
+return #tile
 """
 
 
@@ -126,7 +131,7 @@ def entity_keys(online: OnlineStore, group: StreamFeatureGroup, entities: Sequen
 def apply_tiles(
     online: OnlineStore,
     group: StreamFeatureGroup,
-    partials: Sequence[tuple[tuple[Any, ...], int, list[Any]]],
+    batch: TileBatch,
     dead_letters: Sequence[Sequence[str]],
     *,
     watermark_key: bytes,
@@ -141,16 +146,14 @@ def apply_tiles(
     `lease` is `(key, token, ms)`; a lease held by another process raises `LeaseLost`.
     Redis errors are raised as they are, for the caller to retry.
     """
-    entities = list(dict.fromkeys(entity for entity, _, _ in partials))
-    index = {entity: i + 1 for i, entity in enumerate(entities)}
-    tiles = [(index[entity], str(tile), partial) for entity, tile, partial in partials]
-    keys = [watermark_key, dead_key.encode(), lease[0], *entity_keys(online, group, entities)]
+    keys = [watermark_key, dead_key.encode(), lease[0], *entity_keys(online, group, batch.entities)]
     span = tiles_in(group, group.largest_window)
-    horizon = group.largest_window + group.tile + group.max_future
+    horizon = group.largest_window + 2 * group.tile + group.max_future
     oldest = now_us // tile_micros(group) - span
     args = [
         first_id, last_id, layout(group).codes, horizon // timedelta(milliseconds=1) + (group.ttl or timedelta(0)) // timedelta(milliseconds=1),
-        span + 2, oldest, msgpack.packb(tiles), msgpack.packb([list(f) for f in dead_letters]), lease[1], lease[2],
+        span + 2, oldest, msgpack.packb([list(f) for f in dead_letters]), lease[1], lease[2],
+        msgpack.packb([batch.entity_index, batch.tiles, *batch.columns]),
     ]
     applied = int(online.client.register_script(APPLY_SCRIPT)(keys=keys, args=args))
     if applied == -2:

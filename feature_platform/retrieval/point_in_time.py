@@ -26,7 +26,7 @@ import pyarrow.dataset as pds
 from feature_platform.definitions.aggregations import is_stream_group
 from feature_platform.definitions.concepts import FeatureView
 from feature_platform.definitions.contract import UTC_MICROS
-from feature_platform.definitions.on_demand import apply_on_demand
+from feature_platform.definitions.on_demand import Column, OnDemandPlan
 from feature_platform.definitions.references import GroupSelection, Catalog, ResolvedFeatures
 from feature_platform.errors import ArgumentError, EntityFrameError, FeaturePlatformError
 from feature_platform.offline.store import OfflineStore
@@ -77,25 +77,23 @@ def get_historical_features(
     versions = resolve_versions(offline, resolved, as_of)
 
     columns_out: dict[str, pd.Series | Any] = {}
-    bare: dict[str, Any] = {}
+    bare: dict[str, Column] = {}
     for selection in resolved.selections:
         join = join_windows if is_stream_group(selection.group) else _join_group
         arrays = join(offline, selection, versions[selection.group.name], keys, upper, lower)
         for feature, output, array in zip(selection.features, selection.output_names, arrays):
-            values = to_pandas_column(array)
-            columns_out[output] = values
-            bare[feature] = values
+            columns_out[output] = to_pandas_column(array)
+            if resolved.on_demand:
+                bare[feature] = Column(array.type, array=array.combine_chunks())
         pa.default_memory_pool().release_unused()  # the next group's scan reuses memory we hand back
 
     frame = entity_df.copy()
     for name, values in columns_out.items():
         frame[name] = values
     if resolved.on_demand:
-        inputs = pd.DataFrame({**bare, **{c: entity_df[c].to_numpy() for c in resolved.request_inputs if c not in bare}})
-        computed = apply_on_demand(resolved.on_demand, inputs)
-        for transformation in resolved.on_demand:
-            for output in transformation.outputs:
-                frame[output.name] = computed[output.name].array
+        requests = {c: entity_df[c].tolist() for c in resolved.request_inputs}
+        for name, column in OnDemandPlan(resolved.on_demand).run(bare, requests, len(entity_df)).items():
+            frame[name] = to_pandas_column(pa.chunked_array([column.arrow()]))
     return HistoricalRetrieval(frame, versions, resolved)
 
 
@@ -230,9 +228,14 @@ def _asof(
         return '"' + name.replace('"', '""') + '"'
 
     equal = " AND ".join(f"e.{q(k)} = n.{q(k)}" for k in join_keys)
-    # Only stored rows whose keys some entity row has can win: a semi-join shrinks what ASOF sorts.
+    # Only a stored row inside [min(t - ttl), max(t)] of the entity rows with its keys can win:
+    # joining on those per-key bounds first halves what ASOF sorts (more than a plain semi-join).
     keys = ", ".join(q(k) for k in join_keys)
-    candidates = f"(SELECT * FROM narrow WHERE ({keys}) IN (SELECT {keys} FROM entity))"
+    on_bounds = " AND ".join(f"b.{q(k)} = n.{q(k)}" for k in join_keys)
+    low = ", min(__lo) AS __lo" if has_ttl else ""
+    above = f" AND n.{q(event_time)} >= b.__lo" if has_ttl else ""
+    bounds = f"(SELECT {keys}, max(__t) AS __hi{low} FROM entity GROUP BY {keys})"
+    candidates = f"(SELECT n.* FROM narrow n JOIN {bounds} b ON {on_bounds} WHERE n.{q(event_time)} <= b.__hi{above})"
     if ties:
         # Greatest (event_time, created_time, written_at): a struct compares field by field.
         created = f"coalesce(n.{q(created_time)}, '-infinity'::TIMESTAMPTZ)" if created_time else None

@@ -2,24 +2,31 @@
 
 An entry is `(entry id, {field: value})` with bytes or text values: join keys,
 `event_time` (epoch milliseconds or ISO 8601, naive = UTC) and the group's
-fields. Time bounds are taken against the entry id's time (when the stream
-received the event), not the clock of whoever reads it, so the online and the
-offline consumers, a replay and a backfill all accept and reject the same entries.
+fields. Columns are parsed with Arrow casts; a column that does not cast
+whole is parsed value by value with the same cast, so whether an entry is
+accepted never depends on the other entries of its batch. Time bounds are
+taken against the entry id's time (when the stream received the event), not
+the clock of whoever reads it: the online and offline consumers, a replay and
+a backfill all accept and reject the same entries.
 """
 
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from feature_platform.definitions.aggregations import EVENT_ID, StreamFeatureGroup
 from feature_platform.definitions.contract import MAX_KEY_BYTES
 
 Entry = tuple[Any, dict[Any, Any]]
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+# Epoch milliseconds whose microseconds still fit a 64-bit integer.
+MAX_MILLIS = (2**63 - 1) // 1000
+UTC_MICROS = pa.timestamp("us", tz="UTC")
 
 
 @dataclass(frozen=True)
@@ -48,97 +55,110 @@ def entry_millis(entry_id: str) -> int:
     return int(entry_id.split("-", 1)[0])
 
 
-class _Refused(ValueError):
-    """A value that parses but breaks a bound; its message is safe to log (it holds no value)."""
+def _cast(values: pa.Array, dtype: pa.DataType) -> pa.Array | None:
+    try:
+        return pc.cast(pc.cast(values, pa.string()), dtype)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
 
 
-def _integer(value: str) -> int:
-    number = int(value)
-    if not -(2**63) <= number < 2**63:
-        raise _Refused("outside the 64-bit range")
-    return number
-
-
-def _float(value: str) -> float:
-    number = float(value)
-    if not math.isfinite(number):
-        raise _Refused("not a finite number")
-    return number
-
-
-def _event_time(value: str) -> int:
-    """Microseconds since the epoch of epoch milliseconds or an ISO 8601 time."""
-    if value.lstrip("-").isdigit():
-        return _integer(value) * 1000
-    moment = datetime.fromisoformat(value)
+def _iso_micros(value: Any) -> int | None:
+    try:
+        moment = datetime.fromisoformat(_text(value))
+    except ValueError:
+        return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return (moment - EPOCH) // timedelta(microseconds=1)
 
 
-def _string(value: str) -> str:
-    if len(value.encode()) > MAX_KEY_BYTES:
-        raise _Refused(f"longer than {MAX_KEY_BYTES} bytes")
-    return value
+def _column(raw: list[Any], dtype: pa.DataType | None) -> tuple[pa.Array, np.ndarray]:
+    """Typed values of one column (`dtype` None: event time as int64 µs) and which rows failed to parse."""
+    target = pa.int64() if dtype is None else dtype
+    binary = pa.array(raw, pa.binary())
+    whole = _cast(binary, target)
+    if whole is not None and whole.null_count == binary.null_count:
+        typed, failed = whole, np.zeros(len(raw), dtype=bool)
+    else:
+        parsed: list[Any] = []
+        for value in raw:
+            one = None if value is None else _cast(pa.array([value], pa.binary()), target)
+            parsed.append(None if one is None or one.null_count else one[0].as_py())
+        typed = pa.array(parsed, target)
+        failed = np.asarray(typed.is_null().to_numpy(zero_copy_only=False)) & np.asarray([v is not None for v in raw])
+    if dtype is not None:
+        return typed, failed
+    # Event time: whole numbers are epoch milliseconds; anything else must be an ISO 8601 time.
+    millis = typed.to_numpy(zero_copy_only=False)
+    missing = np.asarray([v is None for v in raw])
+    micros = np.zeros(len(raw), dtype=np.int64)
+    ok = ~np.asarray(typed.is_null().to_numpy(zero_copy_only=False))
+    in_range = ok & (np.abs(np.where(ok, millis, 0).astype(np.float64)) <= MAX_MILLIS)
+    micros[in_range] = np.asarray(millis[in_range], dtype=np.int64) * 1000
+    failed = ok & ~in_range
+    for row in np.flatnonzero(~ok & ~missing):
+        value = _iso_micros(raw[row])
+        if value is None:
+            failed[row] = True
+        else:
+            micros[row] = value
+    return pa.array(micros, pa.int64()), failed
 
 
-def _parser(dtype: pa.DataType) -> tuple[Callable[[str], Any], str]:
+def _describe(dtype: pa.DataType | None) -> str:
+    if dtype is None:
+        return "epoch milliseconds or an ISO 8601 time"
     if pa.types.is_integer(dtype):
-        return _integer, "an integer"
-    if pa.types.is_floating(dtype):
-        return _float, "a number"
-    if pa.types.is_boolean(dtype):
-        return {"true": True, "false": False, "1": True, "0": False}.__getitem__, "true or false"
-    return _string, "text"
+        return f"an integer ({dtype})"
+    return "a number" if pa.types.is_floating(dtype) else "text"
 
 
 def parse_entries(group: StreamFeatureGroup, entries: Sequence[Entry]) -> ParsedEvents:
     """Typed events of the valid entries, in entry order, and a `DeadLetter` for every other one."""
-    columns = {**group.key_types, group.event_time: None, **group.field_types}
-    names = {name: name.encode() for name in columns}
-    parsed: dict[str, list[Any]] = {name: [] for name in columns}
-    ids: list[str] = []
-    dead: list[DeadLetter] = []
-    future_us = group.max_future // timedelta(microseconds=1)
-    horizon_us = group.largest_window // timedelta(microseconds=1)
-    for entry_id, fields in entries:
-        entry = _text(entry_id)
-        row, reason = _parse_row(fields, columns, names, group.event_time)
-        if reason is None:
-            arrival_us = entry_millis(entry) * 1000
-            event_us = row[group.event_time]
-            if event_us > arrival_us + future_us:
-                reason = f"event_time is more than {group.max_future} after the stream received it (max_future)"
-            elif event_us < arrival_us - horizon_us:
-                reason = f"event_time is older than the largest window ({group.largest_window}) when the stream received it"
-        if reason is not None:
-            dead.append(DeadLetter(entry, reason, {_text(k): _text(v) for k, v in fields.items()}))
-            continue
-        ids.append(entry)
-        for name in columns:
-            parsed[name].append(row[name])
-    schema = group.schema
-    arrays = {name: pa.array(parsed[name], type=schema.field(name).type if name != group.event_time else pa.int64()) for name in columns}
-    arrays[group.event_time] = arrays[group.event_time].cast(pa.timestamp("us", tz="UTC"))
-    table = pa.table({**{k: arrays[k] for k in group.join_keys}, group.event_time: arrays[group.event_time],
-                      EVENT_ID: pa.array(ids, pa.string()), **{f: arrays[f] for f in group.fields}})
-    return ParsedEvents(table, dead)
-
-
-def _parse_row(
-    fields: dict[Any, Any], columns: dict[str, pa.DataType | None], names: dict[str, bytes], event_time: str
-) -> tuple[dict[str, Any], str | None]:
-    row: dict[str, Any] = {}
+    columns: dict[str, pa.DataType | None] = {**group.key_types, group.event_time: None, **group.field_types}
+    rows = len(entries)
+    ids = [_text(entry_id) for entry_id, _ in entries]
+    fields = [f for _, f in entries]
+    reasons: list[str | None] = [None] * rows
+    arrays: dict[str, pa.Array] = {}
     for name, dtype in columns.items():
-        raw = fields.get(names[name], fields.get(name))
-        if raw is None:
-            return row, f"missing field '{name}'"
-        try:
-            text = raw.decode() if isinstance(raw, bytes) else str(raw)
-            row[name] = _event_time(text) if dtype is None else _parser(dtype)[0](text)
-        except (ValueError, KeyError, UnicodeDecodeError) as exc:
-            expected = "epoch milliseconds or an ISO 8601 time" if dtype is None else _parser(dtype)[1]
-            detail = f" ({exc})" if isinstance(exc, _Refused) else ""
-            return row, f"field '{name}' is not {expected}{detail}"
-    return row, None
-
+        encoded = name.encode()
+        raw = [f.get(encoded, f.get(name)) for f in fields]
+        typed, failed = _column(raw, dtype)
+        arrays[name] = typed
+        for row, value in enumerate(raw):
+            if reasons[row] is None and (value is None or failed[row]):
+                reasons[row] = f"missing field '{name}'" if value is None else f"field '{name}' is not {_describe(dtype)}"
+        if dtype is not None and pa.types.is_floating(dtype) and rows:
+            finite = np.isfinite(typed.fill_null(0.0).to_numpy(zero_copy_only=False))
+            for row in np.flatnonzero(~finite):
+                reasons[row] = reasons[row] or f"field '{name}' is not a finite number"
+        if dtype is not None and pa.types.is_string(dtype) and rows:
+            long = pc.fill_null(pc.greater(pc.binary_length(typed), MAX_KEY_BYTES), False).to_numpy(zero_copy_only=False)
+            for row in np.flatnonzero(long):
+                reasons[row] = reasons[row] or f"field '{name}' is longer than {MAX_KEY_BYTES} bytes"
+    if rows:
+        arrival = np.fromiter((entry_millis(i) for i in ids), dtype=np.int64, count=rows) * 1000
+        event = arrays[group.event_time].to_numpy(zero_copy_only=False)
+        late = event < arrival - group.largest_window // timedelta(microseconds=1)
+        early = event > arrival + group.max_future // timedelta(microseconds=1)
+        for row in np.flatnonzero(early | late):
+            reasons[row] = reasons[row] or (
+                f"event_time is more than {group.max_future} after the stream received it (max_future)" if early[row]
+                else f"event_time is older than the largest window ({group.largest_window}) when the stream received it"
+            )
+    keep = pa.array([r is None for r in reasons], pa.bool_())
+    table = pa.table(
+        {
+            **{k: arrays[k] for k in group.join_keys},
+            group.event_time: arrays[group.event_time].cast(UTC_MICROS),
+            EVENT_ID: pa.array(ids, pa.string()),
+            **{f: arrays[f] for f in group.fields},
+        }
+    ).filter(keep)
+    dead = [
+        DeadLetter(ids[row], reason, {_text(k): _text(v) for k, v in fields[row].items()})
+        for row, reason in enumerate(reasons)
+        if reason is not None
+    ]
+    return ParsedEvents(table, dead)

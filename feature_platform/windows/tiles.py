@@ -63,12 +63,30 @@ def window_start(t_us: int | np.ndarray, window: timedelta, tile_us: int) -> Any
     return (np.floor_divide(t_us, tile_us) - window // timedelta(microseconds=tile_us) + 1) * tile_us
 
 
-def partial_tiles(group: StreamFeatureGroup, table: pa.Table) -> list[tuple[tuple[Any, ...], int, list[Any]]]:
-    """`(key values, tile index, partial tile)` of each entity and tile the events of `table` touch."""
-    if table.num_rows == 0:
-        return []
+@dataclass(frozen=True)
+class TileBatch:
+    """The partial tiles of a batch, column by column: per tile its entity (an index into `entities`),
+    its tile index, then `count`, `last` and one column per measure of the layout."""
+
+    entities: list[tuple[Any, ...]]
+    entity_index: list[int]
+    tiles: list[int]
+    columns: list[list[Any]]
+
+    def __len__(self) -> int:
+        return len(self.tiles)
+
+    def rows(self) -> list[tuple[tuple[Any, ...], int, list[Any]]]:
+        """`(entity, tile index, partial tile)` per tile: the same tiles, row by row."""
+        return [(self.entities[e], t, [c[i] for c in self.columns]) for i, (e, t) in enumerate(zip(self.entity_index, self.tiles))]
+
+
+def partial_tiles(group: StreamFeatureGroup, table: pa.Table) -> TileBatch:
+    """The partial tile of each entity and tile the events of `table` touch."""
     keys = group.join_keys
     spec = layout(group)
+    if table.num_rows == 0:
+        return TileBatch([], [], [], [[] for _ in range(2 + len(spec.measures))])
     times = table.column(group.event_time).cast(pa.int64()).to_numpy()
     work = {k: table.column(k) for k in keys}
     work["__tile"] = pa.array(np.floor_divide(times, tile_micros(group)))
@@ -79,20 +97,20 @@ def partial_tiles(group: StreamFeatureGroup, table: pa.Table) -> list[tuple[tupl
             work[column] = table.column(column)
             aggregations.append((column, op))
     grouped = pa.table(work).group_by([*keys, "__tile"], use_threads=False).aggregate(aggregations)
-    columns = [grouped.column(f"{c}_{op}").to_pylist() for c, op in aggregations]
-    registers = {column: _registers(table, work, keys, column) for op, column in spec.measures if op == "hll"}
+    plain = iter([grouped.column(f"{c}_{op}").to_pylist() for c, op in aggregations])
     key_columns = [grouped.column(k).to_pylist() for k in keys]
-    tile_column = grouped.column("__tile").to_pylist()
-    result = []
-    for i, entity in enumerate(zip(*key_columns)):
-        tile = tile_column[i]
-        values = [column[i] for column in columns]
-        partial = values[:2]
-        rest = iter(values[2:])
-        for op, column in spec.measures:
-            partial.append(registers[column].get((*entity, tile), []) if op == "hll" else next(rest))
-        result.append((entity, tile, partial))
-    return result
+    entity_rows = list(zip(*key_columns))
+    tiles = grouped.column("__tile").to_pylist()
+    columns = [next(plain), next(plain)]
+    for op, column in spec.measures:
+        if op == "hll":
+            registers = _registers(table, work, keys, column)
+            columns.append([registers.get((*entity, tile), []) for entity, tile in zip(entity_rows, tiles)])
+        else:
+            columns.append(next(plain))
+    positions: dict[tuple[Any, ...], int] = {}
+    entity_index = [positions.setdefault(entity, len(positions)) for entity in entity_rows]
+    return TileBatch(list(positions), entity_index, tiles, columns)
 
 
 def _registers(table: pa.Table, work: dict[str, Any], keys: Sequence[str], column: str) -> dict[tuple[Any, ...], list[int]]:
