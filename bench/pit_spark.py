@@ -4,7 +4,7 @@
 
 The tables are bench/pit_feast.py's (written once, not timed). DuckDB: `get_historical_features`
 into pandas. Spark (`local[2]`, this machine's two cores): the entity frame read by Spark from
-its parquet file, the join forced to completion with the `noop` writer (nothing collected), after
+its parquet file (in microseconds), the join forced to completion with the `noop` writer (nothing collected), after
 a warm-up join on a slice so the JVM's start is not counted. Both answers are checked against
 each other on aggregates (matched rows, sums of two features) computed by each engine.
 """
@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -58,7 +59,13 @@ def main() -> None:
              .config("spark.sql.shuffle.partitions", str(args.shuffle_partitions)).config("spark.driver.memory", "6g")
              .config("spark.ui.showConsoleProgress", "false").getOrCreate())
     session_s = time.perf_counter() - began
-    entities = spark.read.parquet(str(data / "entity_df.parquet"))
+    # Spark reads microsecond timestamps only (Parquet's nanosecond ones are refused): a copy in microseconds.
+    micros = Path(os.environ.get("PIT_FEAST_ROOT", "/tmp/perf-pit-feast")) / data.name / "entity_df_us.parquet"
+    if not micros.exists():
+        table = pq.read_table(data / "entity_df.parquet")
+        pq.write_table(table.cast(pa.schema([f.with_type(pa.timestamp("us", tz="UTC")) if pa.types.is_timestamp(f.type) else f
+                                             for f in table.schema])), micros)
+    entities = spark.read.parquet(str(micros))
     warm = store.get_historical_features(entities.limit(1000), FEATURES, engine="spark", spark=spark, timestamp_column="event_timestamp")
     warm.write.format("noop").mode("overwrite").save()
     started = time.perf_counter()
