@@ -172,6 +172,8 @@ class OnlineStore:
         self.project = project
         self.client = connect(url)
         self.cluster = isinstance(self.client, RedisCluster)
+        # On a cluster the entity part of a key is a hash tag, so all groups of an entity share a slot.
+        self.hash_tag = self.cluster
         self._sha: str | None = None
 
     def __repr__(self) -> str:
@@ -214,7 +216,7 @@ class OnlineStore:
 
     def encode_keys(self, prefix: bytes, key_values: Sequence[Sequence[Any]]) -> list[bytes]:
         """The keys of entities given column by column, laid out for this Redis (hash-tagged on a cluster)."""
-        return codec.encode_keys(prefix, key_values, hash_tag=self.cluster)
+        return codec.encode_keys(prefix, key_values, hash_tag=self.hash_tag)
 
     def _batch(self, group: FeatureGroup, table: pa.Table, now: datetime) -> list[Any]:
         """The EVALSHA arguments after the script: key count, keys, stride, then value (and expiry) per key."""
