@@ -179,7 +179,10 @@ class StreamProcessor:
         return self.stream.read(CONSUMER_GROUP, self.consumer, count=self.batch_size, block_ms=self.block_ms)
 
     def _after(self, entries: list[Entry], mark: tuple[int, int] | None) -> list[Entry]:
-        return entries if mark is None else [e for e in entries if entry_order(e[0]) > mark]
+        """The entries after `mark` (entries come in stream order, so usually all of them)."""
+        if mark is None or entry_order(entries[0][0]) > mark:
+            return entries
+        return [e for e in entries if entry_order(e[0]) > mark]
 
     def step(self, stats: StreamStats) -> int:
         """Apply one batch online and buffer it for the offline table; returns the entries read (0: none new)."""
