@@ -50,7 +50,7 @@ def plain(values) -> list:
     return out
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(data=st.data(), written=writes(), ttl_hours=st.sampled_from([None, 6, 24]), with_created=st.booleans(), partitioned=st.booleans())
 def test_spark_join_matches_brute_force(spark, data, written, ttl_hours, with_created, partitioned):
     group = make_group(ttl_hours, with_created, partitioned)
