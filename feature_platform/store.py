@@ -216,7 +216,8 @@ class FeatureStore:
         if to != "online":
             self.offline.append(group, df)
         if to != "offline":
-            self.online.write(group, table, now=now)
+            # Alone, a push runs ahead of the offline store; with it, the value comes from its partition.
+            self.online.write(group, table, now=now, pushed=to == "online")
         return table.num_rows
 
     # Point-in-time retrieval and training datasets

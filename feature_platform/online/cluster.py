@@ -50,34 +50,33 @@ def add_by_slot(slots: dict[int, tuple[list[bytes], list[Any]]], keys: Sequence[
         entry[1].extend(args[i * stride : (i + 1) * stride])
 
 
-def script_calls(slots: dict[int, tuple[list[bytes], list[Any]]], stride: int, batch: int) -> Iterable[list[Any]]:
-    """The script arguments after the SHA, one call per slot of at most `batch` keys."""
-    for keys, args in slots.values():
-        for start in range(0, len(keys), batch):
-            chunk = keys[start : start + batch]
-            yield [len(chunk), *chunk, stride, *args[start * stride : (start + len(chunk)) * stride]]
-
-
-def run_script_calls(client: RedisCluster, script: str, calls: Iterable[list[Any]]) -> int:
-    """Run the write script for each call, pipelined per node; the sum of what the calls return.
+def run_script_calls(client: RedisCluster, script: str, calls: Iterable[list[Any]]) -> list[int]:
+    """Run the write script for each call, pipelined per node; the sums of the counts the calls return.
 
     A node that does not know the script (a replica just promoted) gets it
     loaded and the calls it refused sent again.
     """
     sha = client.script_load(script)
-    written = 0
+    counts = [0, 0, 0]
     pending: list[list[Any]] = []
     for call in calls:
         pending.append(call)
         if len(pending) == COMMANDS_PER_PIPELINE:
-            written += _pipelined(client, script, sha, pending)
+            counts = _add(counts, _pipelined(client, script, sha, pending))
             pending = []
     if pending:
-        written += _pipelined(client, script, sha, pending)
-    return written
+        counts = _add(counts, _pipelined(client, script, sha, pending))
+    return counts
 
 
-def _pipelined(client: RedisCluster, script: str, sha: str, calls: list[list[Any]]) -> int:
+def _add(counts: list[int], results: Iterable[Any]) -> list[int]:
+    for result in results:
+        counts = [c + int(r) for c, r in zip(counts, result)]
+    return counts
+
+
+def _pipelined(client: RedisCluster, script: str, sha: str, calls: list[list[Any]]) -> list[Any]:
+    """The results of the calls, in any order."""
     pipe = client.pipeline()
     for call in calls:
         pipe.execute_command("EVALSHA", sha, *call)
@@ -86,11 +85,11 @@ def _pipelined(client: RedisCluster, script: str, sha: str, calls: list[list[Any
     for result in results:
         if isinstance(result, Exception) and not isinstance(result, redis.exceptions.NoScriptError):
             raise result
-    written = sum(int(r) for r in results if not isinstance(r, Exception))
+    done = [r for r in results if not isinstance(r, Exception)]
     if refused:
         client.script_load(script)
         pipe = client.pipeline()
         for call in refused:
             pipe.execute_command("EVALSHA", sha, *call)
-        written += sum(int(r) for r in pipe.execute())
-    return written
+        done += pipe.execute()
+    return done

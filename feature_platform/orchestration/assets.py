@@ -249,17 +249,22 @@ def feature_group_asset(
         statistics = {p: {**compute_statistics(group, to_frame(gated.tables[p])), "partition": p or "all"} for p in gated.committed}
         StatisticsStore(store.offline).write_many(group, statistics)
         latest = statistics[gated.committed[-1]] if gated.committed else None
-        results = report_checks(context, check_evaluations(group, key, gated.reports, context.selected_asset_check_keys))
-        if gated.blocked:
-            # The run fails, so no MaterializeResult: each committed partition is reported on its own.
+        evaluations = check_evaluations(group, key, gated.reports, context.selected_asset_check_keys)
+        rows = sum(w.rows for w in gated.writes)
+        if gated.blocked or len(gated.tables) > 1:
+            # Each committed partition is reported on its own (a failed run has no MaterializeResult), and
+            # its checks after it: an evaluation logged before its partition's materialization is not
+            # current, so `all_deps_blocking_checks_passed` would hold back online sync and drift.
             yield from partition_materializations(group, key, gated, statistics)
-            yield from results
+            yield from report_checks(context, evaluations)
+        if gated.blocked:
             message = blocked_message(group, gated.reports, [p or "all" for p in gated.committed])
             context.log.error(message)
             blocked = ", ".join(p or "all" for p in gated.blocked)
             raise dg.Failure(description=message, metadata={"blocked_partitions": blocked}, allow_retries=False)
-        rows = sum(w.rows for w in gated.writes)
         context.log.info(f"{group.name}: wrote {rows} rows in {len(gated.writes)} commit(s), Delta version {gated.writes[-1].version if gated.writes else '-'}")
-        yield dg.MaterializeResult(asset_key=key, metadata=materialization_metadata(group, gated.writes, frame, latest), check_results=results)
+        if len(gated.tables) == 1:
+            results = report_checks(context, evaluations)
+            yield dg.MaterializeResult(asset_key=key, metadata=materialization_metadata(group, gated.writes, frame, latest), check_results=results)
 
     return _group
