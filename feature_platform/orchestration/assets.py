@@ -7,7 +7,7 @@ of the group's Delta table in one commit.
 """
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,13 +15,13 @@ import dagster as dg
 import pandas as pd
 
 from feature_platform.definitions.concepts import DailyPartitions, FeatureGroup, FeatureView
-from feature_platform.errors import ContractError, DefinitionError
+from feature_platform.errors import ComputeError, ContractError, DefinitionError
 from feature_platform.offline.statistics import StatisticsStore, compute_statistics
 from feature_platform.offline.store import WriteResult
 from feature_platform.orchestration.checks import blocked_message, check_evaluations, evaluation, report_checks, rule_check_specs
 from feature_platform.orchestration.metadata import statistics_metadata
 from feature_platform.orchestration.resources import FeatureStoreResource
-from feature_platform.orchestration.retries import TRANSIENT_RETRY, permanent_failures
+from feature_platform.orchestration.retries import TRANSIENT_RETRY, describe, is_transient, permanent_failures, scoped
 from feature_platform.quality.gate import GatedWrite, write_validated
 from feature_platform.quality.validation import CONTRACT, RuleResult, to_frame
 from feature_platform.sources.landing import RawSource, read_source, write_source
@@ -70,6 +70,14 @@ def owners(owner: str) -> list[str]:
     return [owner if owner.startswith("team:") or "@" in owner else f"team:{owner}"]
 
 
+def failure_scope(group: FeatureGroup, context: dg.AssetExecutionContext) -> str:
+    """`feature group 'g', partitions first..last` (or `'g'` alone when unpartitioned), for failure messages."""
+    if group.partitions is None:
+        return f"feature group '{group.name}'"
+    keys = context.partition_keys
+    return f"feature group '{group.name}', partitions {keys[0]}..{keys[-1]}"
+
+
 def run_window(context: dg.AssetExecutionContext) -> tuple[str, str, datetime, datetime]:
     """First and last partition key of the run and its UTC time window `[start, end)`."""
     keys = context.partition_keys
@@ -91,20 +99,20 @@ def raw_source_asset(source: RawSource) -> dg.AssetsDefinition | dg.AssetSpec:
         return dg.AssetSpec(**spec_args)
 
     @dg.asset(**spec_args, backfill_policy=BACKFILL_POLICY if source.partitions else None, retry_policy=TRANSIENT_RETRY)
-    def _raw(context: dg.AssetExecutionContext, feature_store: FeatureStoreResource) -> dg.MaterializeResult:
+    def _raw(context: dg.AssetExecutionContext, feature_platform_store: FeatureStoreResource) -> dg.MaterializeResult:
         assert source.produce is not None
         rows = 0
         if source.partitions is None:
             frame = source.produce(None, None)
-            write_source(feature_store.raw_path, source, None, frame)
+            write_source(feature_platform_store.raw_path, source, None, frame)
             rows = len(frame)
         else:
             for key in context.partition_keys:
                 start, end = DailyPartitions.window(key)
                 frame = source.produce(start, end)
-                write_source(feature_store.raw_path, source, start.date(), frame)
+                write_source(feature_platform_store.raw_path, source, start.date(), frame)
                 rows += len(frame)
-        return dg.MaterializeResult(metadata={"dagster/row_count": rows, "root": feature_store.raw_path})
+        return dg.MaterializeResult(metadata={"dagster/row_count": rows, "root": feature_platform_store.raw_path})
 
     return _raw
 
@@ -135,7 +143,12 @@ def compute_frame(
         else:
             assert start is not None and end is not None
             inputs[name] = read_source(raw_root, source, start - group.lookback, end)
-    frame = group.compute(inputs, start, end)
+    try:
+        frame = group.compute(inputs, start, end)
+    except Exception as error:
+        if is_transient(error):
+            raise
+        raise ComputeError(f"feature group '{group.name}': its compute function raised {describe(error)}") from error
     if not isinstance(frame, pd.DataFrame):
         raise TypeError(f"feature group '{group.name}': compute returned {type(frame).__name__}, not a DataFrame")
     return frame
@@ -216,6 +229,40 @@ def feature_group_asset(
         metadata={"feature_group_version": group.version, "join_keys": ", ".join(group.join_keys)},
     )
 
+    def materialize(context: dg.AssetExecutionContext, feature_platform_store: FeatureStoreResource) -> Iterator[Any]:
+        store = feature_platform_store.build_store(groups, views, list(sources.values()))
+        commit = {"dagster_run_id": context.run.run_id}
+        keys = None
+        if group.partitions is None:
+            frame = compute_frame(group, sources, feature_platform_store.raw_path, None, None)
+        else:
+            _, _, start, end = run_window(context)
+            keys = list(context.partition_keys)
+            frame = compute_frame(group, sources, feature_platform_store.raw_path, start, end)
+        try:
+            gated = write_validated(store.offline, group, frame, keys, commit_metadata=commit)
+        except ContractError as error:
+            if dg.AssetCheckKey(key, CONTRACT) in context.selected_asset_check_keys:
+                failed = RuleResult(CONTRACT, "ERROR", "the group's contract", False, len(frame), len(frame), str(error))
+                yield from report_checks(context, [evaluation(key, p, failed, blocking=True) for p in keys or [None]])
+            # Bad data stays bad on a retry: fail once, naming the rule, with nothing committed.
+            raise dg.Failure(description=scoped(failure_scope(group, context), str(error)), allow_retries=False) from error
+        statistics = {p: {**compute_statistics(group, to_frame(gated.tables[p])), "partition": p or "all"} for p in gated.committed}
+        StatisticsStore(store.offline).write_many(group, statistics)
+        latest = statistics[gated.committed[-1]] if gated.committed else None
+        results = report_checks(context, check_evaluations(group, key, gated.reports, context.selected_asset_check_keys))
+        if gated.blocked:
+            # The run fails, so no MaterializeResult: each committed partition is reported on its own.
+            yield from partition_materializations(group, key, gated, statistics)
+            yield from results
+            message = blocked_message(group, gated.reports, [p or "all" for p in gated.committed])
+            context.log.error(message)
+            blocked = ", ".join(p or "all" for p in gated.blocked)
+            raise dg.Failure(description=message, metadata={"blocked_partitions": blocked}, allow_retries=False)
+        rows = sum(w.rows for w in gated.writes)
+        context.log.info(f"{group.name}: wrote {rows} rows in {len(gated.writes)} commit(s), Delta version {gated.writes[-1].version if gated.writes else '-'}")
+        yield dg.MaterializeResult(asset_key=key, metadata=materialization_metadata(group, gated.writes, frame, latest), check_results=results)
+
     # A multi-asset only for `can_subset`: it makes check outputs optional, so a range run can log one
     # evaluation per partition and check instead of one partition-less result per run.
     @dg.multi_asset(
@@ -227,44 +274,8 @@ def feature_group_asset(
         check_specs=rule_check_specs(group, key, partitions),
         can_subset=True,
     )
-    def _group(context: dg.AssetExecutionContext, feature_store: FeatureStoreResource):
-        store = feature_store.build_store(groups, views, list(sources.values()))
-        commit = {"dagster_run_id": context.run.run_id}
-        keys = None
-        with permanent_failures():
-            if group.partitions is None:
-                frame = compute_frame(group, sources, feature_store.raw_path, None, None)
-            else:
-                _, _, start, end = run_window(context)
-                keys = list(context.partition_keys)
-                frame = compute_frame(group, sources, feature_store.raw_path, start, end)
-        try:
-            gated = write_validated(store.offline, group, frame, keys, commit_metadata=commit)
-        except ContractError as error:
-            if dg.AssetCheckKey(key, CONTRACT) in context.selected_asset_check_keys:
-                failed = RuleResult(CONTRACT, "ERROR", "the group's contract", False, len(frame), len(frame), str(error))
-                yield from report_checks(context, [evaluation(key, p, failed, blocking=True) for p in keys or [None]])
-            # Bad data stays bad on a retry: fail once, naming the rule, with nothing committed.
-            raise dg.Failure(description=str(error), allow_retries=False) from error
-        statistics = {p: {**compute_statistics(group, to_frame(gated.tables[p])), "partition": p or "all"} for p in gated.committed}
-        StatisticsStore(store.offline).write_many(group, statistics)
-        latest = statistics[gated.committed[-1]] if gated.committed else None
-        evaluations = check_evaluations(group, key, gated.reports, context.selected_asset_check_keys)
-        rows = sum(w.rows for w in gated.writes)
-        if gated.blocked or len(gated.tables) > 1:
-            # Each committed partition is reported on its own (a failed run has no MaterializeResult), and
-            # its checks after it: an evaluation logged before its partition's materialization is not
-            # current, so `all_deps_blocking_checks_passed` would hold back online sync and drift.
-            yield from partition_materializations(group, key, gated, statistics)
-            yield from report_checks(context, evaluations)
-        if gated.blocked:
-            message = blocked_message(group, gated.reports, [p or "all" for p in gated.committed])
-            context.log.error(message)
-            blocked = ", ".join(p or "all" for p in gated.blocked)
-            raise dg.Failure(description=message, metadata={"blocked_partitions": blocked}, allow_retries=False)
-        context.log.info(f"{group.name}: wrote {rows} rows in {len(gated.writes)} commit(s), Delta version {gated.writes[-1].version if gated.writes else '-'}")
-        if len(gated.tables) == 1:
-            results = report_checks(context, evaluations)
-            yield dg.MaterializeResult(asset_key=key, metadata=materialization_metadata(group, gated.writes, frame, latest), check_results=results)
+    def _group(context: dg.AssetExecutionContext, feature_platform_store: FeatureStoreResource):
+        with permanent_failures(failure_scope(group, context)):
+            yield from materialize(context, feature_platform_store)
 
     return _group
