@@ -3,6 +3,7 @@
 The library works without Dagster; `feature_platform.orchestration` is the Dagster layer.
 """
 
+from feature_platform.definitions.aggregations import Aggregation, StreamFeatureGroup
 from feature_platform.definitions.concepts import (
     DailyPartitions,
     Entity,
@@ -29,6 +30,7 @@ from feature_platform.sources.landing import RawSource
 from feature_platform.store import FeatureStore
 
 __all__ = [
+    "Aggregation",
     "ArgumentError",
     "ContractError",
     "DailyPartitions",
@@ -46,6 +48,7 @@ __all__ = [
     "RandomSplit",
     "RawSource",
     "StorageError",
+    "StreamFeatureGroup",
     "TimeSplit",
     "TrainingDataset",
     "TrainingDatasetDefinition",

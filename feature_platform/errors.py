@@ -49,6 +49,14 @@ class StorageError(FeaturePlatformError, OSError):
     """
 
 
+class ComputeError(FeaturePlatformError):
+    """A feature group's compute function raised: the message names the group, the error and where it was raised."""
+
+
+class SourceError(FeaturePlatformError):
+    """A source has no data for days a run needs (or cannot be read): the message names the source, the days and the fix."""
+
+
 class DefinitionMismatchError(FeaturePlatformError):
     """Definitions differ from the ones applied to the registry (or that wrote the stored data).
 
@@ -79,3 +87,16 @@ def import_extra(module: str, extra: str, purpose: str) -> Any:
             f"{purpose} needs '{module}', which is not installed: pip install 'feature-platform[{extra}]'",
             name=module,
         ) from error
+
+
+class QualityGateError(FeaturePlatformError, ValueError):
+    """ERROR rules failed on the rows of a write; nothing was written.
+
+    `group` names the feature group, `blocked` the partitions (None: an unpartitioned group)
+    whose rows an ERROR rule refused; the message names each failed rule and its row count.
+    """
+
+    def __init__(self, group: str, blocked: tuple[str | None, ...], message: str) -> None:
+        self.group = group
+        self.blocked = blocked
+        super().__init__(message)

@@ -5,13 +5,16 @@ Built from arguments, or from a repository's definitions package (named in its
 """
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
+import pyarrow as pa
 
+from feature_platform.definitions.aggregations import StreamFeatureGroup, is_stream_group
 from feature_platform.definitions.concepts import FeatureGroup, FeatureView, check_name
 from feature_platform.definitions.contract import conform
 from feature_platform.definitions.pandas_types import table_to_pandas
@@ -19,9 +22,11 @@ from feature_platform.definitions.references import Catalog
 from feature_platform.definitions.repository import load_repository
 from feature_platform.errors import ArgumentError, FeatureReferenceError
 from feature_platform.offline.store import OfflineStore, WriteResult
+from feature_platform.online import endpoint
 from feature_platform.online.reads import OnlineResponse, ReadPlan, build_plan, read_online
 from feature_platform.online.store import OnlineStore
 from feature_platform.online.sync import SyncReport, sync_group
+from feature_platform.quality.gate import check_gate
 from feature_platform.retrieval.point_in_time import get_historical_features
 from feature_platform.retrieval.splits import Split
 from feature_platform.retrieval.training import (
@@ -32,6 +37,8 @@ from feature_platform.retrieval.training import (
     rebuild_training_dataset,
 )
 from feature_platform.sources.landing import RawSource
+from feature_platform.sources.streams import RedisStream
+from feature_platform.streaming.processor import StreamProcessor, stream_for
 
 DEFAULT_HOME = ".feature_platform"
 
@@ -54,8 +61,10 @@ class FeatureStore:
         sources: Sequence[RawSource] = (),
         storage_options: dict[str, str] | None = None,
         home: str | Path = DEFAULT_HOME,
+        environment: str | None = None,
     ) -> None:
         self.project = check_name("project", project)
+        self.environment = endpoint.environment(environment)
         self.catalog = Catalog(groups, views)
         self.sources = {s.name: s for s in sources}
         self.offline = OfflineStore(str(offline_root), project=project, storage_options=storage_options)
@@ -69,8 +78,9 @@ class FeatureStore:
         """The store of the repository at `path`: its package's definitions (loaded afresh), configured by the environment.
 
         Reads `FEATURE_PLATFORM_OFFLINE_ROOT` (default `<path>/.feature_platform/offline`),
-        `FEATURE_PLATFORM_PROJECT` (default `default`) and `FEATURE_PLATFORM_REDIS_URL`
-        (default: the embedded Redis server under `<path>/.feature_platform/redis`).
+        `FEATURE_PLATFORM_PROJECT` (default `default`), `FEATURE_PLATFORM_REDIS_URL`
+        (default: the embedded Redis server under `<path>/.feature_platform/redis`) and
+        `FEATURE_PLATFORM_ENV` (`production` refuses the embedded default).
         """
         repo = Path(path).resolve()
         definitions = load_repository(repo)
@@ -95,6 +105,16 @@ class FeatureStore:
 
     def group(self, name: str) -> FeatureGroup:
         return self.catalog.group(name)
+
+    def _batch_group(self, name: str, action: str) -> FeatureGroup:
+        """The group `name`, refusing a stream group: its tables are written only by its stream consumer."""
+        group = self.group(name)
+        if is_stream_group(group):
+            raise ArgumentError(
+                f"feature group '{name}' is a stream group: {action} would bypass its windows; "
+                f"publish its events with publish_events('{name}', events) and run its consumer instead"
+            )
+        return group
 
     def describe(self, group_name: str) -> dict[str, Any]:
         """A group's definition and storage state: schema, owner, tags, partitions, Delta version."""
@@ -126,14 +146,31 @@ class FeatureStore:
     # Offline writes and reads
 
     def write_partition(
-        self, group_name: str, partition_key: str | None, df: pd.DataFrame, *, commit_metadata: dict[str, str] | None = None
+        self,
+        group_name: str,
+        partition_key: str | None,
+        df: pd.DataFrame,
+        *,
+        commit_metadata: dict[str, str] | None = None,
+        validate: bool = True,
     ) -> WriteResult:
-        """Replace one daily partition (or, for an unpartitioned group with `None`, the whole table)."""
-        return self.offline.write_partition(self.group(group_name), partition_key, df, commit_metadata=commit_metadata)
+        """Replace one daily partition (or, for an unpartitioned group with `None`, the whole table).
 
-    def ingest(self, group_name: str, df: pd.DataFrame, *, commit_metadata: dict[str, str] | None = None) -> WriteResult:
-        """Append rows that may span partitions, checked against the group's contract first."""
-        return self.offline.append(self.group(group_name), df, commit_metadata=commit_metadata)
+        The group's ERROR rules gate the write (`QualityGateError`, nothing written); `validate=False` bypasses them.
+        """
+        group = self._batch_group(group_name, "write_partition")
+        return self.offline.write_partition(group, partition_key, df, commit_metadata=commit_metadata, before_commit=_gate(group, validate))
+
+    def ingest(
+        self, group_name: str, df: pd.DataFrame, *, commit_metadata: dict[str, str] | None = None, validate: bool = True
+    ) -> WriteResult:
+        """Append rows that may span partitions, checked against the group's contract and ERROR rules first.
+
+        Each partition's rows are validated; one blocked partition refuses the whole ingest
+        (`QualityGateError`, nothing written). `validate=False` bypasses the rules, never the contract.
+        """
+        group = self._batch_group(group_name, "ingest")
+        return self.offline.append(group, df, commit_metadata=commit_metadata, before_commit=_gate(group, validate))
 
     def read_group(
         self,
@@ -157,12 +194,17 @@ class FeatureStore:
 
     @property
     def online(self) -> OnlineStore:
-        """The Redis online store: `online_url`, else the embedded server under `home` (started if needed)."""
+        """The Redis online store: `online_url`, else (in development only) the embedded server under `home`."""
         if self._online is None:
             from feature_platform.online.redis_server import ensure_server
 
-            self._online = OnlineStore(self.online_url or ensure_server(self.home), project=self.project)
+            url = endpoint.online_url(self.online_url, self.environment, lambda: ensure_server(self.home))
+            self._online = OnlineStore(url, project=self.project)
         return self._online
+
+    def online_endpoint(self) -> dict[str, Any]:
+        """The Redis this store talks to (kind, host, port, TLS, embedded), without credentials: for health checks."""
+        return endpoint.describe(self.online.url, embedded=not self.online_url)
 
     def sync_to_online(
         self,
@@ -175,7 +217,7 @@ class FeatureStore:
 
         >>> store.sync_to_online("user_stats", "2024-05-01").rows_written
         """
-        group = self.group(group_name)
+        group = self._batch_group(group_name, "sync_to_online")
         return sync_group(self.offline, self.online, group, partition_key=partition_key, start=start, end=end)
 
     def get_online_features(
@@ -192,7 +234,7 @@ class FeatureStore:
         resolved = self.catalog.resolve(features, full_feature_names)
         cached = self._read_plans.get(id(resolved))
         if cached is None or cached[0] is not resolved:
-            cached = self._read_plans[id(resolved)] = (resolved, build_plan(resolved, self.project))
+            cached = self._read_plans[id(resolved)] = (resolved, build_plan(resolved, self.project, hash_tag=self.online.cluster))
         return read_online(self.online, cached[1], entity_rows)
 
     def push(
@@ -200,25 +242,57 @@ class FeatureStore:
         group_name: str,
         df: pd.DataFrame,
         to: Literal["online", "offline", "online_and_offline"] = "online",
+        *,
+        validate: bool = True,
     ) -> int:
-        """Write fresh rows (from a stream or an app) after the contract check; returns rows accepted.
+        """Write fresh rows (from a stream or an app) after the contract check and the quality gate; returns rows accepted.
 
-        Offline rows are appended to the Delta table; online rows replace stored
-        values only when newer, as a sync would.
+        Offline rows are appended to the Delta table first, then online rows replace stored
+        values only when newer, as a sync would. A push retried after an error stores its
+        offline rows once. `validate=False` bypasses the group's ERROR rules.
         """
         if to not in ("online", "offline", "online_and_offline"):
             raise ArgumentError(f"push to must be 'online', 'offline' or 'online_and_offline', got {to!r}")
-        group = self.group(group_name)
+        group = self._batch_group(group_name, "push")
         if to != "offline" and not group.online:
             raise FeatureReferenceError(f"feature group '{group_name}' is not online (online=False); push to='offline'")
         now = datetime.now(timezone.utc)
         table = conform(group, df, written_at=now)
+        if validate:
+            check_gate(group, table)
         if to != "online":
-            self.offline.append(group, df)
+            self.offline.append_table(group, table, idempotent=True)
         if to != "offline":
             # Alone, a push runs ahead of the offline store; with it, the value comes from its partition.
             self.online.write(group, table, now=now, pushed=to == "online")
         return table.num_rows
+
+    # Streams
+
+    def _stream_group(self, group_name: str) -> StreamFeatureGroup:
+        group = self.group(group_name)
+        if not isinstance(group, StreamFeatureGroup):
+            raise ArgumentError(f"feature group '{group_name}' is not a stream group; declare it as StreamFeatureGroup(...)")
+        return group
+
+    def stream(self, group_name: str) -> RedisStream:
+        """The Redis stream of a stream group (on the online store's Redis): publish, lag, dead letters."""
+        return stream_for(self.online, self._stream_group(group_name))
+
+    def publish_events(self, group_name: str, events: "Sequence[dict[str, Any]]") -> list[str]:
+        """Append events to a stream group's stream; returns their entry ids.
+
+        >>> store.publish_events("card_windows", [{"card_id": 7, "event_time": datetime.now(timezone.utc), "amount": 12.5}])
+        """
+        return self.stream(group_name).publish(events)
+
+    def stream_processor(self, group_name: str, **options: Any) -> StreamProcessor:
+        """The consumer of a stream group's stream (see `StreamProcessor` for `options`).
+
+        >>> store.stream_processor("card_windows", consumer="worker-1").run(until_idle=True).as_dict()
+        """
+        group = self._stream_group(group_name)
+        return StreamProcessor(self.online, self.offline, group, stream_for(self.online, group), **options)
 
     # Point-in-time retrieval and training datasets
 
@@ -282,3 +356,8 @@ class FeatureStore:
     def list_training_datasets(self) -> list[dict[str, Any]]:
         """Manifests of every stored training dataset version, by name then version."""
         return list_training_datasets(self.offline)
+
+
+def _gate(group: FeatureGroup, validate: bool) -> Callable[[pa.Table], None] | None:
+    """The quality gate a write runs on its conformed rows, or None when the caller bypasses it."""
+    return partial(check_gate, group) if validate else None

@@ -85,7 +85,7 @@ def landing_defs(home: Path, raw_root: str | None = None) -> tuple[dg.Definition
     """The repository's definitions and a resource on `home` (raw files under `home/raw` unless given)."""
     resource = FeatureStoreResource(project="ops", home=str(home), raw_root=raw_root)
     defs = dg.Definitions.merge(
-        build_definitions(GROUPS, sources=[clicks]), dg.Definitions(resources={"feature_store": resource})
+        build_definitions(GROUPS, sources=[clicks]), dg.Definitions(resources={"feature_platform_store": resource})
     )
     return defs, resource
 

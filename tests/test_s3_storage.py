@@ -69,7 +69,7 @@ def test_a_group_computes_from_raw_files_on_s3_into_delta_on_s3(s3_bucket: str, 
     resource = FeatureStoreResource(project="ops", home=str(tmp_path), raw_root=raw_root, offline_root=f"s3://{s3_bucket}/offline")
     assets = build_definitions(GROUPS, sources=[clicks]).assets
     result = dg.materialize(assets, selection=[dg.AssetKey(["features", "daily_clicks"])], partition_key="2024-05-03",
-                            resources={"feature_store": resource})
+                            resources={"feature_platform_store": resource})
     assert result.success
     frame = resource.build_store(GROUPS).read_group("daily_clicks").sort_values("user_id")
     assert frame["clicks"].tolist() == [2, 1]

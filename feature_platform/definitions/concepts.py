@@ -265,34 +265,64 @@ class FeatureGroup:
         return pa.schema(fields)
 
     @property
+    def row_identity(self) -> list[str]:
+        """The columns no two stored rows may share: keys, event time and created time."""
+        return [*self.join_keys, self.event_time, *([self.created_time] if self.created_time else [])]
+
+    @property
     def input_columns(self) -> list[str]:
         """Columns a frame written to this group must have."""
         return [n for n in self.schema.names if n not in RESERVED_COLUMNS]
 
 
+ON_DEMAND_MODES = ("pandas", "python", "row")
+
+
 @dataclass(frozen=True)
 class OnDemandTransformation:
-    """A vectorised function from the joined frame to new columns, run offline and online alike.
+    """A function from retrieved features and request inputs to new columns, run offline and online alike.
 
-    `function(df) -> DataFrame` receives the retrieved features plus the
-    `request_inputs` columns of the entity rows and returns the `outputs` columns.
+    `mode` says what `function` takes and returns: `"pandas"` a DataFrame to a
+    DataFrame of the `outputs`; `"python"` a dict of column lists to a dict of
+    lists (no pandas online: the fast mode); `"row"` one dict of values to a dict.
+    It sees the declared `inputs` (retrieved features by bare name, or outputs of
+    earlier transformations; all of them when empty) plus `request_inputs`,
+    names or `Feature`s whose dtype both paths convert the request values to.
     """
 
     name: str
     function: Callable[[Any], Any]
     outputs: Sequence[Feature]
     inputs: Sequence[str] = ()
-    request_inputs: Sequence[str] = ()
+    request_inputs: Sequence[str | Feature] = ()
+    mode: str = "pandas"
+    request_types: Mapping[str, pa.DataType | None] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_name("on-demand transformation", self.name)
         if not callable(self.function):
             raise DefinitionError(f"on-demand transformation '{self.name}': function is not callable")
+        if self.mode not in ON_DEMAND_MODES:
+            raise DefinitionError(f"on-demand transformation '{self.name}': mode {self.mode!r} is not one of {list(ON_DEMAND_MODES)}")
         object.__setattr__(self, "outputs", tuple(self.outputs))
         object.__setattr__(self, "inputs", tuple(self.inputs))
-        object.__setattr__(self, "request_inputs", tuple(self.request_inputs))
+        if not all(isinstance(o, Feature) for o in self.outputs):
+            raise DefinitionError(f"on-demand transformation '{self.name}': outputs must be Feature(name, dtype) objects")
+        requests: dict[str, pa.DataType | None] = {}
+        for item in self.request_inputs:
+            if not isinstance(item, (str, Feature)):
+                raise DefinitionError(f"on-demand transformation '{self.name}': request input {item!r} is neither a name nor a Feature")
+            name = item.name if isinstance(item, Feature) else check_name("request input", item)
+            if name in requests:
+                raise DefinitionError(f"on-demand transformation '{self.name}': request input '{name}' is listed twice")
+            requests[name] = item.arrow_type if isinstance(item, Feature) else None
+        object.__setattr__(self, "request_inputs", tuple(requests))
+        object.__setattr__(self, "request_types", requests)
         if not self.outputs:
             raise DefinitionError(f"on-demand transformation '{self.name}': declare at least one output Feature")
+        clashes = sorted({o.name for o in self.outputs} & (set(self.inputs) | set(requests)))
+        if clashes:
+            raise DefinitionError(f"on-demand transformation '{self.name}': output(s) {clashes} are also its inputs")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ def to_pandas_column(array: pa.Array | pa.ChunkedArray) -> pd.api.extensions.Ext
     """One column for a pandas frame: nullable `Int64`/`boolean` only where values are missing."""
     dtype = array.type
     if array.null_count and (pa.types.is_integer(dtype) or pa.types.is_boolean(dtype)):
-        return pd.Series(array.to_pandas(types_mapper=_nullable)).array
+        return pd.Series(array.to_pandas(types_mapper=nullable_types)).array
     return array.to_numpy(zero_copy_only=False) if not pa.types.is_timestamp(dtype) else array.to_pandas().array
 
 
@@ -23,7 +23,8 @@ def table_to_pandas(table: pa.Table) -> pd.DataFrame:
     return pd.DataFrame({name: to_pandas_column(table.column(name)) for name in table.column_names}, index=pd.RangeIndex(table.num_rows))
 
 
-def _nullable(dtype: pa.DataType) -> object:
+def nullable_types(dtype: pa.DataType) -> object:
+    """A `types_mapper` for `to_pandas`: integers as nullable `Int64` (and kin), bools as `boolean`."""
     if pa.types.is_boolean(dtype):
         return pd.BooleanDtype()
     if pa.types.is_integer(dtype):

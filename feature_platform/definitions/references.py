@@ -136,6 +136,7 @@ class Catalog:
                     )
                 seen[output] = f"{group_name}:{feature}"
             selections.append(GroupSelection(self.groups[group_name], tuple(names), outputs))
+        _check_on_demand_inputs(on_demand, [f for s in selections for f in s.features], where)
         for transformation in on_demand:
             for output in transformation.outputs:
                 if output.name in seen:
@@ -169,3 +170,22 @@ class Catalog:
                 f"use one of {[f'{g}:{reference}' for g in sorted(candidates)]}"
             )
         return candidates[0], reference
+
+
+def _check_on_demand_inputs(on_demand: Sequence[OnDemandTransformation], features: Sequence[str], where: str) -> None:
+    """Declared inputs are retrieved features or earlier outputs; request inputs never shadow a feature."""
+    available = set(features)
+    for transformation in on_demand:
+        unknown = [c for c in transformation.inputs if c not in available]
+        if unknown:
+            raise DefinitionError(
+                f"{where}: on-demand transformation '{transformation.name}' takes input(s) {unknown} that are neither "
+                f"features of the request nor outputs of an earlier transformation; available: {sorted(available)}"
+            )
+        shadowed = sorted(set(transformation.request_inputs) & available)
+        if shadowed:
+            raise DefinitionError(
+                f"{where}: on-demand transformation '{transformation.name}' names request input(s) {shadowed} like "
+                "retrieved features; rename the request input"
+            )
+        available.update(o.name for o in transformation.outputs)

@@ -5,11 +5,13 @@ of event time (`_partition`). Writing a partition replaces exactly that
 partition in one atomic Delta commit; commits that lose a race are retried.
 """
 
+import hashlib
 import numbers
 import random
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -25,6 +27,10 @@ from feature_platform.definitions.contract import UTC_MICROS, conform, utc_times
 from feature_platform.errors import ArgumentError, ContractError, DefinitionError, StorageError
 
 COMMIT_ATTEMPTS = 8
+# An idempotent append looks for its rows among this many latest commits (a retry comes soon after).
+IDEMPOTENCY_WINDOW = 64
+IDEMPOTENCY_KEY = "content_sha256"
+BeforeCommit = Callable[[pa.Table], None]
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,17 @@ class WriteResult:
     version: int | None  # None: nothing committed and no table yet (an empty ingest)
     uri: str
     partition_key: str | None = None
+
+
+def _content_key(group: FeatureGroup, table: pa.Table) -> str:
+    """A digest of the rows of a conformed table without their write time: equal rows, equal key."""
+    sink = pa.BufferOutputStream()
+    rows = table.drop_columns(["_written_at"])
+    with pa.ipc.new_stream(sink, rows.schema) as writer:
+        writer.write_table(rows)
+    digest = hashlib.sha256(f"{group.name}:v{group.version}:".encode())
+    digest.update(sink.getvalue())
+    return digest.hexdigest()
 
 
 def _plain(exc: Exception) -> str:
@@ -93,19 +110,23 @@ class OfflineStore:
         df: Any,
         *,
         commit_metadata: dict[str, str] | None = None,
+        before_commit: BeforeCommit | None = None,
     ) -> WriteResult:
         """Replace one daily partition of `group` with `df` (idempotent).
 
         For a group without partitions, `partition_key=None` replaces the whole table.
+        `before_commit` gets the conformed rows and may refuse them by raising (the quality gate).
         """
         if group.partitions is None:
             if partition_key is not None:
                 raise ContractError(group.name, None, "partition key", f"the group is not partitioned, got {partition_key!r}")
             table = conform(group, df, written_at=datetime.now(timezone.utc))
+            if before_commit is not None:
+                before_commit(table)
             return self._commit(group, table, predicate=None, partition_key=None, metadata=commit_metadata)
         if partition_key is None:
             raise ContractError(group.name, None, "partition key", "a partitioned group needs a partition key 'YYYY-MM-DD'")
-        return self.write_partitions(group, partition_key, partition_key, df, commit_metadata=commit_metadata)
+        return self.write_partitions(group, partition_key, partition_key, df, commit_metadata=commit_metadata, before_commit=before_commit)
 
     def write_partitions(
         self,
@@ -115,6 +136,7 @@ class OfflineStore:
         df: Any,
         *,
         commit_metadata: dict[str, str] | None = None,
+        before_commit: BeforeCommit | None = None,
     ) -> WriteResult:
         """Replace the daily partitions `first_key..last_key` (inclusive) with `df` in one atomic commit."""
         if group.partitions is None:
@@ -127,20 +149,49 @@ class OfflineStore:
             raise ContractError(group.name, None, "partition key", f"range {first_key}..{last_key} is empty")
         _check_partition_range(group, start.date(), (end - timedelta(days=1)).date())
         table = conform(group, df, window=(start, end), written_at=datetime.now(timezone.utc))
+        if before_commit is not None:
+            before_commit(table)
         first, last = start.date().isoformat(), (end - timedelta(days=1)).date().isoformat()
         predicate = f"_partition = '{first}'" if first == last else f"_partition >= '{first}' AND _partition <= '{last}'"
         key = first if first == last else f"{first}..{last}"
         return self._commit(group, table, predicate=predicate, partition_key=key, metadata=commit_metadata)
 
-    def append(self, group: FeatureGroup, df: Any, *, commit_metadata: dict[str, str] | None = None) -> WriteResult:
+    def append(
+        self,
+        group: FeatureGroup,
+        df: Any,
+        *,
+        commit_metadata: dict[str, str] | None = None,
+        before_commit: BeforeCommit | None = None,
+    ) -> WriteResult:
         """Append rows that may span any partitions; later writes win exact time ties.
 
         An empty frame is checked like any other and then commits nothing.
         """
         table = conform(group, df, written_at=datetime.now(timezone.utc))
+        if before_commit is not None:
+            before_commit(table)
+        return self.append_table(group, table, commit_metadata=commit_metadata)
+
+    def append_table(
+        self, group: FeatureGroup, table: pa.Table, *, commit_metadata: dict[str, str] | None = None, idempotent: bool = False
+    ) -> WriteResult:
+        """Append rows already conformed to the group's schema (`conform`); an empty table commits nothing.
+
+        With `idempotent`, rows equal (but for their write time) to those of a recent idempotent
+        append are not appended again, so a retried push stores its rows once.
+        """
         if table.num_rows == 0:
             return WriteResult(group.name, 0, self.version(group), self.table_uri(group), None)
-        return self._commit(group, table, predicate=None, partition_key=None, metadata=commit_metadata, mode="append")
+        metadata = dict(commit_metadata or {})
+        if idempotent:
+            key = _content_key(group, table)
+            _, entries = self._history(group, limit=IDEMPOTENCY_WINDOW)
+            for entry in entries:
+                if entry.get(IDEMPOTENCY_KEY) == key:
+                    return WriteResult(group.name, table.num_rows, int(entry["version"]), self.table_uri(group), None)
+            metadata[IDEMPOTENCY_KEY] = key
+        return self._commit(group, table, predicate=None, partition_key=None, metadata=metadata, mode="append")
 
     def _commit(
         self,
@@ -329,6 +380,17 @@ class OfflineStore:
             )
         return entries
 
+    def last_commit_value(self, group: FeatureGroup, key: str) -> str | None:
+        """Custom commit metadata `key` of the newest commit that has it (e.g. a stream consumer's watermark)."""
+        for limit in (16, 1024, None):
+            _, entries = self._history(group, limit=limit)
+            for entry in entries:
+                if entry.get(key) is not None:
+                    return str(entry[key])
+            if limit is None or len(entries) < limit:
+                return None
+        return None
+
     def partitions(self, group: FeatureGroup) -> list[date]:
         """Days that hold rows, ascending."""
         table = self._table(group)
@@ -364,11 +426,12 @@ def _window(group: FeatureGroup, start: datetime | str | None, end: datetime | s
     """The filter `start <= event_time < end`, with the days it implies so whole partitions are skipped."""
     event_time = pds.field(group.event_time)
     condition = None
+    # Stored times are whole microseconds: `t >= start` iff `t >= ceil(start)`, and `t < end` iff `t < ceil(end)`.
     if start is not None:
-        lower = utc_timestamp(start)
+        lower = utc_timestamp(start).ceil("us")
         condition = (pds.field("_partition") >= pa.scalar(lower.date(), pa.date32())) & (event_time >= pa.scalar(lower, UTC_MICROS))
     if end is not None:
-        upper = utc_timestamp(end)
+        upper = utc_timestamp(end).ceil("us")
         bound = (pds.field("_partition") <= pa.scalar(upper.date(), pa.date32())) & (event_time < pa.scalar(upper, UTC_MICROS))
         condition = bound if condition is None else condition & bound
     return condition

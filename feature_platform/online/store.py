@@ -282,16 +282,9 @@ class OnlineStore:
         stride = 2
         for keys, stride, args in encoded:
             cluster.add_by_slot(slots, keys, args, stride)
-
-        def calls() -> Iterator[list[Any]]:
-            for slot, (keys, args) in slots.items():
-                for start in range(0, len(keys), BATCH):
-                    chunk = keys[start : start + BATCH]
-                    chunk_args = args[start * stride : (start + len(chunk)) * stride]
-                    yield [len(chunk) + 1, lineage.index_key(prefix, slot), *chunk, stride, *options, *chunk_args]
-
+        calls = cluster.script_calls(slots, stride, BATCH, lambda slot: lineage.index_key(prefix, slot), options)
         try:
-            return cluster.run_script_calls(self.client, WRITE_SCRIPT, calls())
+            return cluster.run_script_calls(self.client, WRITE_SCRIPT, calls)
         except REDIS_ERRORS as exc:
             raise self._error(exc) from None
 
@@ -411,7 +404,7 @@ class OnlineStore:
         """The stored values of `keys` in one round trip; a broken pooled connection is retried once."""
         if self.cluster:
             try:
-                return self.client.mget_nonatomic(keys)
+                return cluster.mget(self.client, keys)
             except REDIS_ERRORS as exc:
                 raise self._error(exc) from None
         pool = self.client.connection_pool

@@ -13,9 +13,10 @@ import dagster as dg  # noqa: E402
 
 from feature_platform.definitions.concepts import FeatureGroup, FeatureView
 from feature_platform.definitions.references import Catalog
+from feature_platform.online.endpoint import check_environment
 from feature_platform.orchestration.alerting import AlertSinksResource, alert_sensor
 from feature_platform.orchestration.assets import feature_group_asset, group_key, raw_source_asset
-from feature_platform.orchestration.automation import follow_feature_groups
+from feature_platform.orchestration.automation import AUTOMATION_SENSOR, follow_feature_groups
 from feature_platform.orchestration.drift import drift_asset
 from feature_platform.orchestration.maintenance import maintenance_job, maintenance_schedule
 from feature_platform.orchestration.online import online_sync_asset
@@ -28,6 +29,7 @@ from feature_platform.retrieval.datasets import TrainingDatasetDefinition
 from feature_platform.sources.landing import RawSource
 
 __all__ = [
+    "AUTOMATION_SENSOR",
     "TRANSIENT_RETRY",
     "AlertSinksResource",
     "FeatureStoreResource",
@@ -42,9 +44,19 @@ def build_definitions(
     views: Sequence[FeatureView] = (),
     sources: Sequence[RawSource] = (),
     training_datasets: Sequence[TrainingDatasetDefinition] = (),
+    *,
+    automation_sensor: bool = True,
 ) -> dg.Definitions:
-    """Assets, checks, schedules and landing sensors for these definitions (resources come from `resources/`)."""
+    """Assets, checks, schedules and landing sensors for these definitions (resources come from `resources/`).
+
+    The result merges into any code location with `dg.Definitions.merge`: its automation sensor
+    targets only these assets (`automation_sensor=False` leaves it out) and its resource keys
+    are `feature_platform_store` and `feature_platform_alerts`. In production (`FEATURE_PLATFORM_ENV`)
+    with online groups and no Redis URL, loading fails here, at start-up.
+    """
     Catalog(groups, views)  # fails early on clashing names or bad references
+    if any(g.online and g.compute for g in groups):
+        check_environment()
     by_name = {s.name: s for s in sources}
     assets = [raw_source_asset(s) for s in sources]
     assets += [feature_group_asset(g, groups=groups, views=views, sources=by_name) for g in groups if g.compute]
@@ -58,4 +70,4 @@ def build_definitions(
     maintenance = maintenance_job(groups)
     schedules.append(maintenance_schedule(maintenance))
     defs = dg.Definitions(assets=assets, jobs=[maintenance], schedules=schedules, sensors=landing_sensors(sources, groups))
-    return follow_feature_groups(defs, [group_key(g) for g in groups if g.compute])
+    return follow_feature_groups(defs, [group_key(g) for g in groups if g.compute], sensor=automation_sensor)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -71,6 +72,18 @@ def _day(value: str) -> date:
         raise ValueError(f"{value!r} is not a day; use YYYY-MM-DD") from None
 
 
+def _check_inside(partitions: dg.PartitionsDefinition, keys: Sequence[dg.AssetKey], first: str, last: str) -> None:
+    """A range wholly before the first partition, or reaching past the last one, is an error naming the partitions.
+
+    A range that starts before the first partition starts at it.
+    """
+    first_key, last_key = partitions.get_first_partition_key(), partitions.get_last_partition_key()
+    names = ", ".join(k.to_user_string() for k in keys)
+    span = f"from {first_key} to {last_key}" if last_key else f"from {first_key} (none has closed yet)"
+    if first_key is None or last_key is None or last < first_key or last > last_key:
+        raise ValueError(f"backfill range {first}..{last} is outside the partitions of {names} ({span}); choose days inside them")
+
+
 def plan_backfill(
     defs: dg.Definitions,
     keys: Sequence[dg.AssetKey],
@@ -109,12 +122,24 @@ def plan_backfill(
         day, end = _day(first), _day(last)  # type: ignore[arg-type]
         if end < day:
             raise ValueError(f"backfill range {first}..{last} is empty: the end is before the start")
+        _check_inside(graph.get(group_keys[0]).partitions_def, group_keys, first, last)  # type: ignore[arg-type]
         day = max(day, date.fromisoformat(first_key)) if first_key else day
         while day <= end:
             chunk_end = min(end, day + timedelta(days=size - 1))
             plans.append(PlannedRun(tuple(group_keys), day.isoformat(), chunk_end.isoformat()))
             day = chunk_end + timedelta(days=1)
     return plans
+
+
+def root_cause(error: Any) -> str:
+    """What a person needs from a step failure: our failure's description (it names group and partitions), else the innermost error."""
+    chain = [error]
+    while chain[-1].cause is not None:
+        chain.append(chain[-1].cause)
+    failure = next((e for e in chain if e.cls_name == "Failure"), None)
+    if failure is not None:
+        return failure.message.split(": ", 1)[-1].strip()
+    return chain[-1].message.strip()
 
 
 def execute_run(
@@ -141,7 +166,7 @@ def execute_run(
         error = ""
         if not result.success:
             failures = [e for e in result.all_events if e.is_step_failure and e.step_failure_data.error]
-            error = failures[0].step_failure_data.error.message.strip() if failures else "run failed"
+            error = root_cause(failures[0].step_failure_data.error) if failures else "run failed"
         return RunOutcome(run, result.run_id, result.success, time.monotonic() - started, error)
 
 

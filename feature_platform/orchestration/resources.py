@@ -21,6 +21,7 @@ class FeatureStoreResource(dg.ConfigurableResource):
     offline_root: str | None = None
     raw_root: str | None = None
     redis_url: str | None = None
+    environment: str | None = None
 
     @property
     def raw_path(self) -> str:
@@ -41,4 +42,5 @@ class FeatureStoreResource(dg.ConfigurableResource):
             online_url=self.redis_url or None,
             project=self.project,
             home=self.home,
+            environment=self.environment or None,
         )

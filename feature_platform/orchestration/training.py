@@ -40,9 +40,9 @@ def training_dataset_asset(
         kinds={"deltalake"},
         metadata={"view": view.name, "view_version": view.version, "label": definition.label or ""},
     )
-    def _training_dataset(context: dg.AssetExecutionContext, feature_store: FeatureStoreResource) -> dg.MaterializeResult:
-        store = feature_store.build_store(groups, views, list(sources.values()))
-        dataset = definition.build(store.catalog, store.offline, store.sources, feature_store.raw_path)
+    def _training_dataset(context: dg.AssetExecutionContext, feature_platform_store: FeatureStoreResource) -> dg.MaterializeResult:
+        store = feature_platform_store.build_store(groups, views, list(sources.values()))
+        dataset = definition.build(store.catalog, store.offline, store.sources, feature_platform_store.raw_path)
         manifest = dataset.manifest
         context.log.info(f"training dataset {dataset.name} v{dataset.version}: {dataset.row_count} rows at {dataset.uri}")
         return dg.MaterializeResult(

@@ -1,4 +1,4 @@
-"""Entity frames in and feature columns out: key and time conversion, pandas dtypes of results.
+"""Entity frames in: key and time conversion.
 
 Keys must already have the group's kind of dtype (an int key is never matched
 against strings or floats); times are naive UTC or tz-aware, kept to the
@@ -15,6 +15,8 @@ from feature_platform.errors import EntityFrameError
 __all__ = ["entity_key_array", "entity_times", "to_pandas_column"]
 
 _MICROS_PER_UNIT = {"s": 1_000_000, "ms": 1_000, "us": 1}
+# What pandas infers for columns that may hold times; numbers (seconds? nanoseconds?) are refused.
+TIME_KINDS = ("datetime64", "datetime", "date", "string", "empty")
 
 
 def entity_key_array(values: pd.Series, column: str, dtype: pa.DataType, group: str) -> pa.Array:
@@ -61,6 +63,12 @@ def entity_times(values: pd.Series, column: str) -> tuple[np.ndarray, np.ndarray
     and `>= t - ttl` iff it is `>= ceil(t) - ttl`: nanosecond times stay exact.
     """
     if not (pd.api.types.is_datetime64_any_dtype(values.dtype)):
+        kind = pd.api.types.infer_dtype(values, skipna=True)
+        if kind not in TIME_KINDS:
+            raise EntityFrameError(
+                f"entity frame time column '{column}' holds {kind} values (dtype {values.dtype}), not datetimes; "
+                "numbers have no unit: convert them, e.g. pd.to_datetime(df[column], unit='s', utc=True)"
+            )
         try:
             values = pd.to_datetime(values)
         except (TypeError, ValueError) as exc:

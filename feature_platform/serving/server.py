@@ -146,11 +146,14 @@ def create_app(store: FeatureStore, *, token: str | None = None, max_body_bytes:
 
     @app.get("/health")
     def health() -> JSONResponse:
+        """Whether Redis answers, and which Redis it is (kind, host, port, TLS, embedded; never credentials)."""
         try:
             reachable = store.online.ping()
+            redis_endpoint = store.online_endpoint()
         except FeaturePlatformError:  # e.g. the embedded server cannot start
-            reachable = False
-        return JSONResponse({"status": "ok" if reachable else "degraded", "redis": reachable}, status_code=200 if reachable else 503)
+            reachable, redis_endpoint = False, None
+        content = {"status": "ok" if reachable else "degraded", "redis": reachable, "redis_endpoint": redis_endpoint, "environment": store.environment}
+        return JSONResponse(content, status_code=200 if reachable else 503)
 
     @app.get("/feature-views", dependencies=[Depends(authorised)])
     def feature_views() -> list[dict[str, Any]]:

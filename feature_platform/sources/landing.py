@@ -10,7 +10,7 @@ from the environment, as for the offline store).
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -20,7 +20,8 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from feature_platform.definitions.concepts import DailyPartitions, check_name
-from feature_platform.errors import DefinitionError
+from feature_platform.errors import DefinitionError, SourceError
+from feature_platform.sources.windows import missing_days_error, needed_days
 
 
 @dataclass(frozen=True)
@@ -96,19 +97,28 @@ def source_files(root: str | Path, source: RawSource, day: date | None) -> list[
 
 
 def read_source(root: str | Path, source: RawSource, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
-    """All rows of the days `[start, end)` of a partitioned source, or of an unpartitioned one."""
+    """All rows of the days `[start, end)` of a partitioned source, or of an unpartitioned one.
+
+    Every day from the source's first partition on must have landed: a missing one is a `SourceError`.
+    """
+    fix = f"materialize raw/{source.name} for them, or land their Parquet files, before what reads it"
     if source.partitions is None:
         files = source_files(root, source, None)
+        if not files:
+            raise SourceError(f"raw source '{source.name}' has no data ({_day_folder(root, source, None)}): {fix}")
     else:
         if start is None or end is None:
             raise ValueError(f"raw source '{source.name}' is partitioned: give start and end")
-        files = []
-        day = start.date()
-        while datetime(day.year, day.month, day.day, tzinfo=start.tzinfo) < end:
-            files += source_files(root, source, day)
-            day += timedelta(days=1)
-    if not files:
-        return pd.DataFrame()
+        files, missing = [], []
+        for day in needed_days(source.partitions, start, end):
+            found = source_files(root, source, day)
+            files += found
+            if not found:
+                missing.append(day)
+        if missing:
+            raise missing_days_error("raw source", source.name, missing, f"no Parquet files under {Path(str(root)) / source.name}/<day>/", fix)
+        if not files:
+            raise SourceError(f"raw source '{source.name}': the days {start.date()}..{end.date()} are outside its partitions (from {source.partitions.start})")
     remote = _s3(root)
     if remote is not None:
         return pds.dataset([f.removeprefix("s3://") for f in files], format="parquet", filesystem=remote[0]).to_table().to_pandas()
