@@ -20,18 +20,23 @@ from feature_platform.errors import (
     EntityFrameError,
     FeaturePlatformError,
     FeatureReferenceError,
+    SourceError,
     StorageError,
 )
 from feature_platform.loaders import connect, list_views, load_features, load_training_dataset
 from feature_platform.retrieval.datasets import TrainingDatasetDefinition
 from feature_platform.retrieval.splits import RandomSplit, TimeSplit
 from feature_platform.retrieval.training import TrainingDataset
-from feature_platform.sources.landing import RawSource
+from feature_platform.sources.kinds import AssetSource, FileSource, RawSource, SqlSource, TableSource
 from feature_platform.store import FeatureStore
 
 __all__ = [
     "Aggregation",
     "ArgumentError",
+    "AssetSource",
+    "FileSource",
+    "SqlSource",
+    "TableSource",
     "ContractError",
     "DailyPartitions",
     "DefinitionError",
@@ -47,6 +52,7 @@ __all__ = [
     "OnDemandTransformation",
     "RandomSplit",
     "RawSource",
+    "SourceError",
     "StorageError",
     "StreamFeatureGroup",
     "TimeSplit",

@@ -33,7 +33,7 @@ def list_views(repo: str | Path | None = None) -> list[dict[str, Any]]:
     views = []
     for name in store.list_views():
         view = store.catalog.view(name)
-        resolved = store.catalog.resolve(view)
+        resolved = store.catalog.resolve_for_listing(view)
         features = [
             {"name": output, "dtype": str(s.group.feature(f).arrow_type), "source": f"{s.group.name}:{f}"}
             for s in resolved.selections for f, output in zip(s.features, s.output_names)

@@ -144,7 +144,10 @@ class FeatureGroup:
     Versioned (a new version is a new table and new online keys), documented,
     owned and tagged. Partitioned by day of event time unless `partitions=None`.
     `compute(inputs, start, end)` builds the rows of event times `[start, end)`
-    from `inputs`, the frames of the raw `sources` over `[start - lookback, end)`.
+    from `inputs`, the frames of the `sources` over `[start - lookback, end)`:
+    pandas frames, or Polars or Arrow ones with `frames="polars"` / `"arrow"`.
+    `compute` may instead be a SQL statement that DuckDB runs over the inputs
+    (each a view named after its source; `$start` and `$end` are the window).
     Quality: `rules` (see `Rule`) validate each partition before it is committed,
     `drift` (or None) compares partitions with a reference window, and a daily
     partition must be in the table within `freshness` after its day closed.
@@ -165,18 +168,21 @@ class FeatureGroup:
     description: str = ""
     owner: str = ""
     tags: Mapping[str, str] = field(default_factory=dict)
-    compute: Callable[..., Any] | None = field(default=None, compare=False)
+    compute: Callable[..., Any] | str | None = field(default=None, compare=False)
     sources: Sequence[str] = ()
     lookback: timedelta = timedelta(0)
     rules: Sequence[Rule] = ()
     drift: DriftSettings | None = field(default_factory=DriftSettings)
     freshness: timedelta | None = timedelta(hours=6)
+    frames: str = "pandas"
 
     def __post_init__(self) -> None:
         check_name("feature group", self.name)
         object.__setattr__(self, "sources", tuple(self.sources))
-        if self.compute is not None and not callable(self.compute):
-            raise DefinitionError(f"feature group '{self.name}': compute must be a function")
+        if self.compute is not None and not callable(self.compute) and not (isinstance(self.compute, str) and self.compute.strip()):
+            raise DefinitionError(f"feature group '{self.name}': compute must be a function or a SQL statement")
+        if self.frames not in ("pandas", "polars", "arrow"):
+            raise DefinitionError(f"feature group '{self.name}': frames must be 'pandas', 'polars' or 'arrow', got {self.frames!r}")
         if not isinstance(self.lookback, timedelta) or self.lookback < timedelta(0):
             raise DefinitionError(f"feature group '{self.name}': lookback must be a non-negative timedelta")
         where = f"feature group '{self.name}'"

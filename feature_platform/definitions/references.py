@@ -67,7 +67,7 @@ class Catalog:
             if view.name in self.views:
                 raise DefinitionError(f"feature view '{view.name}' is defined twice")
             self.views[view.name] = view
-            self._resolve(view.features, False, view.on_demand, f"feature view '{view.name}'")
+            self._check_view(view)
         self._cache: dict[object, ResolvedFeatures] = {}
 
     def group(self, name: str) -> FeatureGroup:
@@ -83,6 +83,39 @@ class Catalog:
             return self.views[name]
         except KeyError:
             raise FeatureReferenceError(f"unknown feature view '{name}'; known views: {sorted(self.views)}") from None
+
+    def _check_view(self, view: FeatureView) -> None:
+        """A view's references, and the names its on-demand transformations read and write, are unambiguous.
+
+        Same-named features of two groups are allowed: a request names them with
+        `full_feature_names=True`, and one without it is refused where the names are known.
+        """
+        where = f"feature view '{view.name}'"
+        resolved = self._resolve(view.features, True, view.on_demand, where)
+        sources: dict[str, list[str]] = {}
+        for selection in resolved.selections:
+            for feature in selection.features:
+                sources.setdefault(feature, []).append(f"{selection.group.name}:{feature}")
+        for transformation in view.on_demand:
+            for name in transformation.inputs:
+                if len(sources.get(name, [])) > 1:
+                    raise DefinitionError(
+                        f"{where}: on-demand '{transformation.name}' reads '{name}', which is ambiguous here: "
+                        f"{sources[name]}; keep one of them in the view or rename a feature"
+                    )
+            for output in transformation.outputs:
+                if output.name in sources:
+                    raise DefinitionError(f"{where}: on-demand output '{output.name}' clashes with '{sources[output.name][0]}'")
+
+    def needs_full_names(self, view: FeatureView | str) -> bool:
+        """Whether the view's bare feature names clash, so it can only be read with `full_feature_names=True`."""
+        definition = self.view(view if isinstance(view, str) else view.name)
+        names = [self._parse(reference, "")[1] for reference in definition.features]
+        return len(set(names)) != len(names)
+
+    def resolve_for_listing(self, view: FeatureView | str) -> ResolvedFeatures:
+        """A view resolved under the names a request can read it with: bare ones, or group__feature when they clash."""
+        return self.resolve(view if isinstance(view, FeatureView) else self.view(view), self.needs_full_names(view))
 
     def resolve(self, features: "Sequence[str] | FeatureView | str", full_feature_names: bool = False) -> ResolvedFeatures:
         """Resolve references, a view, or a view's name into per-group selections (cached)."""

@@ -10,6 +10,11 @@ from feature_platform.sources.landing import RawSource
 from feature_platform.store import DEFAULT_HOME, FeatureStore
 
 
+# The resource keys the platform's assets and sensors use, namespaced so they sit beside a team's own.
+STORE_RESOURCE = "feature_platform_store"
+ALERTS_RESOURCE = "feature_platform_alerts"
+
+
 class FeatureStoreResource(dg.ConfigurableResource):
     """Where the project's data lives; every field can come from an `EnvVar`.
 

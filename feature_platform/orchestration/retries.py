@@ -98,7 +98,6 @@ def scoped(scope: str, message: str) -> str:
     if not scope:
         return message
     subject = scope.split(",")[0]
-    for joint in (": ", ", "):
-        if message.startswith(subject + joint):
-            return f"{scope}: {message[len(subject) + len(joint):]}"
+    if message.startswith(subject + ": "):
+        return f"{scope}: {message[len(subject) + 2:]}"
     return f"{scope}: {message}"

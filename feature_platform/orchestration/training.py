@@ -29,7 +29,7 @@ def training_dataset_asset(
     if definition.source not in sources:
         raise DefinitionError(f"training dataset '{definition.name}': unknown raw source '{definition.source}'; known: {sorted(sources)}")
     view = catalog.view(definition.view)
-    read_groups = [s.group for s in catalog.resolve(view).selections]
+    read_groups = [s.group for s in catalog.resolve_for_listing(view).selections]
 
     @dg.asset(
         key=training_key(definition),

@@ -160,7 +160,7 @@ def create_app(store: FeatureStore, *, token: str | None = None, max_body_bytes:
         views = []
         for name in store.list_views():
             view = store.catalog.view(name)
-            resolved = store.catalog.resolve(view)
+            resolved = store.catalog.resolve_for_listing(view)
             views.append(
                 {
                     "name": name,
@@ -189,7 +189,7 @@ def warm(store: FeatureStore) -> None:
     """Connect to Redis and resolve every view now, so the first request is as fast as the rest."""
     store.online.ping()
     for name in store.list_views():
-        store.catalog.resolve(name)
+        store.catalog.resolve_for_listing(name)
 
 
 def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, repo: str | Path = ".") -> None:

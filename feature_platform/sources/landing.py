@@ -43,12 +43,16 @@ class RawSource:
         if self.partitions is not None and not isinstance(self.partitions, DailyPartitions):
             raise DefinitionError(f"raw source '{self.name}': partitions must be DailyPartitions(...) or None")
 
+    def read(self, raw_root: str | Path, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
+        """The landed rows of `[start, end)` (all of an unpartitioned source): see `read_source`."""
+        return read_source(raw_root, self, start, end)
+
 
 def _day_folder(root: str | Path, source: RawSource, day: date | None) -> Path:
     return Path(root) / source.name / (day.isoformat() if day is not None else "all")
 
 
-def _s3(root: str | Path) -> tuple[pafs.FileSystem, str] | None:
+def s3_filesystem(root: str | Path) -> tuple[pafs.FileSystem, str] | None:
     """The S3 filesystem and bucket path of an `s3://` root, else None."""
     if not str(root).startswith("s3://"):
         return None
@@ -62,7 +66,7 @@ def _s3(root: str | Path) -> tuple[pafs.FileSystem, str] | None:
 def write_source(root: str | Path, source: RawSource, day: date | None, df: pd.DataFrame) -> str:
     """Replace the files of one day (or of an unpartitioned source) with `df`; returns the file."""
     table = pa.Table.from_pandas(df, preserve_index=False)
-    remote = _s3(root)
+    remote = s3_filesystem(root)
     if remote is not None:
         fs, base = remote
         folder = f"{base}/{source.name}/{day.isoformat() if day is not None else 'all'}"
@@ -86,7 +90,7 @@ def write_source(root: str | Path, source: RawSource, day: date | None, df: pd.D
 
 def source_files(root: str | Path, source: RawSource, day: date | None) -> list[str]:
     """The Parquet files of one day (or of an unpartitioned source), sorted by name."""
-    remote = _s3(root)
+    remote = s3_filesystem(root)
     if remote is None:
         return [str(p) for p in sorted(_day_folder(root, source, day).glob("*.parquet"))]
     fs, base = remote
@@ -119,7 +123,7 @@ def read_source(root: str | Path, source: RawSource, start: datetime | None = No
             raise missing_days_error("raw source", source.name, missing, f"no Parquet files under {Path(str(root)) / source.name}/<day>/", fix)
         if not files:
             raise SourceError(f"raw source '{source.name}': the days {start.date()}..{end.date()} are outside its partitions (from {source.partitions.start})")
-    remote = _s3(root)
+    remote = s3_filesystem(root)
     if remote is not None:
         return pds.dataset([f.removeprefix("s3://") for f in files], format="parquet", filesystem=remote[0]).to_table().to_pandas()
     return pds.dataset(files, format="parquet").to_table().to_pandas()
