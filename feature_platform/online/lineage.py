@@ -71,11 +71,9 @@ def slot_tag(slot: int) -> bytes:
     return _slot_tags[slot]
 
 
-def all_index_keys(prefix: bytes, cluster: bool) -> list[bytes]:
-    """Every index key of a group version: one, or one per hash slot on a cluster."""
-    if not cluster:
-        return [index_key(prefix)]
-    return [index_key(prefix, slot) for slot in range(REDIS_CLUSTER_HASH_SLOTS)]
+def slots_key(prefix: bytes) -> bytes:
+    """On a cluster, the set of hash slots that hold an index of the group version (added before writing)."""
+    return prefix + b"\x00lineage-slots"
 
 
 def member_key_values(member: bytes, hash_tag: bool) -> tuple[Any, ...]:

@@ -241,16 +241,22 @@ class OnlineStore:
 
     def sources_in(self, group: FeatureGroup, first: int, last: int) -> Iterator[bytes]:
         """The entities (index members) whose online value came from sources `first..last`."""
-        page = 10_000
+        prefix = self.prefix(group)
         try:
-            for key in lineage.all_index_keys(self.prefix(group), self.cluster):
-                offset = 0
-                while True:
-                    members = self.client.zrangebyscore(key, first, last, start=offset, num=page)
+            if self.cluster:  # one index per hash slot in use: all in one pipeline, a round trip per node
+                pipe = self.client.pipeline()
+                for slot in sorted(int(s) for s in self.client.smembers(lineage.slots_key(prefix))):
+                    pipe.zrangebyscore(lineage.index_key(prefix, slot), first, last)
+                for members in pipe.execute():
                     yield from members
-                    if len(members) < page:
-                        break
-                    offset += page
+                return
+            page, offset = 10_000, 0
+            while True:
+                members = self.client.zrangebyscore(lineage.index_key(prefix), first, last, start=offset, num=page)
+                yield from members
+                if len(members) < page:
+                    return
+                offset += page
         except REDIS_ERRORS as exc:
             raise self._error(exc) from None
 
@@ -284,6 +290,8 @@ class OnlineStore:
             cluster.add_by_slot(slots, keys, args, stride)
         calls = cluster.script_calls(slots, stride, BATCH, lambda slot: lineage.index_key(prefix, slot), options)
         try:
+            if slots:  # before the writes: a slot listed without an index costs a lookup, one missing loses lineage
+                self.client.sadd(lineage.slots_key(prefix), *slots)
             return cluster.run_script_calls(self.client, WRITE_SCRIPT, calls)
         except REDIS_ERRORS as exc:
             raise self._error(exc) from None
