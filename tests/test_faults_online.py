@@ -120,7 +120,7 @@ def test_a_hung_redis_gives_a_bounded_clear_error_and_health_reports_it_until_it
     store.push("events", frame(day(1), 3), to="online")
     client = TestClient(create_app(store))
     request = {"entities": {"user_id": [1]}, "features": ["txn_count"]}
-    assert client.get("/health").json() == {"status": "ok", "redis": True}
+    assert client.get("/health").json()["status"] == "ok"
 
     os.kill(server.process.pid, signal.SIGSTOP)
     try:
@@ -133,7 +133,7 @@ def test_a_hung_redis_gives_a_bounded_clear_error_and_health_reports_it_until_it
 
     assert "Timeout" in str(raised.value) and f"127.0.0.1:{server.port}" in str(raised.value)
     assert PASSWORD not in str(raised.value)
-    assert (health.status_code, health.json()) == (503, {"status": "degraded", "redis": False})
+    assert (health.status_code, health.json()["status"], health.json()["redis"]) == (503, "degraded", False)
     assert lookup.status_code == 503 and "online store" in lookup.json()["detail"] and PASSWORD not in lookup.text
     assert client.get("/health").status_code == 200
     assert client.post("/get-online-features", json=request).json()["features"]["txn_count"] == [2]

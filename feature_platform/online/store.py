@@ -117,25 +117,10 @@ def connect(url: str) -> "redis.Redis | RedisCluster":
     `FEATURE_PLATFORM_REDIS_USERNAME` / `FEATURE_PLATFORM_REDIS_PASSWORD`;
     `FEATURE_PLATFORM_REDIS_CA_CERT` names a CA bundle for TLS.
     """
-    parts = urlsplit(url)
-    if parts.scheme not in ("redis", "rediss", "unix", *cluster.CLUSTER_SCHEMES):
-        raise OnlineStoreError(
-            "online store URL must start with redis://, rediss://, unix://, redis+cluster:// or rediss+cluster://, "
-            f"got {redact(url)!r}"
-        )
-    options: dict[str, Any] = {
-        "socket_timeout": SOCKET_TIMEOUT_S,
-        "socket_connect_timeout": CONNECT_TIMEOUT_S,
-        # One quick retry of a broken connection; a timeout is not retried, so a hung Redis
-        # fails a call after one socket timeout.
-        "retry": Retry(ExponentialBackoff(cap=0.05, base=0.01), 1, supported_errors=(redis.ConnectionError,)),
-    }
-    if parts.password is None and os.environ.get("FEATURE_PLATFORM_REDIS_PASSWORD"):
-        options["password"] = os.environ["FEATURE_PLATFORM_REDIS_PASSWORD"]
-        if parts.username is None and os.environ.get("FEATURE_PLATFORM_REDIS_USERNAME"):
-            options["username"] = os.environ["FEATURE_PLATFORM_REDIS_USERNAME"]
-    if parts.scheme.startswith("rediss") and os.environ.get("FEATURE_PLATFORM_REDIS_CA_CERT"):
-        options["ssl_ca_certs"] = os.environ["FEATURE_PLATFORM_REDIS_CA_CERT"]
+    options = client_options(url)
+    # One quick retry of a broken connection; a timeout is not retried, so a hung Redis
+    # fails a call after one socket timeout.
+    options["retry"] = Retry(ExponentialBackoff(cap=0.05, base=0.01), 1, supported_errors=(redis.ConnectionError,))
     if cluster.is_cluster_url(url):
         try:
             return cluster.connect_cluster(url, options)
@@ -145,6 +130,38 @@ def connect(url: str) -> "redis.Redis | RedisCluster":
         return redis.Redis.from_url(url, **options)
     except ValueError as exc:
         raise OnlineStoreError(f"online store URL {redact(url)!r} is not valid: {exc}") from None
+
+
+def client_options(url: str) -> dict[str, Any]:
+    """Timeouts, credentials and TLS settings of a client for `url`, shared by the sync and asyncio clients."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss", "unix", *cluster.CLUSTER_SCHEMES):
+        raise OnlineStoreError(
+            "online store URL must start with redis://, rediss://, unix://, redis+cluster:// or rediss+cluster://, "
+            f"got {redact(url)!r}"
+        )
+    options: dict[str, Any] = {"socket_timeout": command_timeout_s(), "socket_connect_timeout": CONNECT_TIMEOUT_S}
+    if parts.password is None and os.environ.get("FEATURE_PLATFORM_REDIS_PASSWORD"):
+        options["password"] = os.environ["FEATURE_PLATFORM_REDIS_PASSWORD"]
+        if parts.username is None and os.environ.get("FEATURE_PLATFORM_REDIS_USERNAME"):
+            options["username"] = os.environ["FEATURE_PLATFORM_REDIS_USERNAME"]
+    if parts.scheme.startswith("rediss") and os.environ.get("FEATURE_PLATFORM_REDIS_CA_CERT"):
+        options["ssl_ca_certs"] = os.environ["FEATURE_PLATFORM_REDIS_CA_CERT"]
+    return options
+
+
+def command_timeout_s() -> float:
+    """Seconds a Redis command may take before it fails: `FEATURE_PLATFORM_REDIS_TIMEOUT_S`, default 5."""
+    text = os.environ.get("FEATURE_PLATFORM_REDIS_TIMEOUT_S")
+    if text is None:
+        return SOCKET_TIMEOUT_S
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < 3600:
+        raise OnlineStoreError(f"FEATURE_PLATFORM_REDIS_TIMEOUT_S must be a number of seconds in (0, 3600), got {text!r}")
+    return seconds
 
 
 @dataclass(frozen=True)
@@ -187,6 +204,8 @@ class OnlineStore:
         self.project = project
         self.client = connect(url)
         self.cluster = isinstance(self.client, RedisCluster)
+        # On a cluster the entity part of a key is a hash tag, so all groups of an entity share a slot.
+        self.hash_tag = self.cluster
         self._sha: str | None = None
 
     def __repr__(self) -> str:
@@ -298,7 +317,7 @@ class OnlineStore:
 
     def encode_keys(self, prefix: bytes, key_values: Sequence[Sequence[Any]]) -> list[bytes]:
         """The keys of entities given column by column, laid out for this Redis (hash-tagged on a cluster)."""
-        return codec.encode_keys(prefix, key_values, hash_tag=self.cluster)
+        return codec.encode_keys(prefix, key_values, hash_tag=self.hash_tag)
 
     def entity_members(self, group: FeatureGroup, table: pa.Table) -> list[bytes]:
         """The index members (keys without the prefix) of `table`'s rows."""
