@@ -255,7 +255,7 @@ class FeatureStore:
         values only when newer, as a sync would. A push retried after an error stores its
         offline rows once. `validate=False` bypasses the group's ERROR rules.
         """
-        if to not in ("online", "offline", "online_and_offline"):
+        if not isinstance(to, str) or to not in ("online", "offline", "online_and_offline"):
             raise ArgumentError(f"push to must be 'online', 'offline' or 'online_and_offline', got {to!r}")
         group = self._batch_group(group_name, "push")
         if to != "offline" and not group.online:
@@ -267,7 +267,8 @@ class FeatureStore:
         if to != "online":
             self.offline.append_table(group, table, idempotent=True)
         if to != "offline":
-            self.online.write(group, table, now=now)
+            # Alone, a push runs ahead of the offline store; with it, the value comes from its partition.
+            self.online.write(group, table, now=now, pushed=to == "online")
         return table.num_rows
 
     # Streams
