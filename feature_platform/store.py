@@ -267,7 +267,8 @@ class FeatureStore:
         if to != "online":
             self.offline.append_table(group, table, idempotent=True)
         if to != "offline":
-            self.online.write(group, table, now=now)
+            # Alone, a push runs ahead of the offline store; with it, the value comes from its partition.
+            self.online.write(group, table, now=now, pushed=to == "online")
         return table.num_rows
 
     # Streams
