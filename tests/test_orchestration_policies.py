@@ -77,6 +77,7 @@ def step_events(result: dg.ExecuteInProcessResult, kind: dg.DagsterEventType) ->
 def test_a_transient_error_is_retried_and_the_run_succeeds(tmp_path: Path) -> None:
     group = flaky_group(tmp_path / "marker", ConnectionError("redis went away"))
     resource = FeatureStoreResource(project="ops", home=str(tmp_path))
+    resource.build_store([group]).apply()
     result = dg.materialize(
         build_definitions([group], sources=[clicks]).assets, selection=[dg.AssetKey(["features", "flaky"])],
         partition_key="2024-05-03", resources={"feature_store": resource},
@@ -92,6 +93,7 @@ def test_a_contract_violation_fails_at_once_without_retry(tmp_path: Path) -> Non
 
     group = FeatureGroup("late", entities=[user], features=daily_clicks.features, partitions=DAYS, compute=outside_partition, sources=["clicks"])
     resource = FeatureStoreResource(project="ops", home=str(tmp_path))
+    resource.build_store([group]).apply()
     result = dg.materialize(
         build_definitions([group], sources=[clicks]).assets, selection=[dg.AssetKey(["features", "late"])],
         partition_key="2024-05-03", resources={"feature_store": resource}, raise_on_error=False,

@@ -15,7 +15,8 @@ import dagster as dg
 import pandas as pd
 
 from feature_platform.definitions.concepts import DailyPartitions, FeatureGroup, FeatureView
-from feature_platform.errors import ContractError, DefinitionError
+from feature_platform.definitions.records import group_record, schema_fingerprint
+from feature_platform.errors import ContractError, DefinitionError, DefinitionMismatchError
 from feature_platform.offline.statistics import StatisticsStore, compute_statistics
 from feature_platform.offline.store import WriteResult
 from feature_platform.orchestration.checks import blocked_message, check_evaluations, evaluation, report_checks, rule_check_specs
@@ -25,6 +26,7 @@ from feature_platform.orchestration.retries import TRANSIENT_RETRY, permanent_fa
 from feature_platform.quality.gate import GatedWrite, write_validated
 from feature_platform.quality.validation import CONTRACT, RuleResult, to_frame
 from feature_platform.sources.landing import RawSource, read_source, write_source
+from feature_platform.store import FeatureStore
 
 BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=31)
 BACKFILL_TAG = "backfill_partitions_per_run"
@@ -51,8 +53,18 @@ def partitions_def(partitions: DailyPartitions | None) -> dg.DailyPartitionsDefi
     return dg.DailyPartitionsDefinition(start_date=partitions.start.isoformat(), end_date=end)
 
 
+def versioned(group: FeatureGroup | str) -> list[str]:
+    """A group's name in asset keys and job names: `[name]` for version 1, `[name, "v2"]` for later versions.
+
+    Each version keeps its key, so versions defined side by side are separate assets and a bump never moves history.
+    """
+    if isinstance(group, str):
+        return [group]
+    return [group.name] if group.version == 1 else [group.name, f"v{group.version}"]
+
+
 def group_key(group: FeatureGroup | str) -> dg.AssetKey:
-    return dg.AssetKey(["features", group if isinstance(group, str) else group.name])
+    return dg.AssetKey(["features", *versioned(group)])
 
 
 def source_key(source: RawSource | str) -> dg.AssetKey:
@@ -68,6 +80,14 @@ def owners(owner: str) -> list[str]:
     if not owner:
         return []
     return [owner if owner.startswith("team:") or "@" in owner else f"team:{owner}"]
+
+
+def require_applied(store: FeatureStore, group: FeatureGroup) -> None:
+    """Fail the run at once (no retries) when the group's definition is not the applied one."""
+    try:
+        store.registry.require_group(group)
+    except DefinitionMismatchError as error:
+        raise dg.Failure(description=str(error), allow_retries=False) from error
 
 
 def run_window(context: dg.AssetExecutionContext) -> tuple[str, str, datetime, datetime]:
@@ -213,7 +233,12 @@ def feature_group_asset(
         owners=owners(group.owner),
         tags={k: v for k, v in group.tags.items() if k != "domain"},
         kinds={"deltalake"},
-        metadata={"feature_group_version": group.version, "join_keys": ", ".join(group.join_keys)},
+        metadata={
+            "feature_group_version": group.version,
+            "schema_fingerprint": schema_fingerprint(group),
+            "definition_fingerprint": group_record(group)["fingerprint"],
+            "join_keys": ", ".join(group.join_keys),
+        },
     )
 
     # A multi-asset only for `can_subset`: it makes check outputs optional, so a range run can log one
@@ -229,6 +254,7 @@ def feature_group_asset(
     )
     def _group(context: dg.AssetExecutionContext, feature_store: FeatureStoreResource):
         store = feature_store.build_store(groups, views, list(sources.values()))
+        require_applied(store, group)
         commit = {"dagster_run_id": context.run.run_id}
         keys = None
         with permanent_failures():
