@@ -12,10 +12,8 @@ days only (`DEMO_DRIFT_FIRST_DAY`), and the alert sensor is evaluated once.
 """
 
 import argparse
-import importlib
 import json
 import os
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -24,7 +22,9 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from feature_platform.definitions.repository import load_module, package_name
 from feature_platform.orchestration.alerting import AlertCursor, run_alerts
+from feature_platform.orchestration.backfill import load_definitions
 from feature_platform.quality.alerts import read_alerts
 from feature_platform.store import FeatureStore
 
@@ -75,9 +75,7 @@ def quality_summary(defs: dg.Definitions, instance: dg.DagsterInstance, run_ids:
 
 def run_demo(repo: Path, first_day: str, last_day: str, drift_first_day: str | None = None) -> dict[str, Any]:
     """Materialize the whole repository over `[first_day, last_day]`; return the summary."""
-    sys.path.insert(0, str(repo))
-    definitions = importlib.import_module("definitions")
-    defs: dg.Definitions = definitions.defs
+    defs = load_definitions(repo)
     instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
     all_assets = list(defs.assets or [])
     resources = defs.resources or {}
@@ -217,8 +215,7 @@ def main(argv: list[str] | None = None) -> None:
     warnings.filterwarnings("ignore", category=dg.BetaWarning)  # backfill policies are beta; known and chosen
     warnings.filterwarnings("ignore", category=dg.PreviewWarning)  # partitioned asset checks are preview; chosen
     repo = Path(args.repo).resolve()
-    sys.path.insert(0, str(repo))
-    partitions = importlib.import_module("assets.partitions")
+    partitions = load_module(repo, f"{package_name(repo)}.partitions")
     drift_first_day = getattr(partitions, "DEMO_DRIFT_FIRST_DAY", None)
     summary = run_demo(repo, partitions.DEMO_FIRST_DAY, partitions.DEMO_LAST_DAY, drift_first_day)
     if args.json:

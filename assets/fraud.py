@@ -1,19 +1,20 @@
 """The fraud domain: the feature view the fraud model consumes and its training dataset."""
 
-import pandas as pd
-
 from assets.partitions import DEMO_LAST_DAY
 from feature_platform import Feature, FeatureView, OnDemandTransformation, TimeSplit, TrainingDatasetDefinition
 
 
-def amount_vs_history(df: pd.DataFrame) -> pd.DataFrame:
-    """How unusual the requested amount is for this card holder and merchant."""
-    return pd.DataFrame(
-        {
-            "amount_to_user_mean_30d": df["amount"] / df["amount_mean_30d"],
-            "amount_to_merchant_mean_7d": df["amount"] / df["merchant_amount_mean_7d"],
-        }
-    )
+def amount_vs_history(columns: dict[str, list]) -> dict[str, list]:
+    """How unusual the requested amount is for this card holder and merchant (missing history: missing)."""
+
+    def ratio(amount: float | None, mean: float | None) -> float | None:
+        return None if amount is None or not mean else amount / mean
+
+    amounts = columns["amount"]
+    return {
+        "amount_to_user_mean_30d": [ratio(a, m) for a, m in zip(amounts, columns["amount_mean_30d"])],
+        "amount_to_merchant_mean_7d": [ratio(a, m) for a, m in zip(amounts, columns["merchant_amount_mean_7d"])],
+    }
 
 
 fraud_detection = FeatureView(
@@ -39,7 +40,8 @@ fraud_detection = FeatureView(
             function=amount_vs_history,
             outputs=[Feature("amount_to_user_mean_30d", "float64"), Feature("amount_to_merchant_mean_7d", "float64")],
             inputs=["amount_mean_30d", "merchant_amount_mean_7d"],
-            request_inputs=["amount"],
+            request_inputs=[Feature("amount", "float64")],
+            mode="python",  # plain lists in and out: no pandas frame per online request
         )
     ],
     owner="team:fraud-ml",

@@ -3,6 +3,7 @@
 The library works without Dagster; `feature_platform.orchestration` is the Dagster layer.
 """
 
+from feature_platform.definitions.aggregations import Aggregation, StreamFeatureGroup
 from feature_platform.definitions.concepts import (
     DailyPartitions,
     Entity,
@@ -19,17 +20,23 @@ from feature_platform.errors import (
     EntityFrameError,
     FeaturePlatformError,
     FeatureReferenceError,
+    SourceError,
     StorageError,
 )
 from feature_platform.loaders import connect, list_views, load_features, load_training_dataset
 from feature_platform.retrieval.datasets import TrainingDatasetDefinition
 from feature_platform.retrieval.splits import RandomSplit, TimeSplit
 from feature_platform.retrieval.training import TrainingDataset
-from feature_platform.sources.landing import RawSource
+from feature_platform.sources.kinds import AssetSource, FileSource, RawSource, SqlSource, TableSource
 from feature_platform.store import FeatureStore
 
 __all__ = [
+    "Aggregation",
     "ArgumentError",
+    "AssetSource",
+    "FileSource",
+    "SqlSource",
+    "TableSource",
     "ContractError",
     "DailyPartitions",
     "DefinitionError",
@@ -45,7 +52,9 @@ __all__ = [
     "OnDemandTransformation",
     "RandomSplit",
     "RawSource",
+    "SourceError",
     "StorageError",
+    "StreamFeatureGroup",
     "TimeSplit",
     "TrainingDataset",
     "TrainingDatasetDefinition",

@@ -4,6 +4,7 @@
     feature-platform plan | apply | retire GROUP --version N | registry-history
     feature-platform materialize GROUP [--partition DAY] | backfill GROUP... --start DAY --end DAY
     feature-platform serve [--host H] [--port P] | redis start|stop|status
+    feature-platform stream GROUP [--consumer NAME] [--max-seconds S] [--until-idle]
 
 Every command takes `--repo` (default `.`) and `--json` (machine-readable output).
 Subcommands are entries of `COMMANDS`; `register(Command(...))` adds one (e.g. `serve`).
@@ -292,21 +293,33 @@ def redis_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=["start", "stop", "status"], help="the embedded Redis server of the repository")
 
 
+def _port(url: str | None) -> int | None:
+    return int(url.rsplit(":", 1)[1].split("/")[0]) if url else None  # the URL holds the password: never shown
+
+
 def run_redis(args: argparse.Namespace) -> dict[str, Any]:
     from feature_platform.online import redis_server
 
     home = Path(os.environ.get("FEATURE_PLATFORM_HOME", Path(args.repo).resolve() / DEFAULT_HOME))
+    before = redis_server.running_url(home)
     if args.action == "start":
         redis_server.ensure_server(home)
     elif args.action == "stop":
         redis_server.stop_server(home)
     url = redis_server.running_url(home)
-    port = int(url.rsplit(":", 1)[1].split("/")[0]) if url else None  # the URL holds the password: never shown
-    return {"running": url is not None, "port": port, "data": str(Path(home) / "redis")}
+    return {"action": args.action, "was_running": before is not None, "running": url is not None,
+            "port": _port(url or before), "data": str(Path(home) / "redis")}
 
 
 def render_redis(result: dict[str, Any]) -> str:
-    state = f"running on 127.0.0.1:{result['port']}" if result["running"] else "not running"
+    where = f"127.0.0.1:{result['port']}"
+    if result["action"] == "stop":
+        done = f"stopped the embedded Redis on {where}" if result["was_running"] else "the embedded Redis was not running; nothing to stop"
+        return f"{done} (data kept in {result['data']})"
+    if result["action"] == "start":
+        done = f"the embedded Redis was already running on {where}" if result["was_running"] else f"started the embedded Redis on {where}"
+        return f"{done} (data in {result['data']})"
+    state = f"running on {where}" if result["running"] else "not running"
     return f"embedded Redis {state} (data in {result['data']})"
 
 
@@ -315,9 +328,61 @@ register(Command("serve", "the HTTP feature server (FastAPI + uvicorn) on 127.0.
 register(Command("redis", "start, stop or show the embedded Redis online store", redis_arguments, run_redis, render_redis))
 
 
+# Streams
+
+
+def stream_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("group", help="a stream feature group")
+    parser.add_argument("--consumer", help="a stable name per worker (default: host-pid); a restart under it resumes its pending events")
+    parser.add_argument("--batch-size", type=int, default=10_000, help="entries per online batch")
+    parser.add_argument("--max-seconds", type=float, help="stop after this long (default: run until SIGTERM or Ctrl-C)")
+    parser.add_argument("--max-events", type=int, help="stop after this many events")
+    parser.add_argument("--until-idle", action="store_true", help="stop when no new event arrives")
+    parser.add_argument("--report-every", type=float, default=10.0, help="seconds between progress lines on stderr")
+
+
+def run_stream(args: argparse.Namespace) -> dict[str, Any]:
+    """Consume a stream group's events until stopped; a progress line per `--report-every` seconds."""
+    import signal
+    import time
+
+    stopping: list[int] = []
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, lambda signum, _frame: stopping.append(signum))
+    store = store_of(args)
+    processor = store.stream_processor(args.group, consumer=args.consumer, batch_size=args.batch_size)
+    began = time.monotonic()
+    totals = {"events": 0, "dead_letters": 0, "offline_rows": 0, "redelivered": 0}
+    try:
+        while not stopping:
+            left = None if args.max_seconds is None else args.max_seconds - (time.monotonic() - began)
+            if left is not None and left <= 0:
+                break
+            budget = args.report_every if left is None else min(args.report_every, left)
+            remaining = None if args.max_events is None else args.max_events - totals["events"] - totals["dead_letters"]
+            stats = processor.run(max_seconds=budget, max_events=remaining, until_idle=args.until_idle, should_stop=lambda: bool(stopping))
+            for key in totals:
+                totals[key] += getattr(stats, key)
+            report = stats.as_dict()
+            print(f"{args.group}: {report['events']} events ({report['events_per_second']}/s), {report['dead_letters']} dead letters, "
+                  f"lag {report['lag_events']} events / {report['lag_seconds']} s, last event {report['last_event_time']}",
+                  file=sys.stderr, flush=True)
+            if (args.until_idle and stats.events + stats.dead_letters + stats.redelivered == 0) or (
+                remaining is not None and stats.events + stats.dead_letters >= remaining
+            ):
+                break
+    finally:
+        processor.close()
+    return {**report, **totals, "seconds": round(time.monotonic() - began, 3), "stopped_by_signal": bool(stopping)}
+
+
+register(Command("stream", "consume a stream group's events into its online windows and offline table", stream_arguments, run_stream,
+                 lambda r: f"{r['group']}: {r['events']} events, {r['dead_letters']} dead letters, {r['offline_rows']} offline rows in {r['seconds']} s"))
+
+
 def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--repo", default=".", help="the feature repository (definitions.py, assets/)")
+    common.add_argument("--repo", default=".", help="the feature repository (definitions.py and the package named in its pyproject.toml)")
     common.add_argument("--json", action="store_true", help="print JSON for scripts")
     root = argparse.ArgumentParser(prog="feature-platform", description=__doc__.splitlines()[0])
     subcommands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")

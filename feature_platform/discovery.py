@@ -116,7 +116,7 @@ def find(store: FeatureStore, name: str) -> tuple[str, Any]:
 
 
 def describe_view(store: FeatureStore, view: FeatureView) -> dict[str, Any]:
-    resolved = store.catalog.resolve(view)
+    resolved = store.catalog.resolve_for_listing(view)
     return {
         "kind": "view",
         "name": view.name,
@@ -172,7 +172,7 @@ def _readers(store: FeatureStore, source: str) -> Iterable[FeatureGroup]:
 
 
 def _uses(store: FeatureStore, view: FeatureView, group: str) -> bool:
-    return any(s.group.name == group for s in store.catalog.resolve(view).selections)
+    return any(s.group.name == group for s in store.catalog.resolve_for_listing(view).selections)
 
 
 def lineage(store: FeatureStore, name: str) -> dict[str, list[str]]:
@@ -187,6 +187,6 @@ def lineage(store: FeatureStore, name: str) -> dict[str, list[str]]:
         down = [f"view:{v}" for v in store.list_views() if _uses(store, store.catalog.view(v), name)]
         down += [f"training:{d['name']}" for d in training_datasets(store) if name in d["delta_versions"]]
     else:
-        up = [f"group:{s.group.name}" for s in store.catalog.resolve(item).selections]
+        up = [f"group:{s.group.name}" for s in store.catalog.resolve_for_listing(item).selections]
         down = [f"training:{d['name']}" for d in training_datasets(store) if d["view"] == name]
     return {"name": [f"{kind}:{name}"], "upstream": up, "downstream": list(dict.fromkeys(down))}

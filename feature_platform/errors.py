@@ -1,5 +1,8 @@
 """Errors raised by the feature platform; each names what is wrong and where."""
 
+import importlib
+from typing import Any
+
 
 class FeaturePlatformError(Exception):
     """Base class of every error the platform raises on purpose."""
@@ -46,6 +49,14 @@ class StorageError(FeaturePlatformError, OSError):
     """
 
 
+class ComputeError(FeaturePlatformError):
+    """A feature group's compute function raised: the message names the group, the error and where it was raised."""
+
+
+class SourceError(FeaturePlatformError):
+    """A source has no data for days a run needs (or cannot be read): the message names the source, the days and the fix."""
+
+
 class DefinitionMismatchError(FeaturePlatformError):
     """Definitions differ from the ones applied to the registry (or that wrote the stored data).
 
@@ -56,3 +67,36 @@ class DefinitionMismatchError(FeaturePlatformError):
 
 class RegistryError(FeaturePlatformError):
     """The registry of applied definitions cannot be read, or holds a record that is not valid."""
+
+
+class MissingExtraError(ImportError):
+    """An optional part of the platform is used but its extra is not installed."""
+
+
+def import_extra(module: str, extra: str, purpose: str) -> Any:
+    """Import `module`, or raise `MissingExtraError` naming the extra that provides it.
+
+    >>> evidently = import_extra("evidently", "drift", "drift monitoring")
+    """
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as error:
+        if error.name is None or error.name.split(".")[0] != module.split(".")[0]:
+            raise
+        raise MissingExtraError(
+            f"{purpose} needs '{module}', which is not installed: pip install 'feature-platform[{extra}]'",
+            name=module,
+        ) from error
+
+
+class QualityGateError(FeaturePlatformError, ValueError):
+    """ERROR rules failed on the rows of a write; nothing was written.
+
+    `group` names the feature group, `blocked` the partitions (None: an unpartitioned group)
+    whose rows an ERROR rule refused; the message names each failed rule and its row count.
+    """
+
+    def __init__(self, group: str, blocked: tuple[str | None, ...], message: str) -> None:
+        self.group = group
+        self.blocked = blocked
+        super().__init__(message)

@@ -1,7 +1,7 @@
 """Helpers for training scripts and notebooks: connect, list views, fetch features and datasets.
 
-No Dagster involved. The store comes from the repository (its `assets/`
-package) and the environment, as `FeatureStore.from_repo` reads them.
+No Dagster involved. The store comes from the repository (its definitions
+package, named in its `pyproject.toml`) and the environment, as `FeatureStore.from_repo` reads them.
 
     from feature_platform import load_training_dataset
     X, y = load_training_dataset("fraud_training", split="train", format="numpy")
@@ -33,7 +33,7 @@ def list_views(repo: str | Path | None = None) -> list[dict[str, Any]]:
     views = []
     for name in store.list_views():
         view = store.catalog.view(name)
-        resolved = store.catalog.resolve(view)
+        resolved = store.catalog.resolve_for_listing(view)
         features = [
             {"name": output, "dtype": str(s.group.feature(f).arrow_type), "source": f"{s.group.name}:{f}"}
             for s in resolved.selections for f, output in zip(s.features, s.output_names)

@@ -1,32 +1,37 @@
 """`FeatureStore`: the client for writes, reads, retrieval and discovery.
 
-Built from arguments, or from a repository's `assets/` package and the
-environment with `FeatureStore.from_repo()`. Pandas in and out; Arrow inside.
+Built from arguments, or from a repository's definitions package (named in its
+`pyproject.toml`) and the environment with `FeatureStore.from_repo()`. Pandas in and out; Arrow inside.
 """
 
-import importlib
 import os
-import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
+import pyarrow as pa
 
 from feature_platform import applying
 from feature_platform.applying import AppliedDefinitions, Retirement
+from feature_platform.definitions.aggregations import StreamFeatureGroup, is_stream_group
 from feature_platform.definitions.changes import Plan
 from feature_platform.definitions.concepts import FeatureGroup, FeatureView, check_name
 from feature_platform.definitions.contract import conform
+from feature_platform.definitions.pandas_types import table_to_pandas
 from feature_platform.definitions.records import group_from_record
 from feature_platform.definitions.references import Catalog
+from feature_platform.definitions.repository import load_repository
 from feature_platform.errors import ArgumentError, FeatureReferenceError
 from feature_platform.offline.registry import RegistryStore
 from feature_platform.offline.store import OfflineStore, WriteResult
+from feature_platform.online import endpoint
 from feature_platform.online.reads import OnlineResponse, ReadPlan, build_plan, read_online
 from feature_platform.online.store import OnlineStore
 from feature_platform.online.sync import SyncReport, sync_group
+from feature_platform.quality.gate import check_gate
 from feature_platform.retrieval.point_in_time import get_historical_features
 from feature_platform.retrieval.splits import Split
 from feature_platform.retrieval.training import (
@@ -37,6 +42,8 @@ from feature_platform.retrieval.training import (
     rebuild_training_dataset,
 )
 from feature_platform.sources.landing import RawSource
+from feature_platform.sources.streams import RedisStream
+from feature_platform.streaming.processor import StreamProcessor, stream_for
 
 DEFAULT_HOME = ".feature_platform"
 
@@ -59,8 +66,10 @@ class FeatureStore:
         sources: Sequence[RawSource] = (),
         storage_options: dict[str, str] | None = None,
         home: str | Path = DEFAULT_HOME,
+        environment: str | None = None,
     ) -> None:
         self.project = check_name("project", project)
+        self.environment = endpoint.environment(environment)
         self.sources = {s.name: s for s in sources}
         self.offline = OfflineStore(str(offline_root), project=project, storage_options=storage_options)
         self.registry = AppliedDefinitions(RegistryStore(self.offline))
@@ -72,21 +81,20 @@ class FeatureStore:
 
     @classmethod
     def from_repo(cls, path: str | Path = ".") -> "FeatureStore":
-        """The store of the repository at `path`: its `assets/` definitions, configured by the environment.
+        """The store of the repository at `path`: its package's definitions (loaded afresh), configured by the environment.
 
         Reads `FEATURE_PLATFORM_OFFLINE_ROOT` (default `<path>/.feature_platform/offline`),
-        `FEATURE_PLATFORM_PROJECT` (default `default`) and `FEATURE_PLATFORM_REDIS_URL`
-        (default: the embedded Redis server under `<path>/.feature_platform/redis`).
+        `FEATURE_PLATFORM_PROJECT` (default `default`), `FEATURE_PLATFORM_REDIS_URL`
+        (default: the embedded Redis server under `<path>/.feature_platform/redis`) and
+        `FEATURE_PLATFORM_ENV` (`production` refuses the embedded default).
         """
         repo = Path(path).resolve()
-        if str(repo) not in sys.path:
-            sys.path.insert(0, str(repo))
-        assets = importlib.import_module("assets")
+        definitions = load_repository(repo)
         home = Path(os.environ.get("FEATURE_PLATFORM_HOME", repo / DEFAULT_HOME))
         return cls(
-            groups=assets.feature_groups,
-            views=assets.feature_views,
-            sources=assets.raw_sources,
+            groups=definitions.feature_groups,
+            views=definitions.feature_views,
+            sources=definitions.raw_sources,
             offline_root=os.environ.get("FEATURE_PLATFORM_OFFLINE_ROOT", str(home / "offline")),
             online_url=os.environ.get("FEATURE_PLATFORM_REDIS_URL") or None,
             project=os.environ.get("FEATURE_PLATFORM_PROJECT", "default"),
@@ -145,6 +153,16 @@ class FeatureStore:
         """Every apply and retire of this project, newest first: when, who, what changed."""
         return self.registry.store.history()
 
+    def _batch_group(self, name: str, action: str, version: int | None = None) -> FeatureGroup:
+        """The applied group `name`, refusing a stream group: its tables are written only by its stream consumer."""
+        group = self.applied_group(name, version)
+        if is_stream_group(group):
+            raise ArgumentError(
+                f"feature group '{name}' is a stream group: {action} would bypass its windows; "
+                f"publish its events with publish_events('{name}', events) and run its consumer instead"
+            )
+        return group
+
     def describe(self, group_name: str) -> dict[str, Any]:
         """A group's definition and storage state: schema, owner, tags, partitions, Delta version."""
         group = self.group(group_name)
@@ -181,20 +199,33 @@ class FeatureStore:
         df: pd.DataFrame,
         *,
         commit_metadata: dict[str, str] | None = None,
+        validate: bool = True,
         version: int | None = None,
     ) -> WriteResult:
         """Replace one daily partition (or, for an unpartitioned group with `None`, the whole table).
 
+        The group's ERROR rules gate the write (`QualityGateError`, nothing written); `validate=False` bypasses them.
         `version` picks a group version defined beside newer ones (default: the latest).
         """
-        group = self.applied_group(group_name, version)
-        return self.offline.write_partition(group, partition_key, df, commit_metadata=commit_metadata)
+        group = self._batch_group(group_name, "write_partition", version)
+        return self.offline.write_partition(group, partition_key, df, commit_metadata=commit_metadata, before_commit=_gate(group, validate))
 
     def ingest(
-        self, group_name: str, df: pd.DataFrame, *, commit_metadata: dict[str, str] | None = None, version: int | None = None
+        self,
+        group_name: str,
+        df: pd.DataFrame,
+        *,
+        commit_metadata: dict[str, str] | None = None,
+        validate: bool = True,
+        version: int | None = None,
     ) -> WriteResult:
-        """Append rows that may span partitions, checked against the group's contract first."""
-        return self.offline.append(self.applied_group(group_name, version), df, commit_metadata=commit_metadata)
+        """Append rows that may span partitions, checked against the group's contract and ERROR rules first.
+
+        Each partition's rows are validated; one blocked partition refuses the whole ingest
+        (`QualityGateError`, nothing written). `validate=False` bypasses the rules, never the contract.
+        """
+        group = self._batch_group(group_name, "ingest", version)
+        return self.offline.append(group, df, commit_metadata=commit_metadata, before_commit=_gate(group, validate))
 
     def read_group(
         self,
@@ -205,10 +236,12 @@ class FeatureStore:
         *,
         version: int | None = None,
     ) -> pd.DataFrame:
-        """Rows with `start <= event_time < end` as stored, optionally as of a Delta version or a time."""
+        """Rows with `start <= event_time < end` as stored, optionally as of a Delta version or a time.
+
+        A time before the table's first commit reads an empty frame, as a read then did.
+        """
         group = self.applied_group(group_name, version)
-        table = self.offline.read(group, start=start, end=end, as_of=as_of, columns=group.input_columns)
-        return table.to_pandas()
+        return table_to_pandas(self.offline.read(group, start=start, end=end, as_of=as_of, columns=group.input_columns))
 
     def history(self, group_name: str, *, version: int | None = None) -> list[dict[str, Any]]:
         """Delta versions of a group's table, newest first."""
@@ -218,12 +251,17 @@ class FeatureStore:
 
     @property
     def online(self) -> OnlineStore:
-        """The Redis online store: `online_url`, else the embedded server under `home` (started if needed)."""
+        """The Redis online store: `online_url`, else (in development only) the embedded server under `home`."""
         if self._online is None:
             from feature_platform.online.redis_server import ensure_server
 
-            self._online = OnlineStore(self.online_url or ensure_server(self.home), project=self.project)
+            url = endpoint.online_url(self.online_url, self.environment, lambda: ensure_server(self.home))
+            self._online = OnlineStore(url, project=self.project)
         return self._online
+
+    def online_endpoint(self) -> dict[str, Any]:
+        """The Redis this store talks to (kind, host, port, TLS, embedded), without credentials: for health checks."""
+        return endpoint.describe(self.online.url, embedded=not self.online_url)
 
     def sync_to_online(
         self,
@@ -238,7 +276,7 @@ class FeatureStore:
 
         >>> store.sync_to_online("user_stats", "2024-05-01").rows_written
         """
-        group = self.applied_group(group_name, version)
+        group = self._batch_group(group_name, "sync_to_online", version)
         return sync_group(self.offline, self.online, group, partition_key=partition_key, start=start, end=end)
 
     def get_online_features(
@@ -256,7 +294,7 @@ class FeatureStore:
         cached = self._read_plans.get(id(resolved))
         if cached is None or cached[0] is not resolved:
             self.require_applied(features, full_feature_names)  # once per request shape: the per-call cost is nil
-            cached = self._read_plans[id(resolved)] = (resolved, build_plan(resolved, self.project))
+            cached = self._read_plans[id(resolved)] = (resolved, build_plan(resolved, self.project, hash_tag=self.online.cluster))
         return read_online(self.online, cached[1], entity_rows)
 
     def push(
@@ -264,24 +302,57 @@ class FeatureStore:
         group_name: str,
         df: pd.DataFrame,
         to: Literal["online", "offline", "online_and_offline"] = "online",
+        *,
+        validate: bool = True,
     ) -> int:
-        """Write fresh rows (from a stream or an app) after the contract check; returns rows accepted.
+        """Write fresh rows (from a stream or an app) after the contract check and the quality gate; returns rows accepted.
 
-        Offline rows are appended to the Delta table; online rows replace stored
-        values only when newer, as a sync would.
+        Offline rows are appended to the Delta table first, then online rows replace stored
+        values only when newer, as a sync would. A push retried after an error stores its
+        offline rows once. `validate=False` bypasses the group's ERROR rules.
         """
         if to not in ("online", "offline", "online_and_offline"):
             raise ArgumentError(f"push to must be 'online', 'offline' or 'online_and_offline', got {to!r}")
-        group = self.applied_group(group_name)
+        group = self._batch_group(group_name, "push")
         if to != "offline" and not group.online:
             raise FeatureReferenceError(f"feature group '{group_name}' is not online (online=False); push to='offline'")
         now = datetime.now(timezone.utc)
         table = conform(group, df, written_at=now)
+        if validate:
+            check_gate(group, table)
         if to != "online":
-            self.offline.append(group, df)
+            self.offline.append_table(group, table, idempotent=True)
         if to != "offline":
             self.online.write(group, table, now=now)
         return table.num_rows
+
+    # Streams
+
+    def _stream_group(self, group_name: str) -> StreamFeatureGroup:
+        group = self.group(group_name)
+        if not isinstance(group, StreamFeatureGroup):
+            raise ArgumentError(f"feature group '{group_name}' is not a stream group; declare it as StreamFeatureGroup(...)")
+        return group
+
+    def stream(self, group_name: str) -> RedisStream:
+        """The Redis stream of a stream group (on the online store's Redis): publish, lag, dead letters."""
+        return stream_for(self.online, self._stream_group(group_name))
+
+    def publish_events(self, group_name: str, events: "Sequence[dict[str, Any]]") -> list[str]:
+        """Append events to a stream group's stream; returns their entry ids.
+
+        >>> store.publish_events("card_windows", [{"card_id": 7, "event_time": datetime.now(timezone.utc), "amount": 12.5}])
+        """
+        return self.stream(group_name).publish(events)
+
+    def stream_processor(self, group_name: str, **options: Any) -> StreamProcessor:
+        """The consumer of a stream group's stream (see `StreamProcessor` for `options`).
+
+        >>> store.stream_processor("card_windows", consumer="worker-1").run(until_idle=True).as_dict()
+        """
+        group = self._stream_group(group_name)
+        self.registry.require_group(group)
+        return StreamProcessor(self.online, self.offline, group, stream_for(self.online, group), **options)
 
     # Point-in-time retrieval and training datasets
 
@@ -315,6 +386,7 @@ class FeatureStore:
         label: str | None = None,
         timestamp_column: str = "event_time",
         full_feature_names: bool = False,
+        as_of: Any = None,
     ) -> TrainingDataset:
         """Retrieve `view` for `entity_df` and store it as the next version of a training dataset.
 
@@ -323,7 +395,7 @@ class FeatureStore:
         self.require_applied(view, full_feature_names)
         return create_training_dataset(
             self.catalog, self.offline, view, entity_df, name=name, split=split, description=description, label=label,
-            timestamp_column=timestamp_column, full_feature_names=full_feature_names,
+            timestamp_column=timestamp_column, full_feature_names=full_feature_names, as_of=as_of,
         )
 
     def load_training_dataset(
@@ -360,3 +432,8 @@ class FeatureStore:
     def list_training_datasets(self) -> list[dict[str, Any]]:
         """Manifests of every stored training dataset version, by name then version."""
         return list_training_datasets(self.offline)
+
+
+def _gate(group: FeatureGroup, validate: bool) -> Callable[[pa.Table], None] | None:
+    """The quality gate a write runs on its conformed rows, or None when the caller bypasses it."""
+    return partial(check_gate, group) if validate else None

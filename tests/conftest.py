@@ -65,3 +65,26 @@ def redis_url(redis_server) -> str:
     client.flushall()
     client.close()
     return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory):
+    """A real local Redis Cluster of three masters (no replicas) for the whole test session."""
+    from feature_platform.online.local_cluster import start_cluster
+
+    cluster = start_cluster(tmp_path_factory.mktemp("redis-cluster"), masters=3)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def redis_cluster_url(redis_cluster) -> str:
+    """The `redis+cluster://` URL of the session's cluster, emptied for this test."""
+    redis_cluster.flushall()
+    return redis_cluster.url
+
+
+@pytest.fixture(params=["single", "cluster"])
+def online_url(request: pytest.FixtureRequest) -> str:
+    """The test Redis as one server and as a three-master cluster: online behaviour must not depend on it."""
+    return request.getfixturevalue("redis_url" if request.param == "single" else "redis_cluster_url")

@@ -86,7 +86,7 @@ def landing_defs(home: Path, raw_root: str | None = None) -> tuple[dg.Definition
     resource = FeatureStoreResource(project="ops", home=str(home), raw_root=raw_root)
     resource.build_store(GROUPS, sources=[clicks]).apply()
     defs = dg.Definitions.merge(
-        build_definitions(GROUPS, sources=[clicks]), dg.Definitions(resources={"feature_store": resource})
+        build_definitions(GROUPS, sources=[clicks]), dg.Definitions(resources={"feature_platform_store": resource})
     )
     return defs, resource
 

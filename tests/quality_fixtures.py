@@ -67,8 +67,8 @@ def repository(group: FeatureGroup, produce: Callable[[datetime, datetime], pd.D
     defs = build_definitions([group], [], [source])
 
     @dg.asset(key=["online", group.name], deps=[["features", group.name]], partitions_def=dg.DailyPartitionsDefinition(START))
-    def online_sync(context: dg.AssetExecutionContext, feature_store: FeatureStoreResource) -> None:
-        log = Path(feature_store.home) / "downstream.log"
+    def online_sync(context: dg.AssetExecutionContext, feature_platform_store: FeatureStoreResource) -> None:
+        log = Path(feature_platform_store.home) / "downstream.log"
         with log.open("a") as handle:
             handle.write(",".join(context.partition_keys) + "\n")
 
@@ -85,8 +85,8 @@ GROUPS_OF: dict[int, list[FeatureGroup]] = {}
 
 def resources(home: Path, webhook_url: str | None = None) -> dict[str, object]:
     return {
-        "feature_store": FeatureStoreResource(home=str(home), project="test"),
-        "alert_sinks": AlertSinksResource(webhook_url=webhook_url, alert_file=str(home / "alerts.jsonl")),
+        "feature_platform_store": FeatureStoreResource(home=str(home), project="test"),
+        "feature_platform_alerts": AlertSinksResource(webhook_url=webhook_url, alert_file=str(home / "alerts.jsonl")),
     }
 
 

@@ -35,7 +35,7 @@ def counts(version: int = 1, dtype: str = "int64") -> FeatureGroup:
 def run(groups: list[FeatureGroup], resource: FeatureStoreResource, key: list[str]) -> dg.ExecuteInProcessResult:
     defs = build_definitions(groups, sources=[clicks])
     return dg.materialize(defs.assets, selection=[dg.AssetKey(["raw", "clicks"]), dg.AssetKey(key)], partition_key="2024-05-02",
-                          resources={"feature_store": resource}, raise_on_error=False)
+                          resources={"feature_platform_store": resource}, raise_on_error=False)
 
 
 def test_a_run_of_definitions_never_applied_fails_at_once_with_the_plan_message(tmp_path):

@@ -43,6 +43,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FEATURE_PLATFORM_HOME", str(root / "home"))
+        mp.setenv("FEATURE_PLATFORM_DEMO_LAST_DAY", LAST_DAY)  # the training dataset reads the days the test lands
         mp.setenv("DAGSTER_HOME", str(dagster_home))
         for name in ("FEATURE_PLATFORM_OFFLINE_ROOT", "FEATURE_PLATFORM_RAW_ROOT", "FEATURE_PLATFORM_PROJECT"):
             mp.delenv(name, raising=False)

@@ -85,8 +85,8 @@ def test_group_asset_depends_on_its_sources_over_the_lookback_window(defs: dg.De
 def test_materializing_a_partition_writes_the_rolling_window_to_delta(defs: dg.Definitions, resource: FeatureStoreResource) -> None:
     assets = [asset_def(defs, "raw", "clicks"), asset_def(defs, "features", "click_counts")]
     for day in ("2024-05-01", "2024-05-02", "2024-05-03"):
-        assert dg.materialize(assets[:1], partition_key=day, resources={"feature_store": resource}).success
-    result = dg.materialize(assets[1:], partition_key="2024-05-03", resources={"feature_store": resource})
+        assert dg.materialize(assets[:1], partition_key=day, resources={"feature_platform_store": resource}).success
+    result = dg.materialize(assets[1:], partition_key="2024-05-03", resources={"feature_platform_store": resource})
     assert result.success
     store = resource.build_store([click_counts])
     rows = store.read_group("click_counts").sort_values("user_id")
@@ -97,8 +97,8 @@ def test_materializing_a_partition_writes_the_rolling_window_to_delta(defs: dg.D
 
 def test_materialization_metadata_has_rows_version_schema_and_statistics(defs: dg.Definitions, resource: FeatureStoreResource) -> None:
     assets = [asset_def(defs, "raw", "clicks"), asset_def(defs, "features", "click_counts")]
-    dg.materialize(assets[:1], partition_key="2024-05-01", resources={"feature_store": resource})
-    result = dg.materialize(assets, partition_key="2024-05-02", resources={"feature_store": resource})
+    dg.materialize(assets[:1], partition_key="2024-05-01", resources={"feature_platform_store": resource})
+    result = dg.materialize(assets, partition_key="2024-05-02", resources={"feature_platform_store": resource})
     metadata = result.asset_materializations_for_node("features__click_counts")[0].metadata
     assert metadata["dagster/row_count"].value == 2
     assert metadata["delta_version"].value == 0
@@ -110,7 +110,7 @@ def test_materialization_metadata_has_rows_version_schema_and_statistics(defs: d
 def test_a_range_run_writes_every_partition_in_one_commit(defs: dg.Definitions, resource: FeatureStoreResource) -> None:
     assets = [asset_def(defs, "raw", "clicks"), asset_def(defs, "features", "click_counts")]
     tags = {"dagster/asset_partition_range_start": "2024-05-01", "dagster/asset_partition_range_end": "2024-05-05"}
-    assert dg.materialize(assets, resources={"feature_store": resource}, tags=tags).success
+    assert dg.materialize(assets, resources={"feature_platform_store": resource}, tags=tags).success
     store = resource.build_store([click_counts])
     rows = store.read_group("click_counts")
     assert sorted(rows["event_time"].dt.strftime("%m-%d").unique()) == ["05-02", "05-03", "05-04", "05-05"]
@@ -125,7 +125,7 @@ def test_a_failing_compute_commits_nothing(resource: FeatureStoreResource) -> No
     defs = build_definitions([broken], sources=[clicks])
     assets = [asset_def(defs, "raw", "clicks"), asset_def(defs, "features", "click_counts")]
     resource.build_store([broken], sources=[clicks]).apply()  # the same schema: recorded as is
-    result = dg.materialize(assets, partition_key="2024-05-01", resources={"feature_store": resource}, raise_on_error=False)
+    result = dg.materialize(assets, partition_key="2024-05-01", resources={"feature_platform_store": resource}, raise_on_error=False)
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert "feature group 'click_counts', column 'clicks_3d': dtype" in failure.step_failure_data.error.message
@@ -139,7 +139,7 @@ def test_unknown_source_is_a_definition_error() -> None:
 
 
 def test_each_partitioned_group_gets_a_daily_schedule(defs: dg.Definitions, resource: FeatureStoreResource) -> None:
-    resolved = dg.Definitions.merge(defs, dg.Definitions(resources={"feature_store": resource}))
+    resolved = dg.Definitions.merge(defs, dg.Definitions(resources={"feature_platform_store": resource}))
     schedule = resolved.resolve_schedule_def("click_counts_daily")
     assert schedule.cron_schedule == "0 1 * * *"  # an hour after the day closes, so late raw files have landed
     assert schedule.job_name == "materialize_click_counts"

@@ -11,7 +11,7 @@ from tests.ops_fixtures import GROUPS, land, landing_defs
 
 def evaluate(defs: dg.Definitions, cursor: str | None) -> dg.SensorResult:
     sensor = defs.resolve_sensor_def("clicks_landing")
-    context = dg.build_sensor_context(cursor=cursor, definitions=defs, resources={"feature_store": defs.resources["feature_store"]})
+    context = dg.build_sensor_context(cursor=cursor, definitions=defs, resources={"feature_platform_store": defs.resources["feature_platform_store"]})
     return sensor.evaluate_tick(context)
 
 

@@ -83,7 +83,7 @@ def test_the_maintenance_job_protects_versions_listed_in_training_manifests(tmp_
     for _ in range(2):
         write_days(offline_root, ["2024-05-03"])
     job = dg.Definitions.merge(
-        build_definitions(GROUPS, [view], sources=[clicks]), dg.Definitions(resources={"feature_store": resource})
+        build_definitions(GROUPS, [view], sources=[clicks]), dg.Definitions(resources={"feature_platform_store": resource})
     ).resolve_job_def("maintain_feature_tables")
     result = job.execute_in_process(run_config={"ops": {"maintain_daily_clicks": {"config": {"retention_hours": 0}}}})
     assert result.success

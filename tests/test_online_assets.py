@@ -44,7 +44,7 @@ def test_materializing_the_online_asset_syncs_the_run_partitions(tmp_path, redis
     assets = [defs.get_assets_def(dg.AssetKey(["features", "visits"])), defs.get_assets_def(dg.AssetKey(["online", "visits"]))]
 
     for day in ("2024-03-05", "2024-03-04"):
-        result = dg.materialize(assets, resources={"feature_store": resource}, partition_key=day)
+        result = dg.materialize(assets, resources={"feature_platform_store": resource}, partition_key=day)
         assert result.success
 
     metadata = result.asset_materializations_for_node("online__visits")[0].metadata

@@ -76,10 +76,10 @@ def historical(store: FeatureStore, as_of: pd.Timestamp, user_ids: list[int]) ->
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=events, last_day=st.integers(0, 3), seed=st.integers(0, 1000))
-def test_online_after_sync_up_to_t_equals_point_in_time_at_t(redis_url, rows, last_day, seed):
+def test_online_after_sync_up_to_t_equals_point_in_time_at_t(online_url, rows, last_day, seed):
     data = frame(rows)
     with tempfile.TemporaryDirectory() as folder:
-        store = FeatureStore([group()], offline_root=Path(folder), online_url=redis_url, project=f"p{uuid.uuid4().hex}")
+        store = FeatureStore([group()], offline_root=Path(folder), online_url=online_url, project=f"p{uuid.uuid4().hex}")
         store.apply()
         for day in sorted(set(data["day"])):
             store.write_partition("txn", DAYS[day].date().isoformat(), data[data["day"] == day].drop(columns="day"))

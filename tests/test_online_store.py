@@ -20,8 +20,8 @@ def online_values(store, user_ids, features=("score", "label")):
     return store.get_online_features({"user_id": user_ids}, list(features)).to_dict()
 
 
-def test_sync_writes_latest_row_per_entity_and_reports_counts(tmp_path, redis_url):
-    store = online_store(tmp_path, redis_url, scores_group())
+def test_sync_writes_latest_row_per_entity_and_reports_counts(tmp_path, online_url):
+    store = online_store(tmp_path, online_url, scores_group())
     store.write_partition("scores", "2024-01-01", score_rows("2024-01-01", [1, 2], 100))
     store.write_partition("scores", "2024-01-02", score_rows("2024-01-02", [1], 200))
 
@@ -35,13 +35,13 @@ def test_sync_writes_latest_row_per_entity_and_reports_counts(tmp_path, redis_ur
     }
 
 
-def test_backfilling_partitions_in_any_order_ends_in_the_same_state(tmp_path, redis_url):
-    store = online_store(tmp_path, redis_url, scores_group())
+def test_backfilling_partitions_in_any_order_ends_in_the_same_state(tmp_path, online_url):
+    store = online_store(tmp_path, online_url, scores_group())
     for i, day in enumerate(DAYS):
         store.write_partition("scores", day, score_rows(day, [1, 2, 3][: 1 + i % 3], 100 * i))
     expected = {"user_id": [1, 2, 3], "score": [301, 202, 203], "label": ["2024-01-04", "2024-01-03", "2024-01-03"]}
     for seed in range(4):
-        redis.Redis.from_url(redis_url).flushall()
+        store.online.client.flushall()
         order = DAYS[:]
         random.Random(seed).shuffle(order)
         for day in order:
@@ -49,8 +49,8 @@ def test_backfilling_partitions_in_any_order_ends_in_the_same_state(tmp_path, re
         assert online_values(store, [1, 2, 3]) == expected, order
 
 
-def test_syncing_an_older_partition_skips_rows_older_than_stored(tmp_path, redis_url):
-    store = online_store(tmp_path, redis_url, scores_group())
+def test_syncing_an_older_partition_skips_rows_older_than_stored(tmp_path, online_url):
+    store = online_store(tmp_path, online_url, scores_group())
     store.write_partition("scores", "2024-01-02", score_rows("2024-01-02", [1, 2], 200))
     store.write_partition("scores", "2024-01-01", score_rows("2024-01-01", [1, 2, 3], 100))
     store.sync_to_online("scores", "2024-01-02")
@@ -61,8 +61,8 @@ def test_syncing_an_older_partition_skips_rows_older_than_stored(tmp_path, redis
     assert online_values(store, [1, 2, 3])["score"] == [201, 202, 103]
 
 
-def test_equal_event_and_created_times_keep_the_later_write(tmp_path, redis_url):
-    store = online_store(tmp_path, redis_url, scores_group())
+def test_equal_event_and_created_times_keep_the_later_write(tmp_path, online_url):
+    store = online_store(tmp_path, online_url, scores_group())
     store.write_partition("scores", "2024-01-01", score_rows("2024-01-01", [1], 100))
     store.sync_to_online("scores")
     store.push("scores", score_rows("2024-01-01", [1], 500))
@@ -73,8 +73,8 @@ def test_equal_event_and_created_times_keep_the_later_write(tmp_path, redis_url)
     assert online_values(store, [1])["score"] == [501]
 
 
-def test_created_time_breaks_event_time_ties_in_any_order(tmp_path, redis_url):
-    store = online_store(tmp_path, redis_url, scores_group(created_time="created_at"))
+def test_created_time_breaks_event_time_ties_in_any_order(tmp_path, online_url):
+    store = online_store(tmp_path, online_url, scores_group(created_time="created_at"))
     rows = score_rows("2024-01-01", [1, 1], 0).assign(
         created_at=[pd.Timestamp("2024-01-02", tz="UTC"), pd.Timestamp("2024-01-03", tz="UTC")], score=[10, 20]
     )
@@ -83,8 +83,8 @@ def test_created_time_breaks_event_time_ties_in_any_order(tmp_path, redis_url):
     assert online_values(store, [1])["score"] == [20]
 
 
-def test_composite_string_keys_that_join_alike_do_not_collide(tmp_path, redis_url):
-    store = online_store(tmp_path, redis_url, pair_group())
+def test_composite_string_keys_that_join_alike_do_not_collide(tmp_path, online_url):
+    store = online_store(tmp_path, online_url, pair_group())
     frame = pd.DataFrame(
         {"left": ["a:b", "a"], "right": ["c", "b:c"], "event_time": pd.Timestamp("2024-01-01", tz="UTC"), "weight": [1.0, 2.0]}
     )
@@ -108,8 +108,8 @@ def test_string_value_for_an_integer_key_is_rejected_naming_the_key(tmp_path, re
         store.get_online_features([{"user_id": "1"}], ["score"])
 
 
-def test_values_older_than_ttl_read_as_null_outside_max_age(tmp_path, redis_url):
-    store = online_store(tmp_path, redis_url, scores_group(ttl=timedelta(hours=2)))
+def test_values_older_than_ttl_read_as_null_outside_max_age(tmp_path, online_url):
+    store = online_store(tmp_path, online_url, scores_group(ttl=timedelta(hours=2)))
     now = pd.Timestamp.now(tz="UTC")
     store.push("scores", pd.DataFrame({"user_id": [1, 2], "event_time": [now - pd.Timedelta(hours=1), now - pd.Timedelta(hours=3)], "score": [1, 2], "label": ["x", "y"]}))
 
@@ -119,22 +119,22 @@ def test_values_older_than_ttl_read_as_null_outside_max_age(tmp_path, redis_url)
     assert result.statuses["score"] == ["PRESENT", "OUTSIDE_MAX_AGE", "NOT_FOUND"]
 
 
-def test_ttl_sets_a_redis_expiry_one_ttl_after_the_value_goes_stale(tmp_path, redis_url):
+def test_ttl_sets_a_redis_expiry_one_ttl_after_the_value_goes_stale(tmp_path, online_url):
     group = scores_group(ttl=timedelta(hours=2))
-    store = online_store(tmp_path, redis_url, group)
+    store = online_store(tmp_path, online_url, group)
     event = pd.Timestamp.now(tz="UTC") - pd.Timedelta(hours=1)
     store.push("scores", pd.DataFrame({"user_id": [1], "event_time": [event], "score": [1], "label": ["x"]}))
 
-    key = codec.encode_keys(codec.key_prefix("test", group), [[1]])[0]
-    remaining_ms = redis.Redis.from_url(redis_url).pttl(key)
+    key = store.online.encode_keys(codec.key_prefix("test", group), [[1]])[0]
+    remaining_ms = store.online.client.pttl(key)
     expected_ms = (event + pd.Timedelta(hours=4) - pd.Timestamp.now(tz="UTC")) / pd.Timedelta(milliseconds=1)
 
     assert abs(remaining_ms - expected_ms) < 5_000
 
 
-def test_a_new_group_version_syncs_to_new_keys_and_the_old_keeps_serving(tmp_path, redis_url):
-    v1 = online_store(tmp_path, redis_url, scores_group(version=1))
-    v2 = online_store(tmp_path, redis_url, scores_group(version=2))
+def test_a_new_group_version_syncs_to_new_keys_and_the_old_keeps_serving(tmp_path, online_url):
+    v1 = online_store(tmp_path, online_url, scores_group(version=1))
+    v2 = online_store(tmp_path, online_url, scores_group(version=2))
     v1.write_partition("scores", "2024-01-01", score_rows("2024-01-01", [1], 100))
     v2.write_partition("scores", "2024-01-01", score_rows("2024-01-01", [1], 900))
     v1.sync_to_online("scores")
@@ -146,9 +146,9 @@ def test_a_new_group_version_syncs_to_new_keys_and_the_old_keeps_serving(tmp_pat
     assert online_values(v1, [1])["score"] == [101]
 
 
-def test_projects_do_not_see_each_others_values(tmp_path, redis_url):
-    first = online_store(tmp_path / "a", redis_url, scores_group(), project="first")
-    second = online_store(tmp_path / "b", redis_url, scores_group(), project="second")
+def test_projects_do_not_see_each_others_values(tmp_path, online_url):
+    first = online_store(tmp_path / "a", online_url, scores_group(), project="first")
+    second = online_store(tmp_path / "b", online_url, scores_group(), project="second")
     first.push("scores", score_rows("2024-01-01", [1], 100))
     assert online_values(second, [1])["score"] == [None]
 
@@ -197,8 +197,8 @@ def test_push_to_offline_appends_rows_without_touching_redis(tmp_path, redis_url
     assert online_values(store, [1])["score"] == [None]
 
 
-def test_push_online_and_offline_writes_both(tmp_path, redis_url):
-    store = online_store(tmp_path, redis_url, scores_group())
+def test_push_online_and_offline_writes_both(tmp_path, online_url):
+    store = online_store(tmp_path, online_url, scores_group())
     assert store.push("scores", score_rows("2024-01-01", [1], 100), to="online_and_offline") == 1
     assert store.read_group("scores")["score"].tolist() == [101]
     assert online_values(store, [1])["score"] == [101]
@@ -236,8 +236,8 @@ def test_a_failing_write_raises_an_online_store_error(tmp_path, redis_url):
         store.push("scores", score_rows("2024-01-01", list(range(5000)), 0))
 
 
-def test_sync_of_a_time_window_writes_only_rows_inside_it(tmp_path, redis_url):
-    store = online_store(tmp_path, redis_url, scores_group())
+def test_sync_of_a_time_window_writes_only_rows_inside_it(tmp_path, online_url):
+    store = online_store(tmp_path, online_url, scores_group())
     for i, day in enumerate(DAYS):
         morning_and_evening = pd.concat([score_rows(day, [1], 100 * i, hour=6), score_rows(day, [2], 100 * i, hour=18)])
         store.write_partition("scores", day, morning_and_evening)
@@ -248,12 +248,12 @@ def test_sync_of_a_time_window_writes_only_rows_inside_it(tmp_path, redis_url):
     assert online_values(store, [1, 2])["score"] == [201, 102]
 
 
-def test_date_and_timestamp_join_keys_round_trip(tmp_path, redis_url):
+def test_date_and_timestamp_join_keys_round_trip(tmp_path, online_url):
     from feature_platform import Entity, FeatureGroup
 
     day = Entity("day", join_keys={"day": "date", "at": "timestamp"})
     group = FeatureGroup("daily", entities=[day], features=[Feature("n", "int64")], partitions=None)
-    store = online_store(tmp_path, redis_url, group)
+    store = online_store(tmp_path, online_url, group)
     at = pd.Timestamp("2024-01-01 10:00", tz="UTC")
     store.push("daily", pd.DataFrame({"day": [at.date()], "at": [at], "event_time": [at], "n": [5]}))
 

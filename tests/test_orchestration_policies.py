@@ -33,7 +33,7 @@ def followed_defs(tmp_path: Path) -> dg.Definitions:
             dg.Definitions(assets=build_definitions([daily_clicks], sources=[clicks]).assets),
             [dg.AssetKey(["features", "daily_clicks"])],
         ),
-        dg.Definitions(resources={"feature_store": resource}),
+        dg.Definitions(resources={"feature_platform_store": resource}),
     )
 
 
@@ -78,9 +78,10 @@ def test_a_transient_error_is_retried_and_the_run_succeeds(tmp_path: Path) -> No
     group = flaky_group(tmp_path / "marker", ConnectionError("redis went away"))
     resource = FeatureStoreResource(project="ops", home=str(tmp_path))
     resource.build_store([group]).apply()
+    land(tmp_path / "raw", "2024-05-03", [1])
     result = dg.materialize(
         build_definitions([group], sources=[clicks]).assets, selection=[dg.AssetKey(["features", "flaky"])],
-        partition_key="2024-05-03", resources={"feature_store": resource},
+        partition_key="2024-05-03", resources={"feature_platform_store": resource},
     )
     assert result.success
     assert len(step_events(result, dg.DagsterEventType.STEP_UP_FOR_RETRY)) == 1
@@ -94,9 +95,10 @@ def test_a_contract_violation_fails_at_once_without_retry(tmp_path: Path) -> Non
     group = FeatureGroup("late", entities=[user], features=daily_clicks.features, partitions=DAYS, compute=outside_partition, sources=["clicks"])
     resource = FeatureStoreResource(project="ops", home=str(tmp_path))
     resource.build_store([group]).apply()
+    land(tmp_path / "raw", "2024-05-03", [1])
     result = dg.materialize(
         build_definitions([group], sources=[clicks]).assets, selection=[dg.AssetKey(["features", "late"])],
-        partition_key="2024-05-03", resources={"feature_store": resource}, raise_on_error=False,
+        partition_key="2024-05-03", resources={"feature_platform_store": resource}, raise_on_error=False,
     )
     assert not result.success
     assert step_events(result, dg.DagsterEventType.STEP_UP_FOR_RETRY) == []

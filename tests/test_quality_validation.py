@@ -1,13 +1,11 @@
-"""Validation of one partition: the contract as a Pandera schema, then each rule with its results."""
+"""Validation of one partition: the contract's verdict, then each rule with its results."""
 
 import pandas as pd
-import pyarrow as pa
 import pytest
-from pandera.errors import SchemaErrors
 
 from feature_platform import DailyPartitions, Feature, FeatureGroup
 from feature_platform.definitions.rules import Rule
-from feature_platform.quality.validation import contract_schema, to_frame, validate
+from feature_platform.quality.validation import validate
 from tests.quality_fixtures import user
 
 
@@ -94,22 +92,12 @@ def test_a_contract_violation_is_one_failed_error_result_naming_the_column() -> 
     assert "duplicate rows" in report.result("contract").detail
 
 
-def test_contract_schema_checks_dtypes_null_keys_and_unique_rows() -> None:
+def test_the_contract_result_is_the_contracts_own_verdict_on_the_frame() -> None:
     group = stats_group()
-    schema = contract_schema(group)
-    table = pa.table(
-        {
-            "user_id": pa.array([1, 1], pa.int64()),
-            "event_time": pa.array([0, 0], pa.timestamp("us", tz="UTC")),
-            "amount": [1.0, 2.0],
-            "segment": ["a", "b"],
-            "count": pa.array([1, None], pa.int64()),
-        }
-    )
-    with pytest.raises(SchemaErrors) as failure:
-        schema.validate(to_frame(table), lazy=True)
-    assert set(failure.value.failure_cases["column"]) == {"user_id", "event_time"}
-    unique = table.set_column(0, "user_id", pa.array([1, 2], pa.int64()))
-    assert len(schema.validate(to_frame(unique))) == 2
-    with pytest.raises(SchemaErrors, match="amount"):
-        schema.validate(to_frame(unique).astype({"amount": "int64"}), lazy=True)
+    good = frame([1.0, 2.0], ["a", "b"], [1, None])
+    assert validate(group, good).result("contract").passed
+    start, end = DailyPartitions.window("2024-05-02")
+    outside = validate(group, good, window=(start, end)).result("contract")
+    assert not outside.passed and "event outside partition" in outside.detail
+    retyped = validate(group, good.assign(amount=["x", "y"])).result("contract")
+    assert not retyped.passed and "column 'amount': dtype" in retyped.detail

@@ -105,5 +105,7 @@ def test_cli_starts_reports_and_stops_the_embedded_server(home, monkeypatch, cap
     started = json.loads(capsys.readouterr().out)
     assert started["running"] is True and started["port"] == int(running_url(home).rsplit(":", 1)[1].split("/")[0])
     assert main(["redis", "stop"]) == 0
-    assert capsys.readouterr().out.startswith("embedded Redis not running")
+    assert capsys.readouterr().out.startswith(f"stopped the embedded Redis on 127.0.0.1:{started['port']} (data kept in ")
     assert running_url(home) is None
+    assert main(["redis", "stop"]) == 0
+    assert capsys.readouterr().out.startswith("the embedded Redis was not running; nothing to stop")

@@ -72,7 +72,7 @@ def test_a_group_computes_from_raw_files_on_s3_into_delta_on_s3(s3_bucket: str, 
     resource.build_store(GROUPS, sources=[clicks]).apply()  # the registry on S3, beside the tables
     assets = build_definitions(GROUPS, sources=[clicks]).assets
     result = dg.materialize(assets, selection=[dg.AssetKey(["features", "daily_clicks"])], partition_key="2024-05-03",
-                            resources={"feature_store": resource})
+                            resources={"feature_platform_store": resource})
     assert result.success
     frame = resource.build_store(GROUPS).read_group("daily_clicks").sort_values("user_id")
     assert frame["clicks"].tolist() == [2, 1]

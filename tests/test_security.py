@@ -89,7 +89,7 @@ def test_planted_secrets_never_reach_logs_metadata_events_or_the_delta_log(
     try:
         instance = dg.DagsterInstance.ephemeral()
         result = dg.materialize(
-            assets, partition_key="2024-05-02", resources={"feature_store": env_resource(tmp_path)},
+            assets, partition_key="2024-05-02", resources={"feature_platform_store": env_resource(tmp_path)},
             instance=instance, raise_on_error=False,
         )
         recorded = everything_recorded(instance, result.run_id)
@@ -232,8 +232,8 @@ def test_repository_resources_hold_credentials_as_env_var_names(monkeypatch: pyt
     monkeypatch.setenv("FEATURE_PLATFORM_ALERT_WEBHOOK_URL", f"https://hooks.example.com/services/{PLANTED}")
     try:
         configured = importlib.reload(resources)
-        assert configured.feature_store.redis_url.env_var_name == "FEATURE_PLATFORM_REDIS_URL"
-        assert configured.alert_sinks.webhook_url.env_var_name == "FEATURE_PLATFORM_ALERT_WEBHOOK_URL"
+        assert configured.feature_platform_store.redis_url.env_var_name == "FEATURE_PLATFORM_REDIS_URL"
+        assert configured.feature_platform_alerts.webhook_url.env_var_name == "FEATURE_PLATFORM_ALERT_WEBHOOK_URL"
         assert PLANTED not in repr(configured.resources)
     finally:
         monkeypatch.undo()

@@ -62,7 +62,7 @@ def test_get_online_features_by_view_runs_on_demand_transformations(client):
         ({"entities": {"user_id": [1]}}, 422, "exactly one of"),
         ({"features": "score", "entities": {"user_id": [1]}}, 422, "list"),
         ({"feature_view": "ranking", "entities": {"user_id": [1]}}, 400, "factor"),
-        ({"feature_view": "ranking", "entities": {"user_id": [1], "factor": ["x"]}}, 400, "failed on these entity rows"),
+        ({"feature_view": "ranking", "entities": {"user_id": [1], "factor": ["x"]}}, 400, "output 'boosted' does not fit its declared type"),
         ({"features": ["score"], "entities": {"user_id": [None]}}, 400, "got NoneType"),
         ({"features": ["score"], "entities": {"user_id": [[1]]}}, 400, "got list"),
     ],
@@ -108,10 +108,19 @@ def test_bad_pushes_get_a_400_with_a_message(client, body, message):
 
 
 def test_health_reports_redis_reachability(client, tmp_path):
-    assert client.get("/health").json() == {"status": "ok", "redis": True}
-    down = online_store(tmp_path, f"redis://127.0.0.1:{free_port()}/0", scores_group())
+    assert client.get("/health").json()["redis"] is True
+    port = free_port()
+    down = online_store(tmp_path, f"redis://127.0.0.1:{port}/0", scores_group())
     response = TestClient(create_app(down)).get("/health")
-    assert (response.status_code, response.json()) == (503, {"status": "degraded", "redis": False})
+    assert (response.status_code, response.json()) == (
+        503,
+        {
+            "status": "degraded",
+            "redis": False,
+            "redis_endpoint": {"kind": "server", "host": "127.0.0.1", "port": port, "tls": False, "embedded": False},
+            "environment": "development",
+        },
+    )
 
 
 def test_feature_views_lists_views_with_their_inputs(client):
@@ -174,7 +183,7 @@ def test_cli_serve_runs_uvicorn_on_localhost_with_the_token(tmp_path, redis_url)
                 assert server.poll() is None, server.stdout.read().decode()
                 assert time.monotonic() < deadline
                 time.sleep(0.05)
-        assert health.json() == {"status": "ok", "redis": True}
+        assert (health.json()["status"], health.json()["redis"]) == ("ok", True)
         views = httpx.get(f"http://127.0.0.1:{port}/feature-views", headers={"Authorization": "Bearer abc"})
         assert [v["name"] for v in views.json()] == ["ranking"]
     finally:

@@ -68,8 +68,8 @@ def test_training_dataset_asset_materializes_after_its_groups(tmp_path: Path):
     instance = dg.DagsterInstance.ephemeral()
     upstream = [assets[dg.AssetKey(["raw", "clicks"])], assets[dg.AssetKey(["features", "user_spend"])]]
     tags = {"dagster/asset_partition_range_start": "2024-06-01", "dagster/asset_partition_range_end": "2024-06-03"}
-    assert dg.materialize(upstream, resources={"feature_store": resource}, instance=instance, tags=tags).success
-    result = dg.materialize([training_asset], resources={"feature_store": resource}, instance=instance)
+    assert dg.materialize(upstream, resources={"feature_platform_store": resource}, instance=instance, tags=tags).success
+    result = dg.materialize([training_asset], resources={"feature_platform_store": resource}, instance=instance)
     assert result.success
 
     metadata = result.asset_materializations_for_node(training_asset.op.name)[0].metadata

@@ -144,7 +144,10 @@ class FeatureGroup:
     Versioned (a new version is a new table and new online keys), documented,
     owned and tagged. Partitioned by day of event time unless `partitions=None`.
     `compute(inputs, start, end)` builds the rows of event times `[start, end)`
-    from `inputs`, the frames of the raw `sources` over `[start - lookback, end)`.
+    from `inputs`, the frames of the `sources` over `[start - lookback, end)`:
+    pandas frames, or Polars or Arrow ones with `frames="polars"` / `"arrow"`.
+    `compute` may instead be a SQL statement that DuckDB runs over the inputs
+    (each a view named after its source; `$start` and `$end` are the window).
     Quality: `rules` (see `Rule`) validate each partition before it is committed,
     `drift` (or None) compares partitions with a reference window, and a daily
     partition must be in the table within `freshness` after its day closed.
@@ -165,18 +168,21 @@ class FeatureGroup:
     description: str = ""
     owner: str = ""
     tags: Mapping[str, str] = field(default_factory=dict)
-    compute: Callable[..., Any] | None = field(default=None, compare=False)
+    compute: Callable[..., Any] | str | None = field(default=None, compare=False)
     sources: Sequence[str] = ()
     lookback: timedelta = timedelta(0)
     rules: Sequence[Rule] = ()
     drift: DriftSettings | None = field(default_factory=DriftSettings)
     freshness: timedelta | None = timedelta(hours=6)
+    frames: str = "pandas"
 
     def __post_init__(self) -> None:
         check_name("feature group", self.name)
         object.__setattr__(self, "sources", tuple(self.sources))
-        if self.compute is not None and not callable(self.compute):
-            raise DefinitionError(f"feature group '{self.name}': compute must be a function")
+        if self.compute is not None and not callable(self.compute) and not (isinstance(self.compute, str) and self.compute.strip()):
+            raise DefinitionError(f"feature group '{self.name}': compute must be a function or a SQL statement")
+        if self.frames not in ("pandas", "polars", "arrow"):
+            raise DefinitionError(f"feature group '{self.name}': frames must be 'pandas', 'polars' or 'arrow', got {self.frames!r}")
         if not isinstance(self.lookback, timedelta) or self.lookback < timedelta(0):
             raise DefinitionError(f"feature group '{self.name}': lookback must be a non-negative timedelta")
         where = f"feature group '{self.name}'"
@@ -265,34 +271,64 @@ class FeatureGroup:
         return pa.schema(fields)
 
     @property
+    def row_identity(self) -> list[str]:
+        """The columns no two stored rows may share: keys, event time and created time."""
+        return [*self.join_keys, self.event_time, *([self.created_time] if self.created_time else [])]
+
+    @property
     def input_columns(self) -> list[str]:
         """Columns a frame written to this group must have."""
         return [n for n in self.schema.names if n not in RESERVED_COLUMNS]
 
 
+ON_DEMAND_MODES = ("pandas", "python", "row")
+
+
 @dataclass(frozen=True)
 class OnDemandTransformation:
-    """A vectorised function from the joined frame to new columns, run offline and online alike.
+    """A function from retrieved features and request inputs to new columns, run offline and online alike.
 
-    `function(df) -> DataFrame` receives the retrieved features plus the
-    `request_inputs` columns of the entity rows and returns the `outputs` columns.
+    `mode` says what `function` takes and returns: `"pandas"` a DataFrame to a
+    DataFrame of the `outputs`; `"python"` a dict of column lists to a dict of
+    lists (no pandas online: the fast mode); `"row"` one dict of values to a dict.
+    It sees the declared `inputs` (retrieved features by bare name, or outputs of
+    earlier transformations; all of them when empty) plus `request_inputs`,
+    names or `Feature`s whose dtype both paths convert the request values to.
     """
 
     name: str
     function: Callable[[Any], Any]
     outputs: Sequence[Feature]
     inputs: Sequence[str] = ()
-    request_inputs: Sequence[str] = ()
+    request_inputs: Sequence[str | Feature] = ()
+    mode: str = "pandas"
+    request_types: Mapping[str, pa.DataType | None] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_name("on-demand transformation", self.name)
         if not callable(self.function):
             raise DefinitionError(f"on-demand transformation '{self.name}': function is not callable")
+        if self.mode not in ON_DEMAND_MODES:
+            raise DefinitionError(f"on-demand transformation '{self.name}': mode {self.mode!r} is not one of {list(ON_DEMAND_MODES)}")
         object.__setattr__(self, "outputs", tuple(self.outputs))
         object.__setattr__(self, "inputs", tuple(self.inputs))
-        object.__setattr__(self, "request_inputs", tuple(self.request_inputs))
+        if not all(isinstance(o, Feature) for o in self.outputs):
+            raise DefinitionError(f"on-demand transformation '{self.name}': outputs must be Feature(name, dtype) objects")
+        requests: dict[str, pa.DataType | None] = {}
+        for item in self.request_inputs:
+            if not isinstance(item, (str, Feature)):
+                raise DefinitionError(f"on-demand transformation '{self.name}': request input {item!r} is neither a name nor a Feature")
+            name = item.name if isinstance(item, Feature) else check_name("request input", item)
+            if name in requests:
+                raise DefinitionError(f"on-demand transformation '{self.name}': request input '{name}' is listed twice")
+            requests[name] = item.arrow_type if isinstance(item, Feature) else None
+        object.__setattr__(self, "request_inputs", tuple(requests))
+        object.__setattr__(self, "request_types", requests)
         if not self.outputs:
             raise DefinitionError(f"on-demand transformation '{self.name}': declare at least one output Feature")
+        clashes = sorted({o.name for o in self.outputs} & (set(self.inputs) | set(requests)))
+        if clashes:
+            raise DefinitionError(f"on-demand transformation '{self.name}': output(s) {clashes} are also its inputs")
 
 
 @dataclass(frozen=True)

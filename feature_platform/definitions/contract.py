@@ -7,8 +7,10 @@ naming the group, the column and the rule, before anything is written.
 """
 
 import math
-from datetime import datetime
+import numbers
+from datetime import datetime, timezone
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -23,7 +25,12 @@ MAX_VALUE_BYTES = 1024 * 1024
 
 
 def utc_timestamp(value: object) -> pd.Timestamp:
-    """A UTC `pandas.Timestamp`; naive values are taken as UTC."""
+    """A UTC `pandas.Timestamp`; naive values are taken as UTC; numbers are refused (they have no unit)."""
+    if isinstance(value, (numbers.Number, np.number, np.bool_)):
+        raise ArgumentError(
+            f"{value!r} is a number, not a point in time (seconds? nanoseconds?); use a datetime, an ISO 8601 string, "
+            "or convert it with pandas.Timestamp(value, unit='s')"
+        )
     try:
         ts = pd.Timestamp(value)
     except (TypeError, ValueError):
@@ -77,7 +84,10 @@ def _cast(group: FeatureGroup, name: str, array: pa.Array, target: pa.DataType) 
     if pa.types.is_timestamp(target):
         if source.tz is None:
             array = pc.assume_timezone(array, "UTC")
-        # Sub-microsecond precision is dropped: Delta stores microseconds.
+        # Delta stores microseconds: finer times are floored (also before 1970, as lookups floor them),
+        # where a plain cast would truncate towards 1970.
+        if source.unit == "ns" and target.unit == "us":
+            array = pc.floor_temporal(array, unit="microsecond")
         return array.cast(target, safe=False)
     if pa.types.is_integer(target) and pa.types.is_floating(source):
         finite = pc.drop_null(array)
@@ -109,6 +119,20 @@ def _check_string_sizes(group: FeatureGroup, table: pa.Table) -> None:
                 group.name, field.name, "value too large",
                 f"{too_long} value(s) longer than {limit} bytes (longest: {pc.max(lengths).as_py()} bytes)",
             )
+
+
+def _check_window(
+    group: FeatureGroup, event_time: pa.ChunkedArray, window: tuple[datetime, datetime | None], rule: str, what: str
+) -> None:
+    """Every event time is in `[start, end)` (no upper bound for `end=None`), else `ContractError` with the count."""
+    start, end = utc_timestamp(window[0]), None if window[1] is None else utc_timestamp(window[1])
+    outside = pc.less(event_time, pa.scalar(start, UTC_MICROS))
+    if end is not None:
+        outside = pc.or_(outside, pc.greater_equal(event_time, pa.scalar(end, UTC_MICROS)))
+    count = pc.sum(outside).as_py()
+    if count:
+        bounds = f"[{start.isoformat()}, {end.isoformat() if end is not None else 'open'})"
+        raise ContractError(group.name, group.event_time, rule, f"{count} row(s) are outside {bounds}{what}")
 
 
 def conform(
@@ -155,15 +179,15 @@ def conform(
     _check_string_sizes(group, table)
     event_time = table.column(group.event_time)
     if window is not None and table.num_rows:
-        start, end = (utc_timestamp(t) for t in window)
-        outside = pc.sum(pc.or_(pc.less(event_time, pa.scalar(start, UTC_MICROS)), pc.greater_equal(event_time, pa.scalar(end, UTC_MICROS)))).as_py()
-        if outside:
-            raise ContractError(
-                group.name, group.event_time, "event outside partition",
-                f"{outside} row(s) are outside [{start.isoformat()}, {end.isoformat()})",
-            )
+        _check_window(group, event_time, window, "event outside partition", "")
+    if group.partitions is not None and table.num_rows:
+        # Every write path (partition writes, ingests, pushes) keeps rows inside the declared partitions.
+        partitions = group.partitions
+        first = datetime(partitions.start.year, partitions.start.month, partitions.start.day, tzinfo=timezone.utc)
+        last = None if partitions.end is None else datetime(partitions.end.year, partitions.end.month, partitions.end.day, tzinfo=timezone.utc)
+        _check_window(group, event_time, (first, last), "event outside partitions", " (the group's declared partitions)")
 
-    unique_by = [*group.join_keys, group.event_time, *([group.created_time] if group.created_time else [])]
+    unique_by = group.row_identity
     if table.num_rows:
         distinct = table.select(unique_by).group_by(unique_by).aggregate([]).num_rows
         if distinct != table.num_rows:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
+from feature_platform.definitions.aggregations import StreamFeatureGroup, stream_options, stream_spec
 from feature_platform.definitions.concepts import DailyPartitions, Entity, Feature, FeatureGroup, FeatureView
 
 GroupRecord = dict[str, Any]
@@ -25,12 +26,16 @@ def _digest(value: object) -> str:
 
 
 def _layout(group: FeatureGroup, feature_count: int) -> dict[str, Any]:
-    return {
+    layout = {
         "keys": [[k, str(t)] for k, t in group.key_types.items()],
         "event_time": group.event_time,
         "created_time": group.created_time,
         "features": [[f.name, str(f.arrow_type)] for f in group.features[:feature_count]],
     }
+    stream = stream_spec(group)
+    if stream is not None:  # a stream group stores its events and tiles: their layout is part of its schema
+        layout["stream"] = stream
+    return layout
 
 
 def prefix_fingerprints(group: FeatureGroup) -> tuple[str, ...]:
@@ -76,6 +81,9 @@ def group_record(group: FeatureGroup) -> GroupRecord:
         "rules": [rule.summary() for rule in group.rules],
         "schema_fingerprint": schema_fingerprint(group),
     }
+    stream = stream_spec(group)
+    if stream is not None:
+        record["stream"] = stream
     record["fingerprint"] = definition_fingerprint(record)
     return record
 
@@ -89,10 +97,14 @@ def group_from_record(record: Mapping[str, Any]) -> FeatureGroup:
     """A readable group (no compute, no rules) rebuilt from a record, to read tables the repository no longer defines."""
     entities = [Entity(e["name"], join_keys=e["join_keys"]) for e in record["entities"]]
     partitions = record["partitions"]
-    return FeatureGroup(
+    stream = record.get("stream")
+    kind, options = (FeatureGroup, {}) if stream is None else (StreamFeatureGroup, stream_options(stream, _dtype))
+    features = [Feature(f["name"], _dtype(f["dtype"]), f["description"]) for f in record["features"]] if stream is None else ()
+    return kind(
         record["name"],
         entities=entities,
-        features=[Feature(f["name"], _dtype(f["dtype"]), f["description"]) for f in record["features"]],
+        features=features,
+        **options,
         event_time=record["event_time"],
         created_time=record["created_time"],
         version=int(record["version"]),

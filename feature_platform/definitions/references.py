@@ -86,7 +86,13 @@ class Catalog:
         self._cache: dict[object, ResolvedFeatures] = {}
 
     def _check_view(self, view: FeatureView) -> None:
-        """Each reference names a feature of its pinned version, or of some defined version (applied pins decide later)."""
+        """A view's references exist, and the names its on-demand transformations read and write are unambiguous.
+
+        A reference without a pin must name a feature of some defined version (the
+        version the view applied decides which is read). Same-named features of two
+        groups are allowed: a request names them with `full_feature_names=True`, and
+        one without it is refused where the names are known.
+        """
         where = f"feature view '{view.name}'"
         for reference in view.features:
             group_name, version, feature = self._parse(reference, where, None, strict=False)
@@ -96,14 +102,25 @@ class Catalog:
                     f"it has {self.groups[group_name].feature_names}"
                 )
         try:
-            self._resolve(view.features, False, view.on_demand, where, {})
+            resolved = self._resolve(view.features, True, view.on_demand, where, {})
         except FeatureReferenceError as error:
-            if "has no feature" not in str(error):  # a feature only in an older version: the applied pins decide
-                raise
-
-    def view_versions(self, view: FeatureView) -> dict[str, int]:
-        """The group version each of the view's groups resolves to now (pins, applied record, else latest)."""
-        return {s.group.name: s.group.version for s in self.resolve(view).selections}
+            if "has no feature" in str(error):  # a feature only in an older version: the applied pins decide
+                return
+            raise
+        sources: dict[str, list[str]] = {}
+        for selection in resolved.selections:
+            for feature in selection.features:
+                sources.setdefault(feature, []).append(f"{selection.group.name}:{feature}")
+        for transformation in view.on_demand:
+            for name in transformation.inputs:
+                if len(sources.get(name, [])) > 1:
+                    raise DefinitionError(
+                        f"{where}: on-demand '{transformation.name}' reads '{name}', which is ambiguous here: "
+                        f"{sources[name]}; keep one of them in the view or rename a feature"
+                    )
+            for output in transformation.outputs:
+                if output.name in sources:
+                    raise DefinitionError(f"{where}: on-demand output '{output.name}' clashes with '{sources[output.name][0]}'")
 
     def latest_versions(self, view: FeatureView) -> dict[str, int]:
         """The group versions the view would read if it were applied afresh: its pins, else the latest defined."""
@@ -111,7 +128,7 @@ class Catalog:
 
     def view_at(self, view: FeatureView, versions: Mapping[str, int]) -> dict[str, int]:
         """The group versions the view reads with these versions for its unpinned references (an error if one cannot)."""
-        resolved = self._resolve(view.features, False, view.on_demand, f"feature view '{view.name}'", versions)
+        resolved = self._resolve(view.features, True, view.on_demand, f"feature view '{view.name}'", versions)
         return {s.group.name: s.group.version for s in resolved.selections}
 
     def _view_pins(self, view_name: str) -> Mapping[str, int]:
@@ -137,6 +154,16 @@ class Catalog:
             return self.views[name]
         except KeyError:
             raise FeatureReferenceError(f"unknown feature view '{name}'; known views: {sorted(self.views)}") from None
+
+    def needs_full_names(self, view: FeatureView | str) -> bool:
+        """Whether the view's bare feature names clash, so it can only be read with `full_feature_names=True`."""
+        definition = self.view(view if isinstance(view, str) else view.name)
+        names = [self._parse(reference, "", None, strict=False)[2] for reference in definition.features]
+        return len(set(names)) != len(names)
+
+    def resolve_for_listing(self, view: FeatureView | str) -> ResolvedFeatures:
+        """A view resolved under the names a request can read it with: bare ones, or group__feature when they clash."""
+        return self.resolve(view if isinstance(view, FeatureView) else self.view(view), self.needs_full_names(view))
 
     def resolve(
         self,
@@ -211,6 +238,7 @@ class Catalog:
                     )
                 seen[output] = f"{group_name}:{feature}"
             selections.append(GroupSelection(chosen[group_name], tuple(names), outputs))
+        _check_on_demand_inputs(on_demand, [f for s in selections for f in s.features], where)
         for transformation in on_demand:
             for output in transformation.outputs:
                 if output.name in seen:
@@ -272,3 +300,22 @@ class Catalog:
                 f"use one of {[f'{g}:{reference}' for g in sorted(candidates)]}"
             )
         return candidates[0], None, reference
+
+
+def _check_on_demand_inputs(on_demand: Sequence[OnDemandTransformation], features: Sequence[str], where: str) -> None:
+    """Declared inputs are retrieved features or earlier outputs; request inputs never shadow a feature."""
+    available = set(features)
+    for transformation in on_demand:
+        unknown = [c for c in transformation.inputs if c not in available]
+        if unknown:
+            raise DefinitionError(
+                f"{where}: on-demand transformation '{transformation.name}' takes input(s) {unknown} that are neither "
+                f"features of the request nor outputs of an earlier transformation; available: {sorted(available)}"
+            )
+        shadowed = sorted(set(transformation.request_inputs) & available)
+        if shadowed:
+            raise DefinitionError(
+                f"{where}: on-demand transformation '{transformation.name}' names request input(s) {shadowed} like "
+                "retrieved features; rename the request input"
+            )
+        available.update(o.name for o in transformation.outputs)

@@ -9,6 +9,7 @@ so they live wherever the tables live (local or S3) and are replaced atomically.
 
 import json
 import math
+import random
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -16,11 +17,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from deltalake import DeltaTable, write_deltalake
-from deltalake.exceptions import CommitFailedError, TableNotFoundError
+from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
 from feature_platform.definitions.concepts import FeatureGroup
-from feature_platform.offline.store import OfflineStore
+from feature_platform.offline.store import COMMIT_ATTEMPTS, OfflineStore
 
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 HISTOGRAM_BINS = 10
@@ -132,24 +133,27 @@ class StatisticsStore:
             schema=STATISTICS_SCHEMA,
         )
         predicate = "partition IN (" + ", ".join(f"'{k}'" for k in keys) + ")"
-        for attempt in range(8):
+        options = self.offline.storage_options or None
+        for attempt in range(COMMIT_ATTEMPTS):
             existing = self._table(group)
             try:
-                write_deltalake(
-                    existing if existing is not None else self.table_uri(group),
-                    rows,
-                    mode="overwrite" if existing is not None else "append",
-                    predicate=predicate if existing is not None else None,
-                    storage_options=self.offline.storage_options or None,
-                )
+                if existing is None:
+                    # As the offline store does: a racing creator's blind commit would be retried as an
+                    # append and duplicate rows; without commit retries it fails and we overwrite next time.
+                    write_deltalake(
+                        self.table_uri(group), rows, mode="error", storage_options=options,
+                        commit_properties=CommitProperties(max_commit_retries=0),
+                    )
+                else:
+                    write_deltalake(existing, rows, mode="overwrite", predicate=predicate, storage_options=options)
                 return
             except CommitFailedError:
-                if attempt == 7:
+                if attempt == COMMIT_ATTEMPTS - 1:
                     raise
-            except Exception as exc:  # a racing writer created the table first
-                if existing is not None or "already exists" not in str(exc).lower() or attempt == 7:
+            except (DeltaError, OSError) as exc:
+                if existing is not None or "already exists" not in str(exc).lower() or attempt == COMMIT_ATTEMPTS - 1:
                     raise
-            time.sleep(0.05 * (attempt + 1))
+            time.sleep(random.uniform(0.02, 0.1) * (attempt + 1))
 
     def read(self, group: FeatureGroup, partition: str | None = None) -> list[dict[str, Any]]:
         """Stored statistics, one dict per partition in ascending order (or just `partition`)."""

@@ -5,14 +5,18 @@ of event time (`_partition`). Writing a partition replaces exactly that
 partition in one atomic Delta commit; commits that lose a race are retried.
 """
 
+import hashlib
+import numbers
 import random
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as pds
 from deltalake import CommitProperties, DeltaTable, write_deltalake
@@ -21,10 +25,14 @@ from deltalake.schema import Field, Schema
 
 from feature_platform.definitions.concepts import DailyPartitions, FeatureGroup, check_name
 from feature_platform.definitions.contract import UTC_MICROS, conform, utc_timestamp
-from feature_platform.errors import ArgumentError, ContractError, DefinitionError, FeaturePlatformError, StorageError
+from feature_platform.errors import ArgumentError, ContractError, DefinitionError, StorageError
 from feature_platform.offline.storage import filesystem
 
 COMMIT_ATTEMPTS = 8
+# An idempotent append looks for its rows among this many latest commits (a retry comes soon after).
+IDEMPOTENCY_WINDOW = 64
+IDEMPOTENCY_KEY = "content_sha256"
+BeforeCommit = Callable[[pa.Table], None]
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,17 @@ class WriteResult:
     version: int | None  # None: nothing committed and no table yet (an empty ingest)
     uri: str
     partition_key: str | None = None
+
+
+def _content_key(group: FeatureGroup, table: pa.Table) -> str:
+    """A digest of the rows of a conformed table without their write time: equal rows, equal key."""
+    sink = pa.BufferOutputStream()
+    rows = table.drop_columns(["_written_at"])
+    with pa.ipc.new_stream(sink, rows.schema) as writer:
+        writer.write_table(rows)
+    digest = hashlib.sha256(f"{group.name}:v{group.version}:".encode())
+    digest.update(sink.getvalue())
+    return digest.hexdigest()
 
 
 def _plain(exc: Exception) -> str:
@@ -78,14 +97,6 @@ class OfflineStore:
                 raise ArgumentError(f"feature group '{group.name}' has no version {version}: {_plain(exc)}") from None
             raise StorageError(f"feature group '{group.name}': cannot open {self.table_uri(group)}: {_plain(exc)}") from None
 
-    def _table_as_of(self, group: FeatureGroup, as_of: object) -> DeltaTable | None:
-        if not isinstance(as_of, int) or isinstance(as_of, bool):
-            return self._table(group)
-        latest = self.version(group)
-        if latest is not None and not 0 <= as_of <= latest:
-            raise ArgumentError(f"feature group '{group.name}' has no version {as_of}; versions are 0..{latest}")
-        return self._table(group, as_of)
-
     def exists(self, group: FeatureGroup) -> bool:
         return self._table(group) is not None
 
@@ -101,19 +112,23 @@ class OfflineStore:
         df: Any,
         *,
         commit_metadata: dict[str, str] | None = None,
+        before_commit: BeforeCommit | None = None,
     ) -> WriteResult:
         """Replace one daily partition of `group` with `df` (idempotent).
 
         For a group without partitions, `partition_key=None` replaces the whole table.
+        `before_commit` gets the conformed rows and may refuse them by raising (the quality gate).
         """
         if group.partitions is None:
             if partition_key is not None:
                 raise ContractError(group.name, None, "partition key", f"the group is not partitioned, got {partition_key!r}")
             table = conform(group, df, written_at=datetime.now(timezone.utc))
+            if before_commit is not None:
+                before_commit(table)
             return self._commit(group, table, predicate=None, partition_key=None, metadata=commit_metadata)
         if partition_key is None:
             raise ContractError(group.name, None, "partition key", "a partitioned group needs a partition key 'YYYY-MM-DD'")
-        return self.write_partitions(group, partition_key, partition_key, df, commit_metadata=commit_metadata)
+        return self.write_partitions(group, partition_key, partition_key, df, commit_metadata=commit_metadata, before_commit=before_commit)
 
     def write_partitions(
         self,
@@ -123,6 +138,7 @@ class OfflineStore:
         df: Any,
         *,
         commit_metadata: dict[str, str] | None = None,
+        before_commit: BeforeCommit | None = None,
     ) -> WriteResult:
         """Replace the daily partitions `first_key..last_key` (inclusive) with `df` in one atomic commit."""
         if group.partitions is None:
@@ -135,20 +151,49 @@ class OfflineStore:
             raise ContractError(group.name, None, "partition key", f"range {first_key}..{last_key} is empty")
         _check_partition_range(group, start.date(), (end - timedelta(days=1)).date())
         table = conform(group, df, window=(start, end), written_at=datetime.now(timezone.utc))
+        if before_commit is not None:
+            before_commit(table)
         first, last = start.date().isoformat(), (end - timedelta(days=1)).date().isoformat()
         predicate = f"_partition = '{first}'" if first == last else f"_partition >= '{first}' AND _partition <= '{last}'"
         key = first if first == last else f"{first}..{last}"
         return self._commit(group, table, predicate=predicate, partition_key=key, metadata=commit_metadata)
 
-    def append(self, group: FeatureGroup, df: Any, *, commit_metadata: dict[str, str] | None = None) -> WriteResult:
+    def append(
+        self,
+        group: FeatureGroup,
+        df: Any,
+        *,
+        commit_metadata: dict[str, str] | None = None,
+        before_commit: BeforeCommit | None = None,
+    ) -> WriteResult:
         """Append rows that may span any partitions; later writes win exact time ties.
 
         An empty frame is checked like any other and then commits nothing.
         """
         table = conform(group, df, written_at=datetime.now(timezone.utc))
+        if before_commit is not None:
+            before_commit(table)
+        return self.append_table(group, table, commit_metadata=commit_metadata)
+
+    def append_table(
+        self, group: FeatureGroup, table: pa.Table, *, commit_metadata: dict[str, str] | None = None, idempotent: bool = False
+    ) -> WriteResult:
+        """Append rows already conformed to the group's schema (`conform`); an empty table commits nothing.
+
+        With `idempotent`, rows equal (but for their write time) to those of a recent idempotent
+        append are not appended again, so a retried push stores its rows once.
+        """
         if table.num_rows == 0:
             return WriteResult(group.name, 0, self.version(group), self.table_uri(group), None)
-        return self._commit(group, table, predicate=None, partition_key=None, metadata=commit_metadata, mode="append")
+        metadata = dict(commit_metadata or {})
+        if idempotent:
+            key = _content_key(group, table)
+            _, entries = self._history(group, limit=IDEMPOTENCY_WINDOW)
+            for entry in entries:
+                if entry.get(IDEMPOTENCY_KEY) == key:
+                    return WriteResult(group.name, table.num_rows, int(entry["version"]), self.table_uri(group), None)
+            metadata[IDEMPOTENCY_KEY] = key
+        return self._commit(group, table, predicate=None, partition_key=None, metadata=metadata, mode="append")
 
     def _commit(
         self,
@@ -267,40 +312,53 @@ class OfflineStore:
         `options` go to `pyarrow.dataset.Dataset.scanner` (e.g. `batch_readahead` to bound memory).
         """
         names = columns or [*group.input_columns, "_written_at"]
-        table = self._table_as_of(group, as_of)
+        table = self._table(group) if as_of is None else self._table_at(group, self.resolve_version(group, as_of))
         if table is None:
-            if as_of is not None:
-                raise FeaturePlatformError(f"feature group '{group.name}' has no table to read as of {as_of!r}")
             return pds.dataset(pa.schema([group.schema.field(n) for n in names]).empty_table()).scanner()
-        if as_of is not None and not isinstance(as_of, int):
-            when = utc_timestamp(as_of).to_pydatetime()
-            try:
-                table.load_as_version(when)
-            except Exception as exc:
-                raise FeaturePlatformError(f"feature group '{group.name}' has no version as of {when.isoformat()}: {exc}") from None
         return table.to_pyarrow_dataset().scanner(columns=names, filter=_window(group, start, end), **options)
 
+    def _table_at(self, group: FeatureGroup, version: int | None) -> DeltaTable | None:
+        if version is None:
+            return None
+        table = self._table(group, version)
+        if table is None:
+            raise StorageError(f"feature group '{group.name}': Delta version {version} vanished while it was read")
+        return table
+
     def resolve_version(self, group: FeatureGroup, as_of: int | datetime | str | None = None) -> int | None:
-        """The Delta version a read as of `as_of` (a version, a time, or None for now) sees; None without a table."""
-        if isinstance(as_of, int) and not isinstance(as_of, bool):
-            if self._table(group, as_of) is None:
-                raise FeaturePlatformError(f"feature group '{group.name}' has no table to read as of version {as_of}")
-            return as_of
-        table = self._table(group)
-        if table is None or as_of is None:
-            return None if table is None else table.version()
-        when = utc_timestamp(as_of).to_pydatetime()
-        try:
-            table.load_as_version(when)
-        except Exception:
-            return None  # the table did not exist yet at that time
-        version = table.version()
-        if version == 0:
-            # deltalake loads version 0 for any earlier time too: the first commit's time decides.
-            first = next(e for e in table.history() if e.get("version") == 0)
-            if first["timestamp"] > when.timestamp() * 1000:
-                return None
-        return version
+        """The Delta version a read as of `as_of` sees, for every reader: a version number as given, now for None,
+        and for a time the last commit at or before it.
+
+        None means no table at that time (never written, or a time before its first commit): reads
+        are then empty, exactly what a read at that time returned.
+        """
+        if isinstance(as_of, numbers.Integral) and not isinstance(as_of, (bool, np.bool_)):
+            latest = self.version(group)
+            if latest is None:
+                raise ArgumentError(f"feature group '{group.name}' has no table yet, so no version {as_of}")
+            if not 0 <= int(as_of) <= latest:
+                raise ArgumentError(f"feature group '{group.name}' has no version {as_of}; versions are 0..{latest}")
+            return int(as_of)
+        if as_of is None:
+            return self.version(group)
+        when_ms = utc_timestamp(as_of).timestamp() * 1000  # the commit log keeps milliseconds
+        table, entries = self._history(group)
+        if table is None:
+            return None
+        commits = sorted((int(e["version"]), int(e["timestamp"])) for e in entries if "timestamp" in e)
+        resolved, previous = None, None
+        for version, millis in commits:
+            # Delta's time travel keeps commit times increasing even when writers' clocks disagree.
+            effective = millis if previous is None else max(millis, previous + 1)
+            if effective > when_ms:
+                break
+            resolved, previous = version, effective
+        if resolved is None and commits and commits[0][0] > 0:
+            raise ArgumentError(
+                f"feature group '{group.name}': the commit log before version {commits[0][0]} was cleaned up, "
+                f"so the table as of {utc_timestamp(as_of).isoformat()} is unknown; read as of a later time or a version"
+            )
+        return resolved
 
     def snapshot(self, group: FeatureGroup, version: int) -> "Snapshot | None":
         """The table at one Delta version, opened once for several scans; None without a table."""
@@ -367,6 +425,17 @@ class OfflineStore:
         except OSError as exc:
             raise StorageError(f"feature group '{group.name}': deleting {self.table_uri(group)} failed: {exc}") from None
 
+    def last_commit_value(self, group: FeatureGroup, key: str) -> str | None:
+        """Custom commit metadata `key` of the newest commit that has it (e.g. a stream consumer's watermark)."""
+        for limit in (16, 1024, None):
+            _, entries = self._history(group, limit=limit)
+            for entry in entries:
+                if entry.get(key) is not None:
+                    return str(entry[key])
+            if limit is None or len(entries) < limit:
+                return None
+        return None
+
     def partitions(self, group: FeatureGroup) -> list[date]:
         """Days that hold rows, ascending."""
         table = self._table(group)
@@ -411,11 +480,12 @@ def _window(group: FeatureGroup, start: datetime | str | None, end: datetime | s
     """The filter `start <= event_time < end`, with the days it implies so whole partitions are skipped."""
     event_time = pds.field(group.event_time)
     condition = None
+    # Stored times are whole microseconds: `t >= start` iff `t >= ceil(start)`, and `t < end` iff `t < ceil(end)`.
     if start is not None:
-        lower = utc_timestamp(start)
+        lower = utc_timestamp(start).ceil("us")
         condition = (pds.field("_partition") >= pa.scalar(lower.date(), pa.date32())) & (event_time >= pa.scalar(lower, UTC_MICROS))
     if end is not None:
-        upper = utc_timestamp(end)
+        upper = utc_timestamp(end).ceil("us")
         bound = (pds.field("_partition") <= pa.scalar(upper.date(), pa.date32())) & (event_time < pa.scalar(upper, UTC_MICROS))
         condition = bound if condition is None else condition & bound
     return condition

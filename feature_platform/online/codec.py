@@ -1,6 +1,7 @@
 """How online rows are laid out in Redis: keys that never collide, values that compare cheaply.
 
-Key: `fp:<project>:<group>:v<version>:` + msgpack of the typed join-key tuple.
+Key: `fp:<project>:<group>:v<version>:` + msgpack of the typed join-key tuple
+(on a Redis Cluster inside `{}`, a hash tag: see `online.cluster`).
 Names are identifiers (no `:`) and msgpack is typed and length-prefixed, so
 int 1 and str "1", or ("a:b", "c") and ("a", "b:c"), give different keys.
 Value: a 24-byte big-endian header (event, created and write time in
@@ -25,8 +26,8 @@ from feature_platform.errors import EntityFrameError
 HEADER = struct.Struct(">qqq")
 LAYOUT = struct.Struct(">I")
 LAYOUT_END = HEADER.size + LAYOUT.size
-# A missing created time sorts before every real one; -2**53 is exact as a Lua (double) number.
-NO_CREATED_TIME = -(2**53)
+# A missing created time sorts before every real one (the script compares int64s exactly).
+NO_CREATED_TIME = -(2**63)
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 EPOCH_DAY = date(1970, 1, 1)
 
@@ -95,9 +96,16 @@ def key_normaliser(name: str, arrow: pa.DataType) -> Callable[[Any], Any]:
     return _temporal_key(name, arrow)
 
 
-def encode_keys(prefix: bytes, key_values: Sequence[Sequence[Any]]) -> list[bytes]:
-    """Keys of the entities whose canonical join-key values are given column by column."""
+def encode_keys(prefix: bytes, key_values: Sequence[Sequence[Any]], *, hash_tag: bool = False) -> list[bytes]:
+    """Keys of the entities whose canonical join-key values are given column by column.
+
+    With `hash_tag` (Redis Cluster) the entity part is wrapped in `{}`, so its
+    hash slot depends on the entity alone and all groups of an entity share it.
+    """
     pack = msgpack.packb
+    if hash_tag:
+        rows = ((value,) for value in key_values[0]) if len(key_values) == 1 else zip(*key_values)
+        return [b"%s{%s}" % (prefix, pack(values)) for values in rows]
     if len(key_values) == 1:
         return [prefix + pack((value,)) for value in key_values[0]]
     return [prefix + pack(values) for values in zip(*key_values)]

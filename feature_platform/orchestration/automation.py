@@ -36,8 +36,12 @@ def downstream_keys(defs: dg.Definitions, roots: Sequence[dg.AssetKey]) -> set[d
     return found
 
 
-def follow_feature_groups(defs: dg.Definitions, group_keys: Sequence[dg.AssetKey]) -> dg.Definitions:
-    """`defs` where every asset downstream of `group_keys` follows them automatically, unless it says otherwise."""
+def follow_feature_groups(defs: dg.Definitions, group_keys: Sequence[dg.AssetKey], *, sensor: bool = True) -> dg.Definitions:
+    """`defs` where every asset downstream of `group_keys` follows them automatically, unless it says otherwise.
+
+    The automation sensor evaluates only these definitions' assets, so a code location that merges
+    them keeps its own automation sensor; `sensor=False` leaves it out (one sensor of yours covers all).
+    """
     followers = downstream_keys(defs, group_keys)
 
     def follow(spec: dg.AssetSpec) -> dg.AssetSpec:
@@ -45,11 +49,15 @@ def follow_feature_groups(defs: dg.Definitions, group_keys: Sequence[dg.AssetKey
             return spec
         return spec.replace_attributes(automation_condition=FOLLOW_FEATURE_GROUPS)
 
-    sensor = dg.AutomationConditionSensorDefinition(
+    followed = defs.map_asset_specs(func=follow)
+    if not sensor:
+        return followed
+    own = [key for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition) for key in a.keys]
+    automation = dg.AutomationConditionSensorDefinition(
         AUTOMATION_SENSOR,
-        target=dg.AssetSelection.all(include_sources=False),
+        target=dg.AssetSelection.assets(*own),
         default_status=dg.DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=30,
         description="Evaluates the automation conditions of drift, online sync and other assets downstream of feature groups.",
     )
-    return dg.Definitions.merge(defs.map_asset_specs(func=follow), dg.Definitions(sensors=[sensor]))
+    return dg.Definitions.merge(followed, dg.Definitions(sensors=[automation]))

@@ -7,16 +7,17 @@ processes; assets of one run materialize in parallel) or in this process
 (`workers=0`), and is recorded on the instance, so the UI lists it.
 """
 
-import importlib
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
+from feature_platform.definitions.repository import load_module
+from feature_platform.errors import DefinitionError
 from feature_platform.orchestration.automation import downstream_keys
 from feature_platform.orchestration.sensors import RANGE_END, RANGE_START
 
@@ -42,11 +43,11 @@ class RunOutcome:
 
 
 def load_definitions(repo: str | Path) -> dg.Definitions:
-    """The `defs` of the repository's `definitions.py` (the code location)."""
-    root = str(Path(repo).resolve())
-    if root not in sys.path:
-        sys.path.insert(0, root)
-    return importlib.import_module("definitions").defs
+    """The `defs` of the repository's `definitions.py` (the code location), loaded afresh from that folder."""
+    module = load_module(repo, "definitions")
+    if not isinstance(getattr(module, "defs", None), dg.Definitions):
+        raise DefinitionError(f"{Path(repo).resolve() / 'definitions.py'} must define `defs`, a dagster Definitions")
+    return module.defs
 
 
 def backfill_job(repo: str, asset_paths: Sequence[Sequence[str]]) -> dg.JobDefinition:
@@ -69,6 +70,18 @@ def _day(value: str) -> date:
         return date.fromisoformat(value)
     except (TypeError, ValueError):
         raise ValueError(f"{value!r} is not a day; use YYYY-MM-DD") from None
+
+
+def _check_inside(partitions: dg.PartitionsDefinition, keys: Sequence[dg.AssetKey], first: str, last: str) -> None:
+    """A range wholly before the first partition, or reaching past the last one, is an error naming the partitions.
+
+    A range that starts before the first partition starts at it.
+    """
+    first_key, last_key = partitions.get_first_partition_key(), partitions.get_last_partition_key()
+    names = ", ".join(k.to_user_string() for k in keys)
+    span = f"from {first_key} to {last_key}" if last_key else f"from {first_key} (none has closed yet)"
+    if first_key is None or last_key is None or last < first_key or last > last_key:
+        raise ValueError(f"backfill range {first}..{last} is outside the partitions of {names} ({span}); choose days inside them")
 
 
 def plan_backfill(
@@ -109,12 +122,24 @@ def plan_backfill(
         day, end = _day(first), _day(last)  # type: ignore[arg-type]
         if end < day:
             raise ValueError(f"backfill range {first}..{last} is empty: the end is before the start")
+        _check_inside(graph.get(group_keys[0]).partitions_def, group_keys, first, last)  # type: ignore[arg-type]
         day = max(day, date.fromisoformat(first_key)) if first_key else day
         while day <= end:
             chunk_end = min(end, day + timedelta(days=size - 1))
             plans.append(PlannedRun(tuple(group_keys), day.isoformat(), chunk_end.isoformat()))
             day = chunk_end + timedelta(days=1)
     return plans
+
+
+def root_cause(error: Any) -> str:
+    """What a person needs from a step failure: our failure's description (it names group and partitions), else the innermost error."""
+    chain = [error]
+    while chain[-1].cause is not None:
+        chain.append(chain[-1].cause)
+    failure = next((e for e in chain if e.cls_name == "Failure"), None)
+    if failure is not None:
+        return failure.message.split(": ", 1)[-1].strip()
+    return chain[-1].message.strip()
 
 
 def execute_run(
@@ -141,7 +166,7 @@ def execute_run(
         error = ""
         if not result.success:
             failures = [e for e in result.all_events if e.is_step_failure and e.step_failure_data.error]
-            error = failures[0].step_failure_data.error.message.strip() if failures else "run failed"
+            error = root_cause(failures[0].step_failure_data.error) if failures else "run failed"
         return RunOutcome(run, result.run_id, result.success, time.monotonic() - started, error)
 
 

@@ -123,11 +123,11 @@ def drift_asset(group: FeatureGroup) -> dg.AssetsDefinition:
         check_specs=[check],
         can_subset=True,
     )
-    def _drift(context: dg.AssetExecutionContext, feature_store: FeatureStoreResource):
-        store = feature_store.build_store([group])
+    def _drift(context: dg.AssetExecutionContext, feature_platform_store: FeatureStoreResource):
+        store = feature_platform_store.build_store([group])
         require_applied(store, group)
         evaluate = dg.AssetCheckKey(key, DRIFT_CHECK) in context.selected_asset_check_keys
-        results = [check_partition(store.offline, group, p, reports_home=feature_store.home) for p in context.partition_keys]
+        results = [check_partition(store.offline, group, p, reports_home=feature_platform_store.home) for p in context.partition_keys]
         for result in results:
             context.log.info(result.summary())
         if len(results) == 1:

@@ -37,8 +37,8 @@ def maintenance_job(
 
     def group_op(group: FeatureGroup) -> dg.OpDefinition:
         @dg.op(name="maintain_" + "_".join(versioned(group)), retry_policy=TRANSIENT_RETRY, tags={"feature_group": group.name})
-        def _maintain(context: dg.OpExecutionContext, config: MaintenanceConfig, feature_store: FeatureStoreResource) -> None:
-            store = feature_store.build_store(groups)
+        def _maintain(context: dg.OpExecutionContext, config: MaintenanceConfig, feature_platform_store: FeatureStoreResource) -> None:
+            store = feature_platform_store.build_store(groups)
             protected = protected_versions(store).get(group.name, set())
             result = maintain_table(
                 store.offline, group, protected_versions=protected,

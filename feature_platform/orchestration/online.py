@@ -47,8 +47,8 @@ def online_sync_asset(
         kinds={"redis"},
         metadata={"feature_group_version": group.version},
     )
-    def _online(context: dg.AssetExecutionContext, feature_store: FeatureStoreResource) -> dg.MaterializeResult:
-        store = feature_store.build_store(groups, views, sources)
+    def _online(context: dg.AssetExecutionContext, feature_platform_store: FeatureStoreResource) -> dg.MaterializeResult:
+        store = feature_platform_store.build_store(groups, views, sources)
         require_applied(store, group)
         if group.partitions is None:
             report = store.sync_to_online(group.name, version=group.version)

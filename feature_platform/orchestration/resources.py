@@ -10,6 +10,11 @@ from feature_platform.sources.landing import RawSource
 from feature_platform.store import DEFAULT_HOME, FeatureStore
 
 
+# The resource keys the platform's assets and sensors use, namespaced so they sit beside a team's own.
+STORE_RESOURCE = "feature_platform_store"
+ALERTS_RESOURCE = "feature_platform_alerts"
+
+
 class FeatureStoreResource(dg.ConfigurableResource):
     """Where the project's data lives; every field can come from an `EnvVar`.
 
@@ -21,6 +26,7 @@ class FeatureStoreResource(dg.ConfigurableResource):
     offline_root: str | None = None
     raw_root: str | None = None
     redis_url: str | None = None
+    environment: str | None = None
 
     @property
     def raw_path(self) -> str:
@@ -41,4 +47,5 @@ class FeatureStoreResource(dg.ConfigurableResource):
             online_url=self.redis_url or None,
             project=self.project,
             home=self.home,
+            environment=self.environment or None,
         )

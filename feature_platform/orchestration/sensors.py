@@ -1,7 +1,7 @@
 """Landing sensors: launch feature-group runs for the days whose raw files arrived or changed.
 
 One sensor per partitioned raw source watches `<raw_root>/<source>/<day>/*.parquet`
-(a folder or an S3 prefix, from the `feature_store` resource). Its cursor holds
+(a folder or an S3 prefix, from the `feature_platform_store` resource). Its cursor holds
 a fingerprint per day, so a restarted daemon neither misses a change nor
 repeats one; run keys make a tick that crashed before saving its cursor
 harmless too. A day `d` feeds partitions `d .. d + lookback` of each group
@@ -85,9 +85,9 @@ def landing_sensor(
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=default_status,
     )
-    def _sensor(context: dg.SensorEvaluationContext, feature_store: FeatureStoreResource) -> dg.SensorResult:
+    def _sensor(context: dg.SensorEvaluationContext, feature_platform_store: FeatureStoreResource) -> dg.SensorResult:
         seen = load_cursor(context.cursor)
-        current = day_fingerprints(list_landed(feature_store.raw_path, source.name))
+        current = day_fingerprints(list_landed(feature_platform_store.raw_path, source.name))
         last_key = {g.name: definitions[g.name].get_last_partition_key() for g in readers}  # type: ignore[union-attr]
         # A day whose own partition has not closed yet stays unseen, so it is picked up once it has.
         ready = [d for d in changed_days(seen, current) if all(k is not None and d <= k for k in last_key.values())]

@@ -29,7 +29,7 @@ def training_dataset_asset(
     if definition.source not in sources:
         raise DefinitionError(f"training dataset '{definition.name}': unknown raw source '{definition.source}'; known: {sorted(sources)}")
     view = catalog.view(definition.view)
-    read_groups = [s.group for s in catalog.resolve(view).selections]
+    read_groups = [s.group for s in catalog.resolve_for_listing(view).selections]
 
     @dg.asset(
         key=training_key(definition),
@@ -40,13 +40,13 @@ def training_dataset_asset(
         kinds={"deltalake"},
         metadata={"view": view.name, "view_version": view.version, "label": definition.label or ""},
     )
-    def _training_dataset(context: dg.AssetExecutionContext, feature_store: FeatureStoreResource) -> dg.MaterializeResult:
-        store = feature_store.build_store(groups, views, list(sources.values()))
+    def _training_dataset(context: dg.AssetExecutionContext, feature_platform_store: FeatureStoreResource) -> dg.MaterializeResult:
+        store = feature_platform_store.build_store(groups, views, list(sources.values()))
         try:
-            store.require_applied(view.name)
+            store.require_applied(view.name, store.catalog.needs_full_names(view))
         except DefinitionMismatchError as error:
             raise dg.Failure(description=str(error), allow_retries=False) from error
-        dataset = definition.build(store.catalog, store.offline, store.sources, feature_store.raw_path)
+        dataset = definition.build(store.catalog, store.offline, store.sources, feature_platform_store.raw_path)
         manifest = dataset.manifest
         context.log.info(f"training dataset {dataset.name} v{dataset.version}: {dataset.row_count} rows at {dataset.uri}")
         return dg.MaterializeResult(

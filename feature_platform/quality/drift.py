@@ -6,6 +6,10 @@ size so a large partition stays fast. Evidently picks a method per feature
 (a statistical test on small samples, a distance on large ones); the result
 keeps each feature's score, method and verdict, the share of drifted
 features, and the path of the HTML report.
+
+A feature that is entirely null, or constant, in the partition while the
+reference is not is judged without Evidently (method `all_null` / `constant`)
+and alone makes the partition drift: it is the commonest breakage.
 """
 
 from dataclasses import dataclass
@@ -14,14 +18,19 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from evidently import DataDefinition, Dataset, Report
-from evidently.presets import DataDriftPreset
 
 from feature_platform.definitions.concepts import DailyPartitions, FeatureGroup
 from feature_platform.definitions.rules import DriftSettings
-from feature_platform.errors import DefinitionError
+from feature_platform.errors import DefinitionError, import_extra
 from feature_platform.offline.statistics import is_numeric
 from feature_platform.offline.store import OfflineStore
+
+
+# A current column is judged broken when the reference would give it with less than this chance.
+BREAKAGE_P_VALUE = 0.05
+# Fewer equal values than this are not called constant (a tiny partition repeats values by chance).
+CONSTANT_MIN_ROWS = 5
+BREAKAGES = ("all_null", "constant")
 
 
 @dataclass(frozen=True)
@@ -63,9 +72,11 @@ class DriftResult:
         where = f"feature group '{self.group}', partition {self.partition}"
         if self.status == "skipped":
             return f"{where}: drift skipped: {self.reason}"
+        broken = [f"{f.feature} ({f.method.replace('_', ' ')})" for f in self.features if f.drifted and f.method in BREAKAGES]
         return (
             f"{where}: {len(self.drifted_features)} of {len(self.features)} features drifted "
             f"(share {self.drifted_share:.2f}, limit {self.max_drifted_share:.2f}): {self.drifted_features}"
+            + (f"; broken in this partition: {', '.join(broken)}" if broken else "")
         )
 
 
@@ -116,12 +127,65 @@ def detect_drift(
     if reference.empty:
         return DriftResult(status="skipped", reason="no reference data yet (no rows in the reference window)", current_rows=len(current), **base)
     requested = list(settings.features or group.feature_names)
-    features = [f for f in requested if current[f].notna().any() and reference[f].notna().any()]
-    if not features:
-        return DriftResult(status="skipped", reason="every drift feature is empty on one side", current_rows=len(current), reference_rows=len(reference), **base)
+    comparable = [f for f in requested if reference[f].notna().any()]
+    if not comparable:
+        return DriftResult(status="skipped", reason="no drift feature has values in the reference window", current_rows=len(current), reference_rows=len(reference), **base)
+    # A feature gone entirely null or constant is the commonest breakage; judged here, not left out of the comparison.
+    broken = {b.feature: b for b in (_breakage(f, current[f], reference[f]) for f in comparable) if b is not None}
+    features = [f for f in comparable if f not in broken]
+    compared: dict[str, FeatureDrift] = {}
+    path = None
+    if features:
+        compared, path = _evidently(group, current, reference, features, settings, html_path)
+    per_feature = [broken.get(f) or compared[f] for f in comparable]
+    share = sum(f.drifted for f in per_feature) / len(per_feature)
+    alarm = share > settings.max_drifted_share or any(b.drifted for b in broken.values())
+    return DriftResult(
+        status="drift" if alarm else "ok",
+        current_rows=len(current),
+        reference_rows=len(reference),
+        features=tuple(per_feature),
+        drifted_share=share,
+        report_path=path,
+        **base,
+    )
+
+
+def _breakage(feature: str, current: pd.Series, reference: pd.Series) -> FeatureDrift | None:
+    """An all-null or constant current column judged against the reference, or None to leave it to Evidently.
+
+    The score is the chance that the reference's values, drawn as often as the current
+    partition has them, all equal the current one (null for an all-null column): below
+    `BREAKAGE_P_VALUE` the column is drifted, e.g. always for a value the reference never had.
+    """
+    values = current.dropna()
+    if values.empty:
+        method, draws, share = "all_null", len(current), float(reference.isna().mean())
+    elif len(values) >= CONSTANT_MIN_ROWS and values.nunique() == 1:
+        known = reference.dropna()
+        method, draws, share = "constant", len(values), float((known == values.iloc[0]).mean())
+    else:
+        return None
+    score = share**draws
+    return FeatureDrift(feature, method, score, BREAKAGE_P_VALUE, score < BREAKAGE_P_VALUE)
+
+
+def _evidently(
+    group: FeatureGroup,
+    current: pd.DataFrame,
+    reference: pd.DataFrame,
+    features: list[str],
+    settings: DriftSettings,
+    html_path: str | Path | None,
+) -> tuple[dict[str, FeatureDrift], str | None]:
+    """Evidently's per-feature drift of `features` (by name) and the path of its HTML report, if asked."""
     cur = _prepare(group, current, features, settings.sample_size, settings.seed)
     ref = _prepare(group, reference, features, settings.sample_size, settings.seed)
-    definition = DataDefinition(
+    # Evidently takes seconds to import: only a drift computation pays it.
+    evidently = import_extra("evidently", "drift", "drift monitoring")
+    DataDriftPreset = import_extra("evidently.presets", "drift", "drift monitoring").DataDriftPreset
+    Dataset, Report = evidently.Dataset, evidently.Report
+    definition = evidently.DataDefinition(
         numerical_columns=[f for f in features if is_numeric(group, f)],
         categorical_columns=[f for f in features if not is_numeric(group, f)],
     )
@@ -130,22 +194,12 @@ def detect_drift(
         current_data=Dataset.from_pandas(cur, data_definition=definition),
         reference_data=Dataset.from_pandas(ref, data_definition=definition),
     )
-    per_feature = _parse(snapshot.dict(), features)
-    share = sum(f.drifted for f in per_feature) / len(per_feature)
     path = None
     if html_path is not None:
         Path(html_path).parent.mkdir(parents=True, exist_ok=True)
         snapshot.save_html(str(html_path))
         path = str(html_path)
-    return DriftResult(
-        status="drift" if share > settings.max_drifted_share else "ok",
-        current_rows=len(current),
-        reference_rows=len(reference),
-        features=tuple(per_feature),
-        drifted_share=share,
-        report_path=path,
-        **base,
-    )
+    return {f.feature: f for f in _parse(snapshot.dict(), features)}, path
 
 
 def _parse(report: dict[str, Any], features: list[str]) -> list[FeatureDrift]:

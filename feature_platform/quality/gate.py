@@ -4,6 +4,10 @@ A write may cover a range of daily partitions (a backfill). Each partition is
 validated on its own; the partitions that pass are committed, each contiguous
 stretch in one atomic Delta commit, and a blocked partition keeps its previous
 state. Nothing is committed when the frame breaks the contract (`ContractError`).
+
+The library's own writes (`write_partition`, `ingest`, `push`, also over HTTP)
+pass `check_gate`: any blocked partition refuses the whole write with
+`QualityGateError`, nothing written.
 """
 
 from collections.abc import Sequence
@@ -15,6 +19,7 @@ import pyarrow as pa
 
 from feature_platform.definitions.concepts import DailyPartitions, FeatureGroup
 from feature_platform.definitions.contract import conform
+from feature_platform.errors import QualityGateError
 from feature_platform.offline.store import OfflineStore, WriteResult
 from feature_platform.quality.validation import ValidationReport, split_by_partition, validate_table
 
@@ -42,6 +47,29 @@ def stretches(keys: Sequence[str]) -> list[tuple[str, str]]:
         else:
             ranges.append((day, day))
     return [(a.isoformat(), b.isoformat()) for a, b in ranges]
+
+
+def partition_reports(group: FeatureGroup, table: pa.Table) -> dict[str | None, ValidationReport]:
+    """The validation of each partition a conformed table touches (one report for an unpartitioned group)."""
+    if group.partitions is None:
+        return {None: validate_table(group, table)}
+    days = sorted(d.isoformat() for d in table.column("_partition").unique().to_pylist())
+    return {day: validate_table(group, rows, partition=day) for day, rows in split_by_partition(table, days).items()}
+
+
+def check_gate(group: FeatureGroup, table: pa.Table) -> None:
+    """Refuse conformed rows that an ERROR rule blocks in any partition, with `QualityGateError`."""
+    if not any(rule.severity == "ERROR" for rule in group.rules) or table.num_rows == 0:
+        return
+    reports = partition_reports(group, table)
+    blocked = tuple(key for key, report in reports.items() if report.blocked)
+    if blocked:
+        lines = "; ".join(reports[key].summary() for key in blocked)
+        raise QualityGateError(
+            group.name, blocked,
+            f"{lines}. ERROR rules refused these rows and nothing was written; fix the rows "
+            "(or, to store them anyway, pass validate=False)",
+        )
 
 
 def write_validated(

@@ -17,7 +17,7 @@ from feature_platform.errors import DefinitionError
 from feature_platform.offline.store import OfflineStore
 from feature_platform.retrieval.splits import Split
 from feature_platform.retrieval.training import TrainingDataset, create_training_dataset
-from feature_platform.sources.landing import RawSource, read_source
+from feature_platform.sources.landing import RawSource
 
 
 @dataclass(frozen=True)
@@ -61,13 +61,13 @@ class TrainingDatasetDefinition:
     def entity_frame(self, raw_root: str, source: RawSource) -> pd.DataFrame:
         """The labelled entity rows: the kept columns of the source's rows over the window."""
         if source.partitions is None:
-            frame = read_source(raw_root, source)
+            frame = source.read(raw_root)
         else:
             if self.first_day is None or self.last_day is None:
                 raise DefinitionError(f"training dataset '{self.name}': source '{source.name}' is daily, give first_day and last_day")
             start = datetime(self.first_day.year, self.first_day.month, self.first_day.day, tzinfo=timezone.utc)
             end = datetime(self.last_day.year, self.last_day.month, self.last_day.day, tzinfo=timezone.utc) + timedelta(days=1)
-            frame = read_source(raw_root, source, start, end)
+            frame = source.read(raw_root, start, end)
         missing = [c for c in self.columns if c not in frame.columns]
         if missing:
             raise DefinitionError(f"training dataset '{self.name}': source '{source.name}' has no column(s) {missing}")

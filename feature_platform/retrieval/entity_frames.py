@@ -1,4 +1,4 @@
-"""Entity frames in and feature columns out: key and time conversion, pandas dtypes of results.
+"""Entity frames in: key and time conversion.
 
 Keys must already have the group's kind of dtype (an int key is never matched
 against strings or floats); times are naive UTC or tz-aware, kept to the
@@ -9,9 +9,14 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from feature_platform.definitions.pandas_types import to_pandas_column
 from feature_platform.errors import EntityFrameError
 
+__all__ = ["entity_key_array", "entity_times", "to_pandas_column"]
+
 _MICROS_PER_UNIT = {"s": 1_000_000, "ms": 1_000, "us": 1}
+# What pandas infers for columns that may hold times; numbers (seconds? nanoseconds?) are refused.
+TIME_KINDS = ("datetime64", "datetime", "date", "string", "empty")
 
 
 def entity_key_array(values: pd.Series, column: str, dtype: pa.DataType, group: str) -> pa.Array:
@@ -58,6 +63,12 @@ def entity_times(values: pd.Series, column: str) -> tuple[np.ndarray, np.ndarray
     and `>= t - ttl` iff it is `>= ceil(t) - ttl`: nanosecond times stay exact.
     """
     if not (pd.api.types.is_datetime64_any_dtype(values.dtype)):
+        kind = pd.api.types.infer_dtype(values, skipna=True)
+        if kind not in TIME_KINDS:
+            raise EntityFrameError(
+                f"entity frame time column '{column}' holds {kind} values (dtype {values.dtype}), not datetimes; "
+                "numbers have no unit: convert them, e.g. pd.to_datetime(df[column], unit='s', utc=True)"
+            )
         try:
             values = pd.to_datetime(values)
         except (TypeError, ValueError) as exc:
@@ -74,19 +85,3 @@ def entity_times(values: pd.Series, column: str) -> tuple[np.ndarray, np.ndarray
         return np.floor_divide(raw, 1_000), -np.floor_divide(-raw, 1_000)
     micros = raw * _MICROS_PER_UNIT[unit]
     return micros, micros
-
-
-def to_pandas_column(array: pa.ChunkedArray) -> pd.Series | np.ndarray:
-    """A feature column for the output frame: integers stay integers (nullable `Int64` only where missing)."""
-    dtype = array.type
-    if array.null_count and (pa.types.is_integer(dtype) or pa.types.is_boolean(dtype)):
-        return pd.Series(array.to_pandas(types_mapper=_nullable)).array
-    return array.to_numpy(zero_copy_only=False) if not pa.types.is_timestamp(dtype) else array.to_pandas().array
-
-
-def _nullable(dtype: pa.DataType) -> object:
-    if pa.types.is_boolean(dtype):
-        return pd.BooleanDtype()
-    if pa.types.is_integer(dtype):
-        return pd.api.types.pandas_dtype(str(dtype).replace("int", "Int").replace("uInt", "UInt"))
-    return None

@@ -23,13 +23,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as pds
 
+from feature_platform.definitions.aggregations import is_stream_group
 from feature_platform.definitions.concepts import FeatureView
 from feature_platform.definitions.contract import UTC_MICROS
-from feature_platform.definitions.on_demand import apply_on_demand
+from feature_platform.definitions.on_demand import Column, OnDemandPlan
 from feature_platform.definitions.references import GroupSelection, Catalog, ResolvedFeatures
 from feature_platform.errors import ArgumentError, EntityFrameError, FeaturePlatformError
 from feature_platform.offline.store import OfflineStore
 from feature_platform.retrieval.entity_frames import entity_key_array, entity_times, to_pandas_column
+from feature_platform.retrieval.windows import join_windows
 
 # DuckDB spills the ASOF sort beyond this (bounded memory on big joins); override with the variable.
 MEMORY_ENV = "FEATURE_PLATFORM_DUCKDB_MEMORY"
@@ -77,24 +79,23 @@ def get_historical_features(
     versions = _versions(offline, resolved, as_of)
 
     columns_out: dict[str, pd.Series | Any] = {}
-    bare: dict[str, Any] = {}
+    bare: dict[str, Column] = {}
     for selection in resolved.selections:
-        arrays = _join_group(offline, selection, versions[selection.group.name], keys, upper, lower)
+        join = join_windows if is_stream_group(selection.group) else _join_group
+        arrays = join(offline, selection, versions[selection.group.name], keys, upper, lower)
         for feature, output, array in zip(selection.features, selection.output_names, arrays):
-            values = to_pandas_column(array)
-            columns_out[output] = values
-            bare[feature] = values
+            columns_out[output] = to_pandas_column(array)
+            if resolved.on_demand:
+                bare[feature] = Column(array.type, array=array.combine_chunks())
         pa.default_memory_pool().release_unused()  # the next group's scan reuses memory we hand back
 
     frame = entity_df.copy()
     for name, values in columns_out.items():
         frame[name] = values
     if resolved.on_demand:
-        inputs = pd.DataFrame({**bare, **{c: entity_df[c].to_numpy() for c in resolved.request_inputs if c not in bare}})
-        computed = apply_on_demand(resolved.on_demand, inputs)
-        for transformation in resolved.on_demand:
-            for output in transformation.outputs:
-                frame[output.name] = computed[output.name].array
+        requests = {c: entity_df[c].tolist() for c in resolved.request_inputs}
+        for name, column in OnDemandPlan(resolved.on_demand).run(bare, requests, len(entity_df)).items():
+            frame[name] = to_pandas_column(pa.chunked_array([column.arrow()]))
     return HistoricalRetrieval(frame, versions, resolved)
 
 

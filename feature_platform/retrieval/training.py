@@ -21,19 +21,21 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
 from feature_platform.definitions.concepts import FeatureView, check_name
+from feature_platform.definitions.pandas_types import table_to_pandas
 from feature_platform.definitions.records import prefix_fingerprints, schema_fingerprint
 from feature_platform.definitions.references import Catalog, ResolvedFeatures
 from feature_platform.errors import DefinitionError, EntityFrameError, FeaturePlatformError, FeatureReferenceError
 from feature_platform.offline.storage import list_folders
 from feature_platform.offline.store import OfflineStore
-from feature_platform.retrieval.entity_frames import to_pandas_column
-from feature_platform.retrieval.point_in_time import get_historical_features
+from feature_platform.retrieval.point_in_time import AsOf, get_historical_features
 from feature_platform.retrieval.splits import Split, split_from_dict
 
 ROW_COLUMN = "_row"
 SPLIT_COLUMN = "_split"
 MANIFEST_KEY = "feature_platform.training_manifest"
 FORMATS = ("pandas", "arrow", "numpy", "torch")
+# Integers a float holds exactly: below 2**53 in float64, 2**24 in float32.
+FLOAT64_EXACT, FLOAT32_EXACT = 2**53, 2**24
 WRITE_ATTEMPTS = 5
 
 
@@ -71,10 +73,12 @@ def create_training_dataset(
     label: str | None = None,
     timestamp_column: str = "event_time",
     full_feature_names: bool = False,
+    as_of: AsOf = None,
 ) -> TrainingDataset:
     """Join `view` onto `entity_df` as of each row's time and store it as the next version of `name`.
 
-    `label` names the entity-frame column models learn (used by `format="numpy"`).
+    `label` names the entity-frame column models learn (used by `format="numpy"`); `as_of`
+    (a time, or Delta versions per group) reads the tables as they were then, as retrieval does.
 
     >>> store.create_training_dataset("fraud_detection", labels, label="is_fraud", split=RandomSplit({"train": .8, "test": .2}))
     """
@@ -90,7 +94,7 @@ def create_training_dataset(
         raise DefinitionError(f"split must be RandomSplit(...) or TimeSplit(...), got {type(split).__name__}")
     retrieval = get_historical_features(
         catalog, offline, entity_df, view_definition,
-        full_feature_names=full_feature_names, timestamp_column=timestamp_column,
+        full_feature_names=full_feature_names, timestamp_column=timestamp_column, as_of=as_of,
     )
     rows = np.arange(len(entity_df), dtype=np.int64)
     table, split_counts = _dataset_table(retrieval.frame, rows, split, timestamp_column, _output_types(retrieval.resolved))
@@ -244,15 +248,17 @@ def load_training_dataset(
     if format == "arrow":
         return data
     if format == "pandas":
-        return arrow_to_pandas(data)
-    features = _feature_matrix(data, dataset.manifest["features"], name)
-    target = None if label is None else data.column(label).to_numpy(zero_copy_only=False)
+        return table_to_pandas(data)
+    # numpy holds the features as float64, torch as float32: integers beyond their exact range are refused.
+    exact = FLOAT64_EXACT if format == "numpy" else FLOAT32_EXACT
+    features = _feature_matrix(data, dataset.manifest["features"], name, exact)
+    target = None if label is None else _check_exact(data.column(label), name, label, exact).to_numpy(zero_copy_only=False)
     if format == "numpy":
         return features if target is None else (features, target)
     return _torch_loader(features, target, batch_size)
 
 
-def _feature_matrix(data: pa.Table, features: list[str], name: str) -> np.ndarray:
+def _feature_matrix(data: pa.Table, features: list[str], name: str, exact: int) -> np.ndarray:
     """The features as one float matrix (missing values are NaN); non-numeric features are refused."""
     columns = []
     for feature in features:
@@ -262,8 +268,22 @@ def _feature_matrix(data: pa.Table, features: list[str], name: str) -> np.ndarra
                 f"training dataset '{name}': feature '{feature}' is {column.type}, not numeric; "
                 "load it with format='pandas' or 'arrow' and encode it first"
             )
-        columns.append(column.cast(pa.float64()).to_numpy(zero_copy_only=False))
+        columns.append(_check_exact(column, name, feature, exact).cast(pa.float64()).to_numpy(zero_copy_only=False))
     return np.column_stack(columns) if columns and data.num_rows else np.empty((data.num_rows, len(features)))
+
+
+def _check_exact(column: pa.ChunkedArray, name: str, feature: str, exact: int) -> pa.ChunkedArray:
+    """`column` unchanged, unless it holds integers of magnitude `exact` or more (a float would round them)."""
+    if pa.types.is_integer(column.type) and len(column) > column.null_count:
+        bounds = pc.min_max(column).as_py()
+        largest = max(abs(bounds["min"]), abs(bounds["max"]))
+        if largest >= exact:
+            raise FeaturePlatformError(
+                f"training dataset '{name}': integer column '{feature}' holds values of magnitude up to {largest}, "
+                f"which the float matrix cannot hold exactly (limit 2**{exact.bit_length() - 1}); "
+                "load it with format='pandas' or 'arrow', where integers stay exact"
+            )
+    return column
 
 
 def _torch_loader(features: np.ndarray, target: np.ndarray | None, batch_size: int) -> Any:
@@ -276,11 +296,6 @@ def _torch_loader(features: np.ndarray, target: np.ndarray | None, batch_size: i
     if target is not None:
         tensors.append(torch.as_tensor(target.astype(np.float32)))
     return DataLoader(TensorDataset(*tensors), batch_size=batch_size, shuffle=False)
-
-
-def arrow_to_pandas(data: pa.Table) -> pd.DataFrame:
-    """A stored table as pandas, with the dtypes retrieval gives (nullable integers only where missing)."""
-    return pd.DataFrame({name: to_pandas_column(data.column(name)) for name in data.column_names})
 
 
 def _recorded_versions(catalog: Catalog, offline: OfflineStore, manifest: Mapping[str, Any]) -> dict[str, int]:
@@ -323,7 +338,7 @@ def rebuild_training_dataset(catalog: Catalog, offline: OfflineStore, name: str,
         )
     pins = _recorded_versions(catalog, offline, manifest)
     stored = table.to_pyarrow_table(columns=[*manifest["entity_columns"], ROW_COLUMN]).sort_by(ROW_COLUMN)
-    entity_df = stored.drop_columns([ROW_COLUMN]).to_pandas()
+    entity_df = table_to_pandas(stored.drop_columns([ROW_COLUMN]))
     retrieval = get_historical_features(
         catalog, offline, entity_df, view,
         full_feature_names=manifest["full_feature_names"], as_of=manifest["group_versions"],
@@ -335,4 +350,4 @@ def rebuild_training_dataset(catalog: Catalog, offline: OfflineStore, name: str,
     )
     schema = table.schema().to_arrow() if hasattr(table.schema(), "to_arrow") else table.schema().to_pyarrow()
     rebuilt = rebuilt.select(pa.schema(schema).names).cast(pa.schema(schema))
-    return arrow_to_pandas(rebuilt.sort_by(ROW_COLUMN).drop_columns([ROW_COLUMN]))
+    return table_to_pandas(rebuilt.sort_by(ROW_COLUMN).drop_columns([ROW_COLUMN]))

@@ -146,18 +146,21 @@ def create_app(store: FeatureStore, *, token: str | None = None, max_body_bytes:
 
     @app.get("/health")
     def health() -> JSONResponse:
+        """Whether Redis answers, and which Redis it is (kind, host, port, TLS, embedded; never credentials)."""
         try:
             reachable = store.online.ping()
+            redis_endpoint = store.online_endpoint()
         except FeaturePlatformError:  # e.g. the embedded server cannot start
-            reachable = False
-        return JSONResponse({"status": "ok" if reachable else "degraded", "redis": reachable}, status_code=200 if reachable else 503)
+            reachable, redis_endpoint = False, None
+        content = {"status": "ok" if reachable else "degraded", "redis": reachable, "redis_endpoint": redis_endpoint, "environment": store.environment}
+        return JSONResponse(content, status_code=200 if reachable else 503)
 
     @app.get("/feature-views", dependencies=[Depends(authorised)])
     def feature_views() -> list[dict[str, Any]]:
         views = []
         for name in store.list_views():
             view = store.catalog.view(name)
-            resolved = store.catalog.resolve(view)
+            resolved = store.catalog.resolve_for_listing(view)
             views.append(
                 {
                     "name": name,
@@ -186,7 +189,7 @@ def warm(store: FeatureStore) -> None:
     """Connect to Redis and resolve every view now, so the first request is as fast as the rest."""
     store.online.ping()
     for name in store.list_views():
-        store.catalog.resolve(name)
+        store.catalog.resolve_for_listing(name)
 
 
 def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, repo: str | Path = ".") -> None:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from feature_platform.errors import import_extra
+
 
 @dataclass(frozen=True)
 class LandedFile:
@@ -56,7 +58,7 @@ def list_landed(root: str, source: str) -> list[LandedFile]:
 
 
 def _list_s3(root: str, source: str) -> list[LandedFile]:
-    import boto3  # only the S3 path needs it; credentials and endpoint come from the environment
+    boto3 = import_extra("boto3", "s3", "S3 landing folders")  # credentials and endpoint come from the environment
 
     bucket, _, prefix = root.removeprefix("s3://").partition("/")
     base = f"{prefix.strip('/')}/{source}/" if prefix.strip("/") else f"{source}/"

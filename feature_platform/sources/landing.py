@@ -10,7 +10,7 @@ from the environment, as for the offline store).
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -20,7 +20,8 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from feature_platform.definitions.concepts import DailyPartitions, check_name
-from feature_platform.errors import DefinitionError
+from feature_platform.errors import DefinitionError, SourceError
+from feature_platform.sources.windows import missing_days_error, needed_days
 
 
 @dataclass(frozen=True)
@@ -42,12 +43,16 @@ class RawSource:
         if self.partitions is not None and not isinstance(self.partitions, DailyPartitions):
             raise DefinitionError(f"raw source '{self.name}': partitions must be DailyPartitions(...) or None")
 
+    def read(self, raw_root: str | Path, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
+        """The landed rows of `[start, end)` (all of an unpartitioned source): see `read_source`."""
+        return read_source(raw_root, self, start, end)
+
 
 def _day_folder(root: str | Path, source: RawSource, day: date | None) -> Path:
     return Path(root) / source.name / (day.isoformat() if day is not None else "all")
 
 
-def _s3(root: str | Path) -> tuple[pafs.FileSystem, str] | None:
+def s3_filesystem(root: str | Path) -> tuple[pafs.FileSystem, str] | None:
     """The S3 filesystem and bucket path of an `s3://` root, else None."""
     if not str(root).startswith("s3://"):
         return None
@@ -61,7 +66,7 @@ def _s3(root: str | Path) -> tuple[pafs.FileSystem, str] | None:
 def write_source(root: str | Path, source: RawSource, day: date | None, df: pd.DataFrame) -> str:
     """Replace the files of one day (or of an unpartitioned source) with `df`; returns the file."""
     table = pa.Table.from_pandas(df, preserve_index=False)
-    remote = _s3(root)
+    remote = s3_filesystem(root)
     if remote is not None:
         fs, base = remote
         folder = f"{base}/{source.name}/{day.isoformat() if day is not None else 'all'}"
@@ -85,7 +90,7 @@ def write_source(root: str | Path, source: RawSource, day: date | None, df: pd.D
 
 def source_files(root: str | Path, source: RawSource, day: date | None) -> list[str]:
     """The Parquet files of one day (or of an unpartitioned source), sorted by name."""
-    remote = _s3(root)
+    remote = s3_filesystem(root)
     if remote is None:
         return [str(p) for p in sorted(_day_folder(root, source, day).glob("*.parquet"))]
     fs, base = remote
@@ -96,20 +101,29 @@ def source_files(root: str | Path, source: RawSource, day: date | None) -> list[
 
 
 def read_source(root: str | Path, source: RawSource, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
-    """All rows of the days `[start, end)` of a partitioned source, or of an unpartitioned one."""
+    """All rows of the days `[start, end)` of a partitioned source, or of an unpartitioned one.
+
+    Every day from the source's first partition on must have landed: a missing one is a `SourceError`.
+    """
+    fix = f"materialize raw/{source.name} for them, or land their Parquet files, before what reads it"
     if source.partitions is None:
         files = source_files(root, source, None)
+        if not files:
+            raise SourceError(f"raw source '{source.name}' has no data ({_day_folder(root, source, None)}): {fix}")
     else:
         if start is None or end is None:
             raise ValueError(f"raw source '{source.name}' is partitioned: give start and end")
-        files = []
-        day = start.date()
-        while datetime(day.year, day.month, day.day, tzinfo=start.tzinfo) < end:
-            files += source_files(root, source, day)
-            day += timedelta(days=1)
-    if not files:
-        return pd.DataFrame()
-    remote = _s3(root)
+        files, missing = [], []
+        for day in needed_days(source.partitions, start, end):
+            found = source_files(root, source, day)
+            files += found
+            if not found:
+                missing.append(day)
+        if missing:
+            raise missing_days_error("raw source", source.name, missing, f"no Parquet files under {Path(str(root)) / source.name}/<day>/", fix)
+        if not files:
+            raise SourceError(f"raw source '{source.name}': the days {start.date()}..{end.date()} are outside its partitions (from {source.partitions.start})")
+    remote = s3_filesystem(root)
     if remote is not None:
         return pds.dataset([f.removeprefix("s3://") for f in files], format="parquet", filesystem=remote[0]).to_table().to_pandas()
     return pds.dataset(files, format="parquet").to_table().to_pandas()

@@ -1,0 +1,135 @@
+"""Stream consumer throughput and event-to-online latency on a real redis-server; prints JSON.
+
+    python bench/streaming.py --mode throughput --events 500000
+    python bench/streaming.py --mode latency --rate 50000 --seconds 20
+
+`throughput`: publish first, then consume as fast as possible (online tiles and
+offline Delta appends). `latency`: a producer process publishes at `--rate`
+while the consumer runs; the latency of a batch is the time from its oldest
+entry reaching Redis to the batch being visible online (p50/p99 over batches).
+"""
+
+import argparse
+import json
+import multiprocessing
+import os
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+from feature_platform import Aggregation, Entity, FeatureStore, StreamFeatureGroup  # noqa: E402
+from feature_platform.online.redis_server import start_server  # noqa: E402
+
+card = Entity("card", join_keys={"card_id": "int64"})
+GROUP = StreamFeatureGroup(
+    "card_windows",
+    entities=[card],
+    fields={"amount": "float64", "merchant_id": "int64"},
+    aggregations=[
+        Aggregation("count", timedelta(minutes=10), name="txn_count_10m"),
+        Aggregation("count", timedelta(hours=1), name="txn_count_1h"),
+        Aggregation("sum", timedelta(hours=1), column="amount"),
+        Aggregation("mean", timedelta(days=1), column="amount"),
+        Aggregation("max", timedelta(hours=1), column="amount"),
+        Aggregation("approx_count_distinct", timedelta(days=1), column="merchant_id", name="merchants_1d"),
+    ],
+)
+
+
+def make_store(root: Path, url: str) -> FeatureStore:
+    return FeatureStore(groups=[GROUP], offline_root=root / "offline", online_url=url, project="bench")
+
+
+def events(count: int, cards: int, seed: int) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    now_ms = int(time.time() * 1000)
+    card_ids = rng.integers(0, cards, count).tolist()
+    amounts = np.round(rng.gamma(2.0, 30.0, count), 2).tolist()
+    merchants = rng.integers(0, 5000, count).tolist()
+    return [{"card_id": c, "event_time": now_ms, "amount": a, "merchant_id": m} for c, a, m in zip(card_ids, amounts, merchants)]
+
+
+def produce(root: str, url: str, rate: int, seconds: float, cards: int) -> None:
+    """Publish `rate` events per second for `seconds`, in 1,000-event pipelines (a separate process)."""
+    stream = make_store(Path(root), url).stream("card_windows")
+    pool = events(100_000, cards, 1)
+    began = time.monotonic()
+    sent = 0
+    while time.monotonic() - began < seconds:
+        due = int((time.monotonic() - began) * rate)
+        while sent < due:
+            now_ms = int(time.time() * 1000)
+            chunk = [{**e, "event_time": now_ms} for e in pool[sent % 99_000 : sent % 99_000 + 1000]]
+            stream.publish(chunk)
+            sent += len(chunk)
+        time.sleep(0.002)
+
+
+def throughput(store: FeatureStore, count: int, cards: int, batch: int) -> dict:
+    stream = store.stream("card_windows")
+    began = time.perf_counter()
+    for start in range(0, count, 100_000):
+        stream.publish(events(min(100_000, count - start), cards, start))
+    publish_s = time.perf_counter() - began
+    with store.stream_processor("card_windows", consumer="bench", batch_size=batch) as processor:
+        stats = processor.run(until_idle=True)
+    return {
+        "events": stats.events, "publish_events_per_s": round(count / publish_s), "consume_seconds": round(stats.seconds, 2),
+        "events_per_s_online_and_offline": stats.events_per_second, "offline_rows": stats.offline_rows,
+        "unacknowledged_at_end": stats.lag.pending if stats.lag else None,
+    }
+
+
+def latency(store: FeatureStore, root: Path, url: str, rate: int, seconds: float, cards: int, batch: int) -> dict:
+    producer = multiprocessing.get_context("spawn").Process(target=produce, args=(str(root), url, rate, seconds, cards))
+    with store.stream_processor("card_windows", consumer="bench", batch_size=batch) as processor:
+        processor.start()
+        producer.start()
+        stats = processor.run(max_seconds=seconds + 2)
+        producer.join()
+        rest = processor.run(until_idle=True)
+    latencies = np.array(stats.latencies_ms)
+    return {
+        "rate_target": rate, "seconds": seconds, "events": stats.events + rest.events,
+        "events_per_s": round(stats.events / stats.seconds), "batches": len(latencies),
+        "latency_ms_p50": round(float(np.percentile(latencies, 50)), 1),
+        "latency_ms_p99": round(float(np.percentile(latencies, 99)), 1),
+        "latency_ms_max": round(float(latencies.max()), 1),
+        "offline_rows": stats.offline_rows + rest.offline_rows,
+        "unacknowledged_at_end": rest.lag.pending if rest.lag else None,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mode", choices=["throughput", "latency"], default="throughput")
+    parser.add_argument("--events", type=int, default=500_000)
+    parser.add_argument("--rate", type=int, default=50_000)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--cards", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=10_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        server = start_server(root / "redis", persistent=True)
+        try:
+            store = make_store(root, server.url)
+            if args.mode == "throughput":
+                result = throughput(store, args.events, args.cards, args.batch)
+            else:
+                result = latency(store, root, server.url, args.rate, args.seconds, args.cards, args.batch)
+        finally:
+            server.stop()
+    result.update({"mode": args.mode, "cards": args.cards, "batch": args.batch, "cpus": os.cpu_count(),
+                   "at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,328 @@
+"""The stream consumer of one stream group: events in, online tiles and offline events out, each exactly once.
+
+Each batch read from the stream is applied to the online tiles by one Redis
+script that also moves the online watermark (the last entry id applied), and
+buffered for the offline table; the buffer is appended to the group's Delta
+table in one commit whose metadata records the offline watermark, and only
+then are its entries acknowledged. A crash redelivers what was not
+acknowledged, and each sink skips what its watermark covers: an event is never
+lost and never counted twice, whoever replays it. Watermarks need the entries
+in stream order, so one process at a time consumes a stream group (a lease in
+Redis; a restarted consumer claims the pending entries of a dead one).
+"""
+
+import os
+import secrets
+import socket
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, TypeVar
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import redis
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
+
+from feature_platform.definitions.aggregations import StreamFeatureGroup
+from feature_platform.offline.store import OfflineStore
+from feature_platform.online.store import OnlineStore
+from feature_platform.online.tiles import apply_tiles, claim_lease, release_lease, stream_state_key, watermark
+from feature_platform.errors import FeaturePlatformError
+from feature_platform.sources.streams import Entry, RedisStream, StreamLag, entry_order
+from feature_platform.windows.events import DeadLetter, ParsedEvents, parse_entries
+from feature_platform.windows.tiles import partial_tiles
+
+CONSUMER_GROUP = "feature-platform"
+LEASE_MS = 30_000
+WATERMARK_KEY = "stream_watermark"
+CONSUMER_KEY = "stream_consumer"
+T = TypeVar("T")
+
+
+def default_consumer() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass
+class StreamStats:
+    """What a run of the consumer did, and where the stream stands."""
+
+    group: str
+    consumer: str
+    events: int = 0
+    dead_letters: int = 0
+    offline_rows: int = 0
+    redelivered: int = 0
+    seconds: float = 0.0
+    last_event_time: datetime | None = None
+    lag: StreamLag | None = None
+    # Per batch, the oldest entry's time from reaching the stream to visible online (bounded history).
+    latencies_ms: deque = field(default_factory=lambda: deque(maxlen=100_000), repr=False)
+
+    @property
+    def events_per_second(self) -> float:
+        return round(self.events / self.seconds, 1) if self.seconds else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "group": self.group, "consumer": self.consumer, "events": self.events, "dead_letters": self.dead_letters,
+            "offline_rows": self.offline_rows, "redelivered": self.redelivered, "seconds": round(self.seconds, 3),
+            "events_per_second": self.events_per_second,
+            "last_event_time": self.last_event_time.isoformat() if self.last_event_time else None,
+            "lag_events": self.lag.behind if self.lag else None, "lag_seconds": self.lag.seconds if self.lag else None,
+            "unacknowledged": self.lag.pending if self.lag else None,
+        }
+
+
+def dead_letter_fields(stream: str, letter: DeadLetter) -> list[str]:
+    """The dead-letter stream entry of a rejected event: where it came from, why, and its fields."""
+    fields = ["source_stream", stream, "source_id", letter.entry_id, "reason", letter.reason]
+    for name, value in letter.fields.items():
+        fields += [f"field:{name}", value]
+    return fields
+
+
+class StreamProcessor:
+    """Consumes one stream group's events into its online tiles and its offline Delta table.
+
+    >>> with StreamProcessor(store.online, store.offline, group, stream) as processor:
+    ...     processor.run(max_seconds=10).as_dict()
+    """
+
+    def __init__(
+        self,
+        online: OnlineStore,
+        offline: OfflineStore,
+        group: StreamFeatureGroup,
+        stream: RedisStream,
+        *,
+        consumer: str | None = None,
+        batch_size: int = 10_000,
+        block_ms: int = 100,
+        offline_batch: int = 250_000,
+        offline_interval: timedelta = timedelta(seconds=5),
+        retention: timedelta | None = timedelta(hours=1),
+        max_outage: timedelta = timedelta(minutes=5),
+    ) -> None:
+        if online.cluster:
+            raise FeaturePlatformError(
+                f"stream group '{group.name}': the consumer applies each batch in one Redis script, which a Redis "
+                "Cluster cannot run across slots; point FEATURE_PLATFORM_REDIS_URL at a single Redis (or a replicated one)"
+            )
+        self.online = online
+        self.offline = offline
+        self.group = group
+        self.stream = stream
+        self.consumer = consumer or default_consumer()
+        self.batch_size = batch_size
+        self.block_ms = block_ms
+        self.offline_batch = offline_batch
+        self.offline_interval = offline_interval.total_seconds()
+        self.retention = retention
+        self.max_outage = max_outage.total_seconds()
+        self._token = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._lease_key = stream_state_key(online, group, "lease")
+        self._watermark_key = stream_state_key(online, group, "watermark")
+        self._online_mark: tuple[int, int] | None = None
+        self._offline_mark: tuple[int, int] | None = None
+        self._pending: str | None = "0"
+        self._buffer: list[pa.Table] = []
+        self._unacknowledged: list[str] = []
+        self._offline_last = ""
+        self._started = False
+
+    def start(self) -> None:
+        """Create the consumer group, take the lease, claim pending entries and load both watermarks."""
+        self._retrying(self._start)
+
+    def _start(self) -> None:
+        self.stream.ensure_consumer_group(CONSUMER_GROUP)
+        if not claim_lease(self.online, self._lease_key, self._token, LEASE_MS) and not self._take_over_dead_lease():
+            raise FeaturePlatformError(
+                f"stream group '{self.group.name}' is already consumed by another process (one consumer per stream "
+                f"group); stop it, or wait {LEASE_MS // 1000} s for a dead one's lease to expire"
+            )
+        self.stream.claim_pending(CONSUMER_GROUP, self.consumer)
+        mark = watermark(self.online, self._watermark_key)
+        self._online_mark = entry_order(mark) if mark else None
+        offline_mark = self.offline.last_commit_value(self.group, WATERMARK_KEY)
+        self._offline_mark = entry_order(offline_mark) if offline_mark else None
+        self._started = True
+
+    def _take_over_dead_lease(self) -> bool:
+        """Take the lease of a consumer on this machine whose process has died (no need to wait for it to expire)."""
+        holder = self.online.client.get(self._lease_key)
+        host, _, rest = (holder or b"").decode().partition(":")
+        pid = rest.partition(":")[0]
+        if host != socket.gethostname() or not pid.isdigit():
+            return False
+        try:
+            os.kill(int(pid), 0)
+            return False
+        except ProcessLookupError:
+            release_lease(self.online, self._lease_key, (holder or b"").decode())
+            return claim_lease(self.online, self._lease_key, self._token, LEASE_MS)
+        except PermissionError:
+            return False
+
+    def _read(self) -> list[Entry]:
+        """Delivered but unacknowledged (pending) entries first, until there are none; then new ones."""
+        if self._pending is not None:
+            entries = self.stream.read(CONSUMER_GROUP, self.consumer, count=self.batch_size, pending_after=self._pending)
+            if entries:
+                self._pending = entries[-1][0]
+                return entries
+            self._pending = None
+        return self.stream.read(CONSUMER_GROUP, self.consumer, count=self.batch_size, block_ms=self.block_ms)
+
+    def _after(self, entries: list[Entry], mark: tuple[int, int] | None) -> list[Entry]:
+        return entries if mark is None else [e for e in entries if entry_order(e[0]) > mark]
+
+    def step(self, stats: StreamStats) -> int:
+        """Apply one batch online and buffer it for the offline table; returns the entries read (0: none new)."""
+        entries = self._read()
+        if not entries:
+            claim_lease(self.online, self._lease_key, self._token, LEASE_MS)
+            return 0
+        online, offline = self._after(entries, self._online_mark), self._after(entries, self._offline_mark)
+        stats.redelivered += len(entries) - len(online)
+        parsed = parse_entries(self.group, online) if online else None
+        if online:
+            assert parsed is not None
+            self._apply_online(parsed, online, stats)
+        if offline:
+            rows = parsed.table if parsed is not None and len(online) == len(offline) else parse_entries(self.group, offline).table
+            self._buffer.append(rows)
+            self._offline_last = offline[-1][0]
+        self._unacknowledged += [e[0] for e in entries]
+        return len(entries)
+
+    def _apply_online(self, parsed: ParsedEvents, entries: list[Entry], stats: StreamStats) -> None:
+        while True:
+            applied = apply_tiles(
+                self.online, self.group, partial_tiles(self.group, parsed.table),
+                [dead_letter_fields(self.stream.name, d) for d in parsed.dead],
+                watermark_key=self._watermark_key, dead_key=self.stream.dead_key,
+                lease=(self._lease_key, self._token, LEASE_MS), first_id=entries[0][0], last_id=entries[-1][0],
+                now_us=time.time_ns() // 1000,
+            )
+            if applied is not None:
+                break
+            # Applied before the reply was lost (e.g. Redis restarted): the stored watermark says how far.
+            mark = watermark(self.online, self._watermark_key)
+            self._online_mark = entry_order(mark) if mark else None
+            entries = self._after(entries, self._online_mark)
+            if not entries:
+                return
+            parsed = parse_entries(self.group, entries)
+        self._online_mark = entry_order(entries[-1][0])
+        stats.events += parsed.table.num_rows
+        stats.dead_letters += len(parsed.dead)
+        stats.latencies_ms.append(time.time() * 1000 - entry_order(entries[0][0])[0])
+        if parsed.table.num_rows:
+            latest = pc.max(parsed.table.column(self.group.event_time)).as_py()
+            stats.last_event_time = max(stats.last_event_time or latest, latest)
+
+    def flush_offline(self, stats: StreamStats) -> None:
+        """Append the buffered events to the Delta table in one commit, then acknowledge what was read."""
+        rows = pa.concat_tables(self._buffer) if self._buffer else None
+        if rows is not None and rows.num_rows:
+            if not claim_lease(self.online, self._lease_key, self._token, LEASE_MS):
+                raise FeaturePlatformError(f"stream group '{self.group.name}': another process took over the consumer lease; this one stops")
+            self.offline.append(self.group, rows, commit_metadata={CONSUMER_KEY: self.consumer, WATERMARK_KEY: self._offline_last})
+            stats.offline_rows += rows.num_rows
+        if self._buffer:
+            self._offline_mark = entry_order(self._offline_last)
+        for start in range(0, len(self._unacknowledged), 10_000):
+            self.stream.acknowledge(CONSUMER_GROUP, self._unacknowledged[start : start + 10_000])
+        self._buffer, self._unacknowledged = [], []
+
+    def _reset_after_outage(self) -> None:
+        """Forget what was read but not acknowledged: it is read again from the pending entries."""
+        self._pending = "0"
+        self._buffer, self._unacknowledged = [], []
+
+    def run(
+        self,
+        *,
+        max_events: int | None = None,
+        max_seconds: float | None = None,
+        until_idle: bool = False,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> StreamStats:
+        """Consume until a limit, until no new entry arrives (`until_idle`), or until `should_stop()`.
+
+        Redis outages up to `max_outage` are waited out; the offline table is
+        brought up to date (and everything read acknowledged) before returning.
+        """
+        if not self._started:
+            self.start()
+        stats = StreamStats(self.group.name, self.consumer)
+        began = last_flush = time.monotonic()
+        try:
+            while not should_stop():
+                handled = self._retrying(lambda: self.step(stats))
+                buffered = sum(t.num_rows for t in self._buffer)
+                if buffered >= self.offline_batch or time.monotonic() - last_flush >= self.offline_interval:
+                    self._retrying(lambda: self.flush_offline(stats))
+                    self._trim()
+                    last_flush = time.monotonic()
+                stats.seconds = time.monotonic() - began
+                if (max_events is not None and stats.events + stats.dead_letters >= max_events) or (
+                    max_seconds is not None and stats.seconds >= max_seconds
+                ) or (until_idle and handled == 0):
+                    break
+            self._retrying(lambda: self.flush_offline(stats))
+        finally:
+            stats.seconds = time.monotonic() - began
+        stats.lag = self._retrying(lambda: self.stream.lag(CONSUMER_GROUP))
+        return stats
+
+    def _trim(self) -> None:
+        if self.retention is not None:
+            keep_after = int((datetime.now(timezone.utc) - self.retention).timestamp() * 1000)
+            self._retrying(lambda: self.stream.trim_acknowledged([CONSUMER_GROUP], keep_after))
+
+    def __enter__(self) -> "StreamProcessor":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Give the lease up, so another process can consume the group at once."""
+        try:
+            release_lease(self.online, self._lease_key, self._token)
+        except redis.RedisError:
+            pass  # the lease expires by itself
+
+    def _retrying(self, call: Callable[[], T]) -> T:
+        """`call()`, waiting out a Redis restart or outage (connection refused, loading) up to `max_outage`.
+
+        A retried step starts over from the pending entries, so what was read but not acknowledged is not skipped.
+        """
+        for attempt in Retrying(
+            retry=retry_if_exception_type((redis.ConnectionError, redis.TimeoutError)),
+            wait=wait_exponential(multiplier=0.05, max=2.0),
+            stop=stop_after_delay(self.max_outage),
+            before_sleep=lambda _: self._reset_after_outage(),
+            reraise=True,
+        ):
+            with attempt:
+                return call()
+        raise AssertionError("unreachable")
+
+
+def stream_for(online: OnlineStore, group: StreamFeatureGroup) -> RedisStream:
+    """The Redis stream of a stream group, on the online store's Redis."""
+    return RedisStream(online.client, group.stream_name, project=online.project)
+
+
+def backfill_offline(offline: OfflineStore, group: StreamFeatureGroup, entries: Sequence[Entry]) -> int:
+    """Rebuild the group's offline events from raw history (stream entries) through the same parsing; returns rows."""
+    table = parse_entries(group, entries).table
+    offline.append(group, table, commit_metadata={"stream_backfill": "true"})
+    return table.num_rows

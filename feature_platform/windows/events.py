@@ -1,0 +1,164 @@
+"""Stream entries to typed events, and the reason each rejected entry goes to the dead-letter stream.
+
+An entry is `(entry id, {field: value})` with bytes or text values: join keys,
+`event_time` (epoch milliseconds or ISO 8601, naive = UTC) and the group's
+fields. Columns are parsed with Arrow casts; a column that does not cast
+whole is parsed value by value with the same cast, so whether an entry is
+accepted never depends on the other entries of its batch. Time bounds are
+taken against the entry id's time (when the stream received the event), not
+the clock of whoever reads it: the online and offline consumers, a replay and
+a backfill all accept and reject the same entries.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from feature_platform.definitions.aggregations import EVENT_ID, StreamFeatureGroup
+from feature_platform.definitions.contract import MAX_KEY_BYTES
+
+Entry = tuple[Any, dict[Any, Any]]
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+# Epoch milliseconds whose microseconds still fit a 64-bit integer.
+MAX_MILLIS = (2**63 - 1) // 1000
+UTC_MICROS = pa.timestamp("us", tz="UTC")
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A rejected entry: its id, why, and its fields as received."""
+
+    entry_id: str
+    reason: str
+    fields: dict[str, str]
+
+
+@dataclass(frozen=True)
+class ParsedEvents:
+    """The accepted events as a table (keys, event time, event id, fields) and the rejected entries."""
+
+    table: pa.Table
+    dead: list[DeadLetter]
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else str(value)
+
+
+def entry_millis(entry_id: str) -> int:
+    """The time (epoch ms) a Redis stream entry id `<ms>-<seq>` was assigned."""
+    return int(entry_id.split("-", 1)[0])
+
+
+def _cast(values: pa.Array, dtype: pa.DataType) -> pa.Array | None:
+    try:
+        return pc.cast(pc.cast(values, pa.string()), dtype)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+
+
+def _iso_micros(value: Any) -> int | None:
+    try:
+        moment = datetime.fromisoformat(_text(value))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return (moment - EPOCH) // timedelta(microseconds=1)
+
+
+def _column(raw: list[Any], dtype: pa.DataType | None) -> tuple[pa.Array, np.ndarray]:
+    """Typed values of one column (`dtype` None: event time as int64 µs) and which rows failed to parse."""
+    target = pa.int64() if dtype is None else dtype
+    binary = pa.array(raw, pa.binary())
+    whole = _cast(binary, target)
+    if whole is not None and whole.null_count == binary.null_count:
+        typed, failed = whole, np.zeros(len(raw), dtype=bool)
+    else:
+        parsed: list[Any] = []
+        for value in raw:
+            one = None if value is None else _cast(pa.array([value], pa.binary()), target)
+            parsed.append(None if one is None or one.null_count else one[0].as_py())
+        typed = pa.array(parsed, target)
+        failed = np.asarray(typed.is_null().to_numpy(zero_copy_only=False)) & np.asarray([v is not None for v in raw])
+    if dtype is not None:
+        return typed, failed
+    # Event time: whole numbers are epoch milliseconds; anything else must be an ISO 8601 time.
+    millis = typed.to_numpy(zero_copy_only=False)
+    missing = np.asarray([v is None for v in raw])
+    micros = np.zeros(len(raw), dtype=np.int64)
+    ok = ~np.asarray(typed.is_null().to_numpy(zero_copy_only=False))
+    in_range = ok & (np.abs(np.where(ok, millis, 0).astype(np.float64)) <= MAX_MILLIS)
+    micros[in_range] = np.asarray(millis[in_range], dtype=np.int64) * 1000
+    failed = ok & ~in_range
+    for row in np.flatnonzero(~ok & ~missing):
+        value = _iso_micros(raw[row])
+        if value is None:
+            failed[row] = True
+        else:
+            micros[row] = value
+    return pa.array(micros, pa.int64()), failed
+
+
+def _describe(dtype: pa.DataType | None) -> str:
+    if dtype is None:
+        return "epoch milliseconds or an ISO 8601 time"
+    if pa.types.is_integer(dtype):
+        return f"an integer ({dtype})"
+    return "a number" if pa.types.is_floating(dtype) else "text"
+
+
+def parse_entries(group: StreamFeatureGroup, entries: Sequence[Entry]) -> ParsedEvents:
+    """Typed events of the valid entries, in entry order, and a `DeadLetter` for every other one."""
+    columns: dict[str, pa.DataType | None] = {**group.key_types, group.event_time: None, **group.field_types}
+    rows = len(entries)
+    ids = [_text(entry_id) for entry_id, _ in entries]
+    fields = [f for _, f in entries]
+    reasons: list[str | None] = [None] * rows
+    arrays: dict[str, pa.Array] = {}
+    for name, dtype in columns.items():
+        encoded = name.encode()
+        raw = [f.get(encoded, f.get(name)) for f in fields]
+        typed, failed = _column(raw, dtype)
+        arrays[name] = typed
+        for row, value in enumerate(raw):
+            if reasons[row] is None and (value is None or failed[row]):
+                reasons[row] = f"missing field '{name}'" if value is None else f"field '{name}' is not {_describe(dtype)}"
+        if dtype is not None and pa.types.is_floating(dtype) and rows:
+            finite = np.isfinite(typed.fill_null(0.0).to_numpy(zero_copy_only=False))
+            for row in np.flatnonzero(~finite):
+                reasons[row] = reasons[row] or f"field '{name}' is not a finite number"
+        if dtype is not None and pa.types.is_string(dtype) and rows:
+            long = pc.fill_null(pc.greater(pc.binary_length(typed), MAX_KEY_BYTES), False).to_numpy(zero_copy_only=False)
+            for row in np.flatnonzero(long):
+                reasons[row] = reasons[row] or f"field '{name}' is longer than {MAX_KEY_BYTES} bytes"
+    if rows:
+        arrival = np.fromiter((entry_millis(i) for i in ids), dtype=np.int64, count=rows) * 1000
+        event = arrays[group.event_time].to_numpy(zero_copy_only=False)
+        late = event < arrival - group.largest_window // timedelta(microseconds=1)
+        early = event > arrival + group.max_future // timedelta(microseconds=1)
+        for row in np.flatnonzero(early | late):
+            reasons[row] = reasons[row] or (
+                f"event_time is more than {group.max_future} after the stream received it (max_future)" if early[row]
+                else f"event_time is older than the largest window ({group.largest_window}) when the stream received it"
+            )
+    keep = pa.array([r is None for r in reasons], pa.bool_())
+    table = pa.table(
+        {
+            **{k: arrays[k] for k in group.join_keys},
+            group.event_time: arrays[group.event_time].cast(UTC_MICROS),
+            EVENT_ID: pa.array(ids, pa.string()),
+            **{f: arrays[f] for f in group.fields},
+        }
+    ).filter(keep)
+    dead = [
+        DeadLetter(ids[row], reason, {_text(k): _text(v) for k, v in fields[row].items()})
+        for row, reason in enumerate(reasons)
+        if reason is not None
+    ]
+    return ParsedEvents(table, dead)

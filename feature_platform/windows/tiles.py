@@ -1,0 +1,174 @@
+"""Tiles: per-entity partial aggregates of fixed-length time slices, and windows as sums of tiles.
+
+A window of length W read at time t covers the tiles `floor(t / tile) - W/tile + 1 ..
+floor(t / tile)`, so events with `window_start(t) <= event_time`, up to t. A tile
+holds `[count, last event time, *one value per (op, field)]` (see `layout`);
+partial tiles of a batch merge into stored ones by adding counts and sums, and
+taking minima, maxima and register-wise HyperLogLog maxima — the same merge
+in Python (reads) and in the online store's Lua script (writes).
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from feature_platform.definitions.aggregations import StreamFeatureGroup
+from feature_platform.windows import hll
+
+MICROSECOND = timedelta(microseconds=1)
+# Merge codes of the Lua script: add, minimum, maximum, HyperLogLog registers.
+_CODES = {"count": "a", "last": "x", "sum": "a", "min": "n", "max": "x", "hll": "h"}
+_MEASURE = {"sum": "sum", "mean": "sum", "min": "min", "max": "max", "approx_count_distinct": "hll"}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What each position of a tile holds: `count`, `last`, then `(op, field)` per measure."""
+
+    measures: tuple[tuple[str, str], ...]
+
+    @property
+    def codes(self) -> str:
+        return "ax" + "".join(_CODES[op] for op, _ in self.measures)
+
+    def position(self, op: str, column: str) -> int:
+        return 2 + self.measures.index((op, column))
+
+
+def layout(group: StreamFeatureGroup) -> Layout:
+    measures: list[tuple[str, str]] = []
+    for aggregation in group.aggregations:
+        if aggregation.column is None:
+            continue
+        measure = (_MEASURE[aggregation.function], aggregation.column)
+        if measure not in measures:
+            measures.append(measure)
+    return Layout(tuple(measures))
+
+
+def tile_micros(group: StreamFeatureGroup) -> int:
+    return group.tile // MICROSECOND
+
+
+def tiles_in(group: StreamFeatureGroup, window: timedelta) -> int:
+    return window // group.tile
+
+
+def window_start(t_us: int | np.ndarray, window: timedelta, tile_us: int) -> Any:
+    """The earliest event time (µs) a window of length `window` read at `t_us` counts."""
+    return (np.floor_divide(t_us, tile_us) - window // timedelta(microseconds=tile_us) + 1) * tile_us
+
+
+@dataclass(frozen=True)
+class TileBatch:
+    """The partial tiles of a batch, column by column: per tile its entity (an index into `entities`),
+    its tile index, then `count`, `last` and one column per measure of the layout."""
+
+    entities: list[tuple[Any, ...]]
+    entity_index: list[int]
+    tiles: list[int]
+    columns: list[list[Any]]
+
+    def __len__(self) -> int:
+        return len(self.tiles)
+
+    def rows(self) -> list[tuple[tuple[Any, ...], int, list[Any]]]:
+        """`(entity, tile index, partial tile)` per tile: the same tiles, row by row."""
+        return [(self.entities[e], t, [c[i] for c in self.columns]) for i, (e, t) in enumerate(zip(self.entity_index, self.tiles))]
+
+
+def partial_tiles(group: StreamFeatureGroup, table: pa.Table) -> TileBatch:
+    """The partial tile of each entity and tile the events of `table` touch."""
+    keys = group.join_keys
+    spec = layout(group)
+    if table.num_rows == 0:
+        return TileBatch([], [], [], [[] for _ in range(2 + len(spec.measures))])
+    times = table.column(group.event_time).cast(pa.int64()).to_numpy()
+    work = {k: table.column(k) for k in keys}
+    work["__tile"] = pa.array(np.floor_divide(times, tile_micros(group)))
+    work["__t"] = pa.array(times)
+    aggregations: list[tuple[str, str]] = [("__t", "count"), ("__t", "max")]
+    for op, column in spec.measures:
+        if op != "hll":
+            work[column] = table.column(column)
+            aggregations.append((column, op))
+    grouped = pa.table(work).group_by([*keys, "__tile"], use_threads=False).aggregate(aggregations)
+    plain = iter([grouped.column(f"{c}_{op}").to_pylist() for c, op in aggregations])
+    key_columns = [grouped.column(k).to_pylist() for k in keys]
+    entity_rows = list(zip(*key_columns))
+    tiles = grouped.column("__tile").to_pylist()
+    columns = [next(plain), next(plain)]
+    for op, column in spec.measures:
+        if op == "hll":
+            registers = _registers(table, work, keys, column)
+            columns.append([registers.get((*entity, tile), []) for entity, tile in zip(entity_rows, tiles)])
+        else:
+            columns.append(next(plain))
+    positions: dict[tuple[Any, ...], int] = {}
+    entity_index = [positions.setdefault(entity, len(positions)) for entity in entity_rows]
+    return TileBatch(list(positions), entity_index, tiles, columns)
+
+
+def _registers(table: pa.Table, work: dict[str, Any], keys: Sequence[str], column: str) -> dict[tuple[Any, ...], list[int]]:
+    """Flat `[register, rank, ...]` of each (entity, tile), the maximum rank per register."""
+    register, rank = hll.registers_and_ranks(table.column(column))
+    cells = pa.table({**{k: work[k] for k in keys}, "__tile": work["__tile"], "__r": register, "__k": rank})
+    best = cells.group_by([*keys, "__tile", "__r"], use_threads=False).aggregate([("__k", "max")])
+    out: dict[tuple[Any, ...], list[int]] = {}
+    columns = [best.column(k).to_pylist() for k in (*keys, "__tile")]
+    for cell, reg, top in zip(zip(*columns), best.column("__r").to_pylist(), best.column("__k_max").to_pylist()):
+        out.setdefault(cell, []).extend((reg, top))
+    return out
+
+
+def feature_value(function: str, is_float: bool, count: int, total: Any, low: Any, high: Any, distinct: int) -> Any:
+    """A window feature from its window's count, sum, minimum, maximum and distinct estimate."""
+    if function == "count":
+        return count
+    if function == "approx_count_distinct":
+        return distinct if count else 0
+    if function == "sum":
+        total = total if count else 0
+        return float(total) if is_float else int(total)
+    if not count:
+        return None
+    if function == "mean":
+        return float(total) / count
+    value = low if function == "min" else high
+    return float(value) if is_float else int(value)
+
+
+def window_values(group: StreamFeatureGroup, tiles: dict[int, list[Any]], now_us: int) -> tuple[list[Any] | None, int | None]:
+    """The group's features at `now_us` from an entity's tiles, and its last event time (None: no event in any window)."""
+    tile_us = tile_micros(group)
+    current = now_us // tile_us
+    oldest = current - tiles_in(group, group.largest_window) + 1
+    live = {t: p for t, p in sorted(tiles.items()) if oldest <= t <= current}
+    if not live:
+        return None, None
+    spec = layout(group)
+    values = []
+    for aggregation, feature in zip(group.aggregations, group.features):
+        first = current - tiles_in(group, aggregation.window) + 1
+        window = [p for t, p in live.items() if t >= first]
+        count = sum(p[0] for p in window)
+        total = low = high = None
+        distinct = 0
+        if aggregation.column is not None:
+            position = spec.position(_MEASURE[aggregation.function], aggregation.column)
+            parts = [p[position] for p in window]
+            if aggregation.function in ("sum", "mean"):
+                total = sum(parts)
+            elif aggregation.function == "min":
+                low = min(parts, default=None)
+            elif aggregation.function == "max":
+                high = max(parts, default=None)
+            else:
+                distinct = hll.estimate(hll.dense([x for pairs in parts for x in pairs]))
+        is_float = feature.arrow_type == pa.float64()
+        values.append(feature_value(aggregation.function, is_float, count, total, low, high, distinct))
+    return values, max(p[1] for p in live.values())

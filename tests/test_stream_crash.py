@@ -1,0 +1,98 @@
+"""A consumer killed with SIGKILL mid-run, and a Redis restart under a running consumer, lose no event and count none twice."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+import redis
+
+from feature_platform.online.redis_server import start_server
+from tests.stream_fixtures import features, stream_store, transaction
+
+ROOT = Path(__file__).resolve().parent.parent
+CARDS = 50
+pytestmark = pytest.mark.slow
+
+
+def worker(tmp_path: Path, url: str, batch_size: int = 100) -> subprocess.Popen:
+    environment = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.stream_worker", str(tmp_path), url, str(batch_size)],
+        cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def publish(store, count: int) -> None:
+    now = datetime.now(timezone.utc)
+    events = [transaction(i % CARDS, minutes_ago=(i % 500) / 10, amount=1.0, merchant_id=i % 7, now=now) for i in range(count)]
+    store.publish_events("card_windows", events)
+
+
+def assert_counted_once(store, count: int) -> None:
+    online = store.get_online_features([{"card_id": c} for c in range(CARDS)], features()).to_dict()
+    assert sum(online["txn_count_1h"]) == count
+    assert sum(online["amount_sum_1h"]) == float(count)
+    stored = store.read_group("card_windows")
+    assert len(stored) == count
+    assert stored["event_id"].is_unique
+
+
+def applied_some(url: str) -> bool:
+    client = redis.Redis.from_url(url)
+    try:
+        return any(key.endswith(b"!stream:watermark") for key in client.scan_iter(match=b"fp:streams:card_windows:*"))
+    finally:
+        client.close()
+
+
+def test_a_consumer_killed_mid_run_again_and_again_loses_nothing_and_counts_nothing_twice(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "redis", persistent=True)
+    try:
+        store = stream_store(tmp_path, server.url)
+        publish(store, 20_000)
+        rng = random.Random(16)
+        unacknowledged = 0
+        for _ in range(4):
+            process = worker(tmp_path, server.url)
+            deadline = time.monotonic() + 60
+            while not applied_some(server.url) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(rng.uniform(0.1, 0.8))
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            stream = store.stream("card_windows")
+            unacknowledged += stream.client.xpending(stream.key, "feature-platform")["pending"]
+        assert unacknowledged > 0  # some kills came between reading entries and acknowledging them
+        process = worker(tmp_path, server.url)
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err
+        assert_counted_once(store, 20_000)
+    finally:
+        server.stop()
+
+
+def test_a_redis_restart_under_a_running_consumer_loses_nothing_and_counts_nothing_twice(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "redis", persistent=True)
+    try:
+        store = stream_store(tmp_path, server.url)
+        publish(store, 20_000)
+        process = worker(tmp_path, server.url)
+        deadline = time.monotonic() + 60
+        while not applied_some(server.url) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        store.online.close()
+        server.stop()  # SIGTERM: Redis writes its append-only file and exits
+        time.sleep(1.0)
+        server = start_server(tmp_path / "redis", port=server.port, persistent=True)
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err
+        store = stream_store(tmp_path, server.url)
+        assert_counted_once(store, 20_000)
+    finally:
+        server.stop()

@@ -1,0 +1,102 @@
+"""Window and tile arithmetic, the HyperLogLog, and stream group definitions: pure functions, no servers."""
+
+from datetime import timedelta
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from feature_platform import Aggregation, DefinitionError, StreamFeatureGroup
+from feature_platform.windows import hll
+from feature_platform.windows.tiles import layout, window_start
+from tests.stream_fixtures import card, card_windows
+
+MINUTE_US = 60_000_000
+
+
+def test_a_window_read_mid_tile_starts_at_the_tile_a_window_length_earlier() -> None:
+    at = 10 * MINUTE_US + 30_000_000  # 00:10:30
+    assert window_start(at, timedelta(minutes=10), MINUTE_US) == 1 * MINUTE_US  # tiles 00:01 .. 00:10
+    assert window_start(10 * MINUTE_US, timedelta(minutes=10), MINUTE_US) == 1 * MINUTE_US
+    assert window_start(10 * MINUTE_US - 1, timedelta(minutes=10), MINUTE_US) == 0
+
+
+def test_window_starts_before_1970_round_down_too() -> None:
+    assert window_start(-1, timedelta(minutes=1), MINUTE_US) == -MINUTE_US
+
+
+def test_a_tile_holds_count_last_time_then_one_value_per_field_and_measure() -> None:
+    spec = layout(card_windows())
+    assert spec.measures == (("sum", "amount"), ("min", "amount"), ("max", "amount"), ("hll", "merchant_id"))
+    assert spec.codes == "axanxh"
+
+
+@settings(max_examples=30, deadline=None)
+@given(values=st.lists(st.integers(-(2**63), 2**63 - 1), min_size=1, max_size=300), cut=st.integers(0, 300))
+def test_registers_merged_from_two_halves_equal_registers_of_the_whole(values: list[int], cut: int) -> None:
+    def registers(part: list[int]) -> np.ndarray:
+        register, rank = hll.registers_and_ranks(pa.array(part, pa.int64()))
+        return hll.dense([x for pair in zip(register.tolist(), rank.tolist()) for x in pair])
+
+    merged = np.maximum(registers(values[:cut]), registers(values[cut:]))
+    assert np.array_equal(merged, registers(values))
+
+
+@pytest.mark.parametrize("distinct", [1, 10, 1_000, 50_000])
+def test_the_distinct_estimate_is_within_a_few_percent(distinct: int) -> None:
+    values = pa.array([f"merchant-{i % distinct}" for i in range(distinct * 2)])
+    register, rank = hll.registers_and_ranks(values)
+    estimate = hll.estimate(hll.dense([x for pair in zip(register.tolist(), rank.tolist()) for x in pair]))
+    assert abs(estimate - distinct) <= max(1, 0.1 * distinct)
+
+
+def test_the_features_of_a_stream_group_are_its_aggregations() -> None:
+    group = card_windows()
+    assert [(f.name, str(f.arrow_type)) for f in group.features] == [
+        ("txn_count_10m", "int64"), ("txn_count_1h", "int64"), ("amount_sum_1h", "double"), ("amount_mean_10m", "double"),
+        ("amount_min_1h", "double"), ("amount_max_10m", "double"), ("merchants_1h", "int64"),
+    ]
+    assert group.schema.names == ["card_id", "event_time", "event_id", "amount", "merchant_id", "_partition", "_written_at"]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"aggregations": [Aggregation("count", timedelta(seconds=90))]}, "window 90s of 'event_count_90s' is not a whole number of 1m tiles"),
+        ({"aggregations": [Aggregation("sum", timedelta(hours=1), column="price")]}, "reads unknown field 'price'"),
+        ({"fields": {"note": "string"}, "aggregations": [Aggregation("sum", timedelta(hours=1), column="note")]}, "needs a numeric field; 'note' is string"),
+        ({"aggregations": []}, "aggregations must be a non-empty list"),
+        ({"fields": {"event_id": "string"}}, "clash with a key, the event time or 'event_id'"),
+        ({"tile": timedelta(0)}, "tile must be a positive whole number of seconds"),
+    ],
+)
+def test_a_bad_stream_group_definition_names_what_to_fix(options: dict, message: str) -> None:
+    arguments = {"entities": [card], "fields": {"amount": "float64"}, "aggregations": [Aggregation("count", timedelta(minutes=10))], **options}
+    with pytest.raises(DefinitionError, match=message):
+        StreamFeatureGroup("card_windows", **arguments)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (("median", timedelta(hours=1)), "aggregation function 'median' is unknown"),
+        (("sum", timedelta(hours=1)), "needs the event field it reads"),
+        (("count", timedelta(0)), "positive whole number of seconds"),
+    ],
+)
+def test_a_bad_aggregation_names_what_to_fix(arguments: tuple, message: str) -> None:
+    with pytest.raises(DefinitionError, match=message):
+        Aggregation(*arguments)
+
+
+def test_the_registry_record_of_a_stream_group_rebuilds_it_and_fingerprints_its_windows() -> None:
+    from feature_platform.definitions.records import group_from_record, group_record, schema_fingerprint
+
+    group = card_windows()
+    rebuilt = group_from_record(group_record(group))
+    assert isinstance(rebuilt, StreamFeatureGroup)
+    assert (rebuilt.aggregations, rebuilt.fields, rebuilt.tile, rebuilt.schema) == (group.aggregations, group.fields, group.tile, group.schema)
+    assert schema_fingerprint(rebuilt) == schema_fingerprint(group)
+    assert schema_fingerprint(card_windows(tile=timedelta(minutes=5))) != schema_fingerprint(group)
