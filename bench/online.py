@@ -172,12 +172,29 @@ def definition_check(store, raw_mget_p50_ms: float, n: int) -> dict:
     version, and both next to the raw MGET.
     """
     check = percentiles(timed(lambda _: store.require_applied(FEATURES), list(range(n))))
+    # The per-call part: each fetched value's layout id compared with the plan's before it is decoded.
+    prefixes = [codec.key_prefix(store.project, store.group(g)) for g in ("activity", "profile")]
+    values = store.online.mget([p + codec.encode_keys(b"", [[0]])[0] for p in prefixes])
+    layout, start, end = values[0][codec.HEADER.size : codec.LAYOUT_END], codec.HEADER.size, codec.LAYOUT_END
+    unpack, repeat = codec.decode_features, 200_000
+    began = time.perf_counter()
+    for _ in range(repeat):
+        unpack(values[0])
+    plain = time.perf_counter() - began
+    began = time.perf_counter()
+    for _ in range(repeat):
+        if values[0][start:end] == layout:
+            unpack(values[0])
+    compared = time.perf_counter() - began
+    per_call_ms = max(compared - plain, 0.0) / repeat * len(values) * 1000
     reads = []
     for _ in range(20):
         started = time.perf_counter()
         store.registry.store.load()
         reads.append(time.perf_counter() - started)
     return {
+        "layout_check_per_call_ms": round(per_call_ms, 5),
+        "layout_check_to_raw_mget_p50_ratio": round(per_call_ms / raw_mget_p50_ms, 3),
         "require_applied_checked": check,
         "require_applied_to_raw_mget_p50_ratio": round(check["p50_ms"] / raw_mget_p50_ms, 2),
         "registry_read_once_per_process": percentiles(reads),

@@ -186,3 +186,14 @@ def test_an_existing_table_from_before_the_registry_is_recorded_only_if_it_match
     assert item(store_of(tmp_path, redis_url, old).plan(), "group", "scores", 1).details == ("records its existing table, whose columns match",)
     retyped = item(store_of(tmp_path, redis_url, scores(Feature("score", "float64"), Feature("label", "string"))).plan(), "group", "scores", 1)
     assert retyped.action == "refused" and "its table already exists with columns" in retyped.details[0]
+
+
+def test_the_server_answers_409_naming_the_group_when_its_definitions_are_not_the_applied_ones(tmp_path, redis_url, applied):
+    from fastapi.testclient import TestClient
+
+    from feature_platform.serving.server import create_app
+
+    changed = store_of(tmp_path, redis_url, scores(Feature("score", "float64"), Feature("label", "string")))
+    response = TestClient(create_app(changed)).post("/get-online-features", json={"features": ["scores:score"], "entities": {"user_id": [1]}})
+    assert response.status_code == 409
+    assert "feature group 'scores' v1 differs from what was applied (retypes feature(s) ['score int64 -> double']" in response.json()["detail"]

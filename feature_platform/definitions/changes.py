@@ -191,7 +191,7 @@ def plan_changes(
     groups = {n: dict(vs) for n, vs in state.groups.items()}
     for name, versions in sorted(catalog.versions.items()):
         for version, group in sorted(versions.items()):
-            item, entry = _plan_group(state, group, stored_columns.get((name, version)), manifests)
+            item, entry = _plan_group(state, group, stored_columns.get((name, version)), manifests, set(catalog.versions))
             items.append(item)
             if entry is not None:
                 groups.setdefault(name, {})[version] = entry
@@ -234,7 +234,11 @@ def reads_group(manifest: Mapping[str, Any], name: str, version: int) -> bool:
 
 
 def _plan_group(
-    state: AppliedState, group: FeatureGroup, stored: Mapping[str, str] | None, manifests: Sequence[Mapping[str, Any]]
+    state: AppliedState,
+    group: FeatureGroup,
+    stored: Mapping[str, str] | None,
+    manifests: Sequence[Mapping[str, Any]],
+    defined: set[str],
 ) -> tuple[PlanItem, dict[str, Any] | None]:
     name, version = group.name, group.version
     previous = state.entry(name, version)
@@ -253,7 +257,7 @@ def _plan_group(
                 keeping = [n for n, r in sorted(state.views.items()) if r["group_versions"].get(name) == v]
                 if keeping:
                     details.append(f"views {keeping} keep reading v{v} until their version is bumped (or they pin '{name}@{version}:...')")
-        renamed = [n for n, vs in state.groups.items() if n != name and any(
+        renamed = [n for n, vs in state.groups.items() if n not in defined and any(
             e["record"]["schema_fingerprint"] == new["schema_fingerprint"] and not e["retired"] for e in vs.values())]
         if renamed:
             details.append(f"same schema as applied group(s) {sorted(renamed)}: a rename is a new group and the data does not follow "

@@ -19,7 +19,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from feature_platform.errors import FeaturePlatformError
+from feature_platform.errors import DefinitionMismatchError, FeaturePlatformError, RegistryError
 from feature_platform.online.store import OnlineStoreError
 from feature_platform.store import FeatureStore
 
@@ -112,6 +112,12 @@ def create_app(store: FeatureStore, *, token: str | None = None, max_body_bytes:
     @app.exception_handler(OnlineStoreError)
     async def unavailable(request: Request, exc: OnlineStoreError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    @app.exception_handler(DefinitionMismatchError)
+    @app.exception_handler(RegistryError)
+    async def not_applied(request: Request, exc: FeaturePlatformError) -> JSONResponse:
+        # The server's definitions are not the applied ones: no request can be served until they are.
+        return JSONResponse({"detail": str(exc)}, status_code=409)
 
     @app.exception_handler(FeaturePlatformError)
     async def bad_request(request: Request, exc: FeaturePlatformError) -> JSONResponse:
