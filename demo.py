@@ -14,6 +14,7 @@ days only (`DEMO_DRIFT_FIRST_DAY`), and the alert sensor is evaluated once.
 import argparse
 import json
 import os
+import sys
 import time
 import warnings
 from pathlib import Path

@@ -16,7 +16,7 @@ import pandas as pd
 
 from feature_platform.definitions.concepts import DailyPartitions, FeatureGroup, FeatureView
 from feature_platform.definitions.records import group_record, schema_fingerprint
-from feature_platform.errors import ComputeError, ContractError, DefinitionError, DefinitionMismatchError
+from feature_platform.errors import ComputeError, ContractError, DefinitionError
 from feature_platform.offline.statistics import StatisticsStore, compute_statistics
 from feature_platform.offline.store import WriteResult
 from feature_platform.orchestration.checks import blocked_message, check_evaluations, evaluation, report_checks, rule_check_specs
@@ -86,11 +86,9 @@ def owners(owner: str) -> list[str]:
 
 
 def require_applied(store: FeatureStore, group: FeatureGroup) -> None:
-    """Fail the run at once (no retries) when the group's definition is not the applied one."""
-    try:
+    """Fail the run at once (no retries) when the group's definition is not the applied one, or the registry is unreadable."""
+    with permanent_failures(f"feature group '{group.name}'"):
         store.registry.require_group(group)
-    except DefinitionMismatchError as error:
-        raise dg.Failure(description=str(error), allow_retries=False) from error
 
 
 def failure_scope(group: FeatureGroup, context: dg.AssetExecutionContext) -> str:
