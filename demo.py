@@ -135,11 +135,42 @@ def run_demo(repo: Path, first_day: str, last_day: str, drift_first_day: str | N
     return {
         "quality": quality,
         "online": online_lookups(store, last_day),
+        "stream": stream_demo(defs, instance, store),
         "window": [first_day, last_day],
         "seconds": round(time.monotonic() - started, 1),
         "dagster_home": os.environ.get("DAGSTER_HOME", "(ephemeral instance)"),
         "runs": runs,
         "groups": groups,
+    }
+
+
+def stream_demo(defs: dg.Definitions, instance: dg.DagsterInstance, store: FeatureStore, events: int = 3_000) -> dict[str, Any]:
+    """The streaming group: generated transactions of the last hour published to its stream, consumed by one tick
+    of its Dagster sensor (its observation goes to the instance, so the UI shows it), then read online and as
+    a training dataset of the `realtime_fraud` view with the windows as of each transaction."""
+    from assets.streaming import generate_transactions
+
+    transactions = generate_transactions(events, seed=16)
+    store.publish_events("card_activity", [{k: v for k, v in t.items() if k != "is_fraud"} for t in transactions])
+    sensor = defs.resolve_sensor_def("card_activity_stream")
+    with dg.build_sensor_context(instance=instance, resources=defs.resources) as context:
+        result = sensor(context)
+    for event in result.asset_events:
+        instance.report_runless_asset_event(event)
+    observed = {k: v.value for k, v in result.asset_events[0].metadata.items()}
+    busiest = pd.DataFrame(transactions)["user_id"].value_counts().index[:3].tolist()
+    online = store.get_online_features([{"user_id": int(u)} for u in busiest], "realtime_fraud")
+    labels = pd.DataFrame(transactions)[["user_id", "event_time", "amount", "is_fraud"]]
+    labels["event_time"] = pd.to_datetime(labels["event_time"], utc=True)
+    dataset = store.create_training_dataset("realtime_fraud", labels, name="realtime_fraud_training", label="is_fraud")
+    frame = store.load_training_dataset("realtime_fraud_training", dataset.version)
+    return {
+        "published": events,
+        "observation": observed,
+        "online": online.to_dict(include_statuses=True),
+        "training_dataset": {"name": dataset.name, "version": dataset.version, "rows": len(frame),
+                             "with_earlier_activity": int(frame["txn_count_10m"].gt(1).sum())},
+        "dead_letters": len(store.stream("card_activity").dead_letters()),
     }
 
 
@@ -205,6 +236,16 @@ def print_summary(summary: dict[str, Any]) -> None:
     print("Values older than their group's ttl read as null with status OUTSIDE_MAX_AGE (the demo data is from 2024).")
     print_vectors("read after the sync:", online["before_push"])
     print_vectors("after pushing their latest values stamped now (as a stream would):", online["after_push"])
+    stream = summary["stream"]
+    seen = stream["observation"]
+    print(f"\nStreaming group card_activity: {stream['published']} generated transactions consumed by a tick of the "
+          f"card_activity_stream sensor ({seen['events']} events, {seen['events_per_second']}/s, lag {seen['consumer_lag_events']}, "
+          f"{stream['dead_letters']} dead letters)")
+    print_vectors("its windows online, for the busiest card holders:", stream["online"])
+    dataset = stream["training_dataset"]
+    print(f"training dataset {dataset['name']} v{dataset['version']}: {dataset['rows']} labelled transactions with the windows "
+          f"as of each one ({dataset['with_earlier_activity']} with another transaction in the 10 minutes before)")
+    print("Feed it live: `python -m demo_stream` and `feature-platform stream card_activity` (or turn the sensor on).")
     print("\nOpen the UI with `make ui` (http://127.0.0.1:3000): the runs above are in its run list.")
 
 

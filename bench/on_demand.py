@@ -128,7 +128,7 @@ def main() -> None:
             for group in assets.feature_groups:
                 if group.online:
                     store.push(group.name, frame_for(group, args.entities, rng), to="online")
-            keys = [k for s in store.registry.resolve(variants["python"]).selections for k in s.group.join_keys]
+            keys = [k for s in store.catalog.resolve(variants["python"]).selections for k in s.group.join_keys]
             pick = random.Random(1)
             requests = [
                 {**{k: (pick.randrange(args.entities) if k != "country" else f"country{pick.randrange(50)}") for k in keys},

@@ -4,6 +4,7 @@
     feature-platform plan | apply | retire GROUP --version N | registry-history
     feature-platform materialize GROUP [--partition DAY] | backfill GROUP... --start DAY --end DAY
     feature-platform serve [--host H] [--port P] | redis start|stop|status
+    feature-platform init DIR --package NAME
     feature-platform stream GROUP [--consumer NAME] [--max-seconds S] [--until-idle]
 
 Every command takes `--repo` (default `.`) and `--json` (machine-readable output).
@@ -15,6 +16,7 @@ import json
 import os
 import shutil
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,6 +24,7 @@ from typing import Any
 
 from feature_platform import discovery
 from feature_platform.errors import FeaturePlatformError
+from feature_platform.scaffold import create_repository
 from feature_platform.store import DEFAULT_HOME, FeatureStore
 
 
@@ -280,12 +283,13 @@ register(Command("backfill", "materialize groups over a day range through Dagste
 def serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
     parser.add_argument("--port", type=int, default=6566)
+    parser.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core)")
 
 
 def run_serve(args: argparse.Namespace) -> dict[str, Any]:
     from feature_platform.serving.server import serve  # FastAPI and uvicorn load for this command only
 
-    serve(args.host, args.port, args.repo)
+    serve(args.host, args.port, args.repo, args.workers)
     return {"host": args.host, "port": args.port, "stopped": True}
 
 
@@ -380,6 +384,30 @@ register(Command("stream", "consume a stream group's events into its online wind
                  lambda r: f"{r['group']}: {r['events']} events, {r['dead_letters']} dead letters, {r['offline_rows']} offline rows in {r['seconds']} s"))
 
 
+# A new repository
+
+
+def init_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("directory", help="the new repository's folder (new or empty)")
+    parser.add_argument("--package", required=True, help="the repository's Python package of definitions, e.g. shop_features")
+
+
+def run_init(args: argparse.Namespace) -> dict[str, Any]:
+    root = Path(args.directory).resolve()
+    files = create_repository(root, args.package)
+    return {"directory": str(root), "package": args.package, "files": [str(f.relative_to(root)) for f in files]}
+
+
+def render_init(result: dict[str, Any]) -> str:
+    lines = [f"created the feature repository {result['directory']} (package {result['package']}, {len(result['files'])} files)"]
+    lines += [f"  {f}" for f in result["files"] if not f.startswith("data/")]
+    lines += ["next:", f"  cd {result['directory']} && python -m pytest && dagster dev -w workspace.yaml"]
+    return "\n".join(lines)
+
+
+register(Command("init", "scaffold a runnable feature repository with its own package name", init_arguments, run_init, render_init))
+
+
 def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--repo", default=".", help="the feature repository (definitions.py and the package named in its pyproject.toml)")
@@ -394,6 +422,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand; exit status 0 on success, 1 when a run failed, 2 on bad input."""
     args = parser().parse_args(argv)
+    # Dagster flags the beta and preview APIs the platform chose on purpose; a terminal user cannot act on them.
+    warnings.filterwarnings("ignore", message=r".* is currently in (beta|preview)")
     command = COMMANDS[args.command]
     try:
         result = command.run(args)

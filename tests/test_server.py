@@ -174,7 +174,7 @@ def test_cli_serve_runs_uvicorn_on_localhost_with_the_token(tmp_path, redis_url)
     command = [sys.executable, "-m", "feature_platform.cli", "serve", "--repo", str(tmp_path), "--port", str(port)]
     server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         while True:
             try:
                 health = httpx.get(f"http://127.0.0.1:{port}/health")

@@ -199,3 +199,13 @@ def test_random_write_sequences_read_back_alike_as_of_every_moment(tmp_path_fact
         historical = store.get_historical_features(entities, ["user_stats:txn_count"], as_of=at)
         expected_counts = [point_in_time(expected, u, t) for u, t in zip(entities["user_id"], entities["event_time"])]
         assert [None if pd.isna(v) else int(v) for v in historical["txn_count"]] == expected_counts
+
+
+def test_as_of_each_commit_time_from_the_history_reads_that_version(tmp_path: Path) -> None:
+    store = make_store(tmp_path)
+    for count in range(6):
+        store.write_partition("user_stats", "2024-05-01", user_rows("2024-05-01", {1: (count, 1.0, "a")}))
+    for entry in store.history("user_stats"):
+        counts = store.read_group("user_stats", as_of=entry["timestamp"])["txn_count"].tolist()
+        assert counts == [entry["version"]], entry
+        assert store.read_group("user_stats", as_of=entry["version"])["txn_count"].tolist() == counts

@@ -146,3 +146,14 @@ def test_a_pre_1970_row_lands_in_its_own_days_partition(tmp_path: Path) -> None:
     store = make(tmp_path)
     store.write_partition("old_times", "1969-12-31", rows("1969-12-31 12:00:00.000000500"))
     assert store.offline.partitions(old_times) == [datetime(1969, 12, 31, tzinfo=timezone.utc).date()]
+
+
+def test_entity_times_as_strings_with_different_offsets_are_the_instants_they_name(store: FeatureStore) -> None:
+    entities = pd.DataFrame({"user_id": [0, 0, 0], "event_time": ["2024-06-01T13:30:00+02:00", "2024-06-01T11:30:00Z", "2024-06-01 12:30"]})
+    # 11:30 UTC is before the stored 12:00 row; the other two are after it.
+    assert store.get_historical_features(entities, ["year_2024:score"])["score"].isna().tolist() == [True, True, False]
+
+
+def test_categorical_entity_times_are_read_as_their_values(store: FeatureStore) -> None:
+    entities = pd.DataFrame({"user_id": [0], "event_time": pd.Series(["2024-06-01 13:00"]).astype("category")})
+    assert store.get_historical_features(entities, ["year_2024:score"])["score"].tolist() == [0]

@@ -52,6 +52,22 @@ def arrow_type(dtype: DType, *, owner: str = "feature") -> pa.DataType:
     raise DefinitionError(f"{owner}: unknown dtype {dtype!r}; use one of {sorted(DTYPES)} or a pyarrow type")
 
 
+def _online_key_type(arrow: pa.DataType) -> bool:
+    return any(check(arrow) for check in (pa.types.is_integer, pa.types.is_string, pa.types.is_large_string,
+                                          pa.types.is_boolean, pa.types.is_date, pa.types.is_timestamp))
+
+
+def _online_value_type(arrow: pa.DataType, *, nested: bool = False) -> bool:
+    """Types the online store holds exactly and the feature server has a JSON form for."""
+    if pa.types.is_list(arrow) or pa.types.is_large_list(arrow):
+        return _online_value_type(arrow.value_type, nested=True)
+    if pa.types.is_struct(arrow):
+        return all(_online_value_type(field.type, nested=True) for field in arrow)
+    if pa.types.is_date(arrow) or pa.types.is_timestamp(arrow):
+        return not nested  # stored as day or microsecond numbers at the top level only
+    return _online_key_type(arrow) or pa.types.is_floating(arrow) or pa.types.is_binary(arrow) or pa.types.is_large_binary(arrow)
+
+
 @dataclass(frozen=True)
 class Entity:
     """What features describe, identified by one or more typed join keys.
@@ -210,6 +226,23 @@ class FeatureGroup:
                 raise DefinitionError(f"{where}: column name '{column}' is used twice")
             seen.add(column)
         self._check_quality(where, columns)
+        if self.online:
+            self._check_online_types(where)
+
+    def _check_online_types(self, where: str) -> None:
+        for key, arrow in self.key_types.items():
+            if not _online_key_type(arrow):
+                raise DefinitionError(
+                    f"{where}: join key '{key}' of dtype {arrow} cannot key online values; "
+                    "use an integer, string, bool, date or timestamp key, or online=False"
+                )
+        for feature in self.features:
+            if not _online_value_type(feature.arrow_type):
+                raise DefinitionError(
+                    f"{where}: feature '{feature.name}' of dtype {feature.arrow_type} cannot be served online; "
+                    "use a number, bool, string, binary, date or timestamp (or lists and structs of numbers, bools, "
+                    "strings and binaries), or online=False"
+                )
 
     def _check_quality(self, where: str, columns: list[str]) -> None:
         object.__setattr__(self, "rules", tuple(self.rules))

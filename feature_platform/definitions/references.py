@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from feature_platform.definitions.concepts import FeatureGroup, FeatureView, OnDemandTransformation
-from feature_platform.errors import DefinitionError, FeatureReferenceError
+from feature_platform.errors import ArgumentError, DefinitionError, FeatureReferenceError
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ class Catalog:
 
     def group(self, name: str, version: int | None = None) -> FeatureGroup:
         """A group by name: the latest defined version, or `version`."""
-        defined = self.versions.get(name)
+        defined = self.versions.get(name) if isinstance(name, str) else None
         if defined is None:
             raise FeatureReferenceError(f"unknown feature group '{name}'; known groups: {sorted(self.groups)}")
         if version is None:
@@ -152,7 +152,7 @@ class Catalog:
     def view(self, name: str) -> FeatureView:
         try:
             return self.views[name]
-        except KeyError:
+        except (KeyError, TypeError):  # TypeError: not a name at all (a list, a dict)
             raise FeatureReferenceError(f"unknown feature view '{name}'; known views: {sorted(self.views)}") from None
 
     def needs_full_names(self, view: FeatureView | str) -> bool:
@@ -177,12 +177,18 @@ class Catalog:
         `versions` overrides which version of each group is read (a training manifest's record).
         """
         pinned = tuple(sorted((versions or {}).items()))
+        if not isinstance(full_feature_names, bool):
+            raise ArgumentError(f"full_feature_names must be True or False, got {type(full_feature_names).__name__}")
         if isinstance(features, FeatureView):
             key: object = ("view", features.name, full_feature_names, pinned)
         elif isinstance(features, str):
             key = (features, full_feature_names, pinned)
-        else:
+        elif isinstance(features, (list, tuple)) and all(isinstance(f, str) for f in features):
             key = (tuple(features), full_feature_names, pinned)
+        else:
+            raise FeatureReferenceError(
+                f"features must be a list of references 'group:feature', a FeatureView or a view name, got {type(features).__name__}"
+            )
         resolved = self._cache.get(key)
         if resolved is None:
             resolved = self._cache[key] = self._resolve_uncached(features, full_feature_names, versions)

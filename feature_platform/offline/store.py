@@ -49,7 +49,7 @@ class WriteResult:
 def _content_key(group: FeatureGroup, table: pa.Table) -> str:
     """A digest of the rows of a conformed table without their write time: equal rows, equal key."""
     sink = pa.BufferOutputStream()
-    rows = table.drop_columns(["_written_at"])
+    rows = table.drop_columns(["_written_at"]).combine_chunks()
     with pa.ipc.new_stream(sink, rows.schema) as writer:
         writer.write_table(rows)
     digest = hashlib.sha256(f"{group.name}:v{group.version}:".encode())
@@ -348,8 +348,8 @@ class OfflineStore:
         commits = sorted((int(e["version"]), int(e["timestamp"])) for e in entries if "timestamp" in e)
         resolved, previous = None, None
         for version, millis in commits:
-            # Delta's time travel keeps commit times increasing even when writers' clocks disagree.
-            effective = millis if previous is None else max(millis, previous + 1)
+            # Commit times never go back (writers' clocks may disagree); equal ones all count as that time.
+            effective = millis if previous is None else max(millis, previous)
             if effective > when_ms:
                 break
             resolved, previous = version, effective
@@ -465,6 +465,11 @@ class Snapshot:
         so a row's position identifies it across them.
         """
         return self.dataset.scanner(columns=columns, filter=_window(self.group, start, end), **options)
+
+    def files(self, start: datetime | None, end: datetime | None) -> list[str]:
+        """Paths (relative to the table) of the files whose partitions can hold rows of `[start, end)`,
+        for engines that read the snapshot's files themselves (Spark)."""
+        return [fragment.path for fragment in self.dataset.get_fragments(filter=_window(self.group, start, end))]
 
 
 def _schema_mode(existing: DeltaTable, table: pa.Table) -> str | None:

@@ -18,6 +18,7 @@ from typing import Any
 
 import msgpack
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from feature_platform.definitions.concepts import FeatureGroup
@@ -57,9 +58,14 @@ def _int_key(name: str) -> Callable[[Any], int]:
 
 def _str_key(name: str) -> Callable[[Any], str]:
     def normalise(value: Any) -> str:
-        if isinstance(value, str):
-            return value
-        raise EntityFrameError(f"entity key '{name}' is a string key; got {type(value).__name__} {value!r}")
+        if not isinstance(value, str):
+            raise EntityFrameError(f"entity key '{name}' is a string key; got {type(value).__name__} {value!r}")
+        if not value.isascii():
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                raise EntityFrameError(f"entity key '{name}' is not valid UTF-8 text (it holds a lone surrogate)") from None
+        return value
 
     return normalise
 
@@ -75,14 +81,24 @@ def _bool_key(name: str) -> Callable[[Any], bool]:
 
 def _temporal_key(name: str, arrow: pa.DataType) -> Callable[[Any], Any]:
     def normalise(value: Any) -> Any:
+        if isinstance(value, (bool, int, float, np.number, np.bool_)):  # a number has no unit: refuse rather than guess
+            raise EntityFrameError(f"entity key '{name}' expects {arrow} (a date or time, or an ISO 8601 string); got {type(value).__name__} {value!r}")
         try:
+            if isinstance(value, str):
+                value = date.fromisoformat(value) if pa.types.is_date(arrow) else _utc(pd.Timestamp(value))
             scalar = pa.scalar(value).cast(arrow)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError):
-            raise EntityFrameError(f"entity key '{name}' expects {arrow}; got {type(value).__name__} {value!r}") from None
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError, ValueError, OverflowError):
+            raise EntityFrameError(f"entity key '{name}' expects {arrow} (a date or time, or an ISO 8601 string); got {type(value).__name__} {value!r}") from None
         # Tag the type so a day number never equals an integer key value.
         return [str(arrow), scalar.cast(pa.int64()).as_py() if pa.types.is_timestamp(arrow) else scalar.value]
 
     return normalise
+
+
+def _utc(timestamp: pd.Timestamp) -> pd.Timestamp:
+    if pd.isna(timestamp):
+        raise ValueError("not a time")
+    return timestamp.tz_convert("UTC") if timestamp.tzinfo else timestamp.tz_localize("UTC")
 
 
 def key_normaliser(name: str, arrow: pa.DataType) -> Callable[[Any], Any]:

@@ -107,6 +107,7 @@ def build_plan(resolved: ResolvedFeatures, project: str, *, hash_tag: bool = Fal
         )
     join_keys = tuple(resolved.join_keys)
     requests = tuple(resolved.request_inputs)
+    _check_names(groups, join_keys, requests, resolved.on_demand)
     types = {k: key_types[k] for k in join_keys}
     types.update({o: t for g in groups for o, t in zip(g.outputs, g.types)})
     types.update({f.name: f.arrow_type for t in resolved.on_demand for f in t.outputs})
@@ -122,6 +123,28 @@ def build_plan(resolved: ResolvedFeatures, project: str, *, hash_tag: bool = Fal
         produced += [o.name for o in transformation.outputs]
     features = tuple(f for f in fetched if f[0] in read)
     return ReadPlan(tuple(groups), join_keys, key_types, requests, resolved.on_demand, OnDemandPlan(resolved.on_demand), features, tuple(sources), needed, types, hash_tag)
+
+
+def _check_names(
+    groups: Sequence[GroupRead], join_keys: Sequence[str], requests: Sequence[str], on_demand: Sequence[OnDemandTransformation]
+) -> None:
+    """Refuse requests whose answer would hold two columns of one name (one would silently replace the other)."""
+    outputs = {o: f"feature '{b}'" for g in groups for o, b in zip(g.outputs, g.bare)}
+    outputs.update({f.name: f"on-demand output '{f.name}'" for t in on_demand for f in t.outputs})
+    for key in join_keys:
+        if key in outputs:
+            raise FeatureReferenceError(
+                f"{outputs[key]} would be returned under the name of join key '{key}'; "
+                "pass full_feature_names=True to name features group__feature, or leave it out"
+            )
+    if on_demand:
+        bare = {b for g in groups for b in g.bare}
+        for name in requests:
+            if name in bare and name not in join_keys:
+                raise FeatureReferenceError(
+                    f"request input '{name}' of an on-demand transformation has the name of a fetched feature; "
+                    "rename the request input"
+                )
 
 
 def _picker(indices: tuple[int, ...]) -> Callable[[list[Any]], tuple[Any, ...]]:
@@ -140,6 +163,9 @@ def entity_columns(entity_rows: Any, needed: Sequence[str]) -> tuple[dict[str, l
         except KeyError as missing:
             raise EntityFrameError(f"an entity row has no {missing}; every row needs {list(needed)}") from None
     if isinstance(entity_rows, pd.DataFrame):
+        repeated = sorted({str(c) for c in entity_rows.columns[entity_rows.columns.duplicated()]})
+        if repeated:
+            raise EntityFrameError(f"entity rows have the column {repeated} more than once; give each column once")
         source: Mapping[str, Any] = {c: entity_rows[c].tolist() for c in needed if c in entity_rows.columns}
         rows = len(entity_rows)
     elif isinstance(entity_rows, Mapping):
@@ -206,6 +232,22 @@ class OnlineResponse:
 
 def read_online(store: OnlineStore, plan: ReadPlan, entity_rows: Any) -> OnlineResponse:
     """Fetch, decode and (with on-demand transformations) complete the vectors of `entity_rows`."""
+    lookup = prepare_lookup(plan, entity_rows)
+    return complete_lookup(store, plan, lookup, store.mget(lookup.keys) if lookup.keys else [])
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """The checked entity columns of one read and the Redis keys to fetch for them (group by group)."""
+
+    columns: dict[str, list[Any]]
+    rows: int
+    keys: list[bytes]
+    tile_keys: dict[int, list[bytes]]
+
+
+def prepare_lookup(plan: ReadPlan, entity_rows: Any) -> Lookup:
+    """Check the entity rows against the plan and list the keys to MGET: everything before the round trip."""
     columns, rows = entity_columns(entity_rows, plan.needed_columns)
     keys: list[bytes] = []
     tile_keys: dict[int, list[bytes]] = {}
@@ -216,7 +258,12 @@ def read_online(store: OnlineStore, plan: ReadPlan, entity_rows: Any) -> OnlineR
             keys += encoded
         else:
             tile_keys[g] = encoded
-    stored = store.mget(keys) if keys else []
+    return Lookup(columns, rows, keys, tile_keys)
+
+
+def complete_lookup(store: OnlineStore, plan: ReadPlan, lookup: Lookup, stored: Sequence[bytes | None]) -> OnlineResponse:
+    """Decode the MGET answer `stored` of `lookup` into the response (windowed groups read their tiles from `store`)."""
+    columns, rows, tile_keys = lookup.columns, lookup.rows, lookup.tile_keys
     now_us = now_micros()
     offset = 0
     values: dict[str, list[Any]] = {}

@@ -11,6 +11,7 @@ import_extra("dagster", "dagster", "the Dagster layer (feature_platform.orchestr
 
 import dagster as dg  # noqa: E402
 
+from feature_platform.definitions.aggregations import StreamFeatureGroup
 from feature_platform.definitions.concepts import FeatureGroup, FeatureView
 from feature_platform.definitions.references import Catalog
 from feature_platform.online.endpoint import check_environment
@@ -24,6 +25,7 @@ from feature_platform.orchestration.resources import ALERTS_RESOURCE, STORE_RESO
 from feature_platform.orchestration.retries import TRANSIENT_RETRY, permanent_failures
 from feature_platform.orchestration.schedules import group_schedule, source_schedule
 from feature_platform.orchestration.sensors import landing_sensors
+from feature_platform.orchestration.streaming import stream_asset_spec, stream_sensor
 from feature_platform.orchestration.training import training_dataset_asset
 from feature_platform.retrieval.datasets import TrainingDatasetDefinition
 from feature_platform.sources.kinds import AssetSource, RawSource, Source
@@ -70,7 +72,10 @@ def build_definitions(
     schedules = [group_schedule(g) for g in groups if g.compute and g.partitions is not None]
     landing = [s for s in sources if isinstance(s, RawSource)]
     schedules += [source_schedule(s) for s in landing if s.produce is not None and s.partitions is not None]
+    streams = [g for g in groups if isinstance(g, StreamFeatureGroup)]
+    assets += [stream_asset_spec(g) for g in streams]
     maintenance = maintenance_job(groups)
     schedules.append(maintenance_schedule(maintenance))
-    defs = dg.Definitions(assets=assets, jobs=[maintenance], schedules=schedules, sensors=landing_sensors(landing, groups))
+    sensors = [*landing_sensors(landing, groups), *(stream_sensor(g) for g in streams)]
+    defs = dg.Definitions(assets=assets, jobs=[maintenance], schedules=schedules, sensors=sensors)
     return follow_feature_groups(defs, [group_key(g) for g in groups if g.compute], sensor=automation_sensor)

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
-KINDS = ("check_failed", "drift", "materialization_failed", "stale")
+KINDS = ("check_failed", "drift", "materialization_failed", "stale", "stream_lag")
 ICONS = {"ERROR": ":red_circle:", "WARN": ":warning:"}
 
 

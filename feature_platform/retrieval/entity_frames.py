@@ -62,15 +62,20 @@ def entity_times(values: pd.Series, column: str) -> tuple[np.ndarray, np.ndarray
     A stored event time (whole microseconds) is `<= t` iff it is `<= floor(t)`,
     and `>= t - ttl` iff it is `>= ceil(t) - ttl`: nanosecond times stay exact.
     """
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        values = values.astype(values.cat.categories.dtype)
     if not (pd.api.types.is_datetime64_any_dtype(values.dtype)):
         kind = pd.api.types.infer_dtype(values, skipna=True)
         if kind not in TIME_KINDS:
-            raise EntityFrameError(
-                f"entity frame time column '{column}' holds {kind} values (dtype {values.dtype}), not datetimes; "
+            numeric = kind in ("integer", "floating", "mixed-integer", "mixed-integer-float", "integer-na", "decimal", "boolean")
+            advice = (
                 "numbers have no unit: convert them, e.g. pd.to_datetime(df[column], unit='s', utc=True)"
+                if numeric else "pass datetimes or ISO 8601 strings"
             )
+            raise EntityFrameError(f"entity frame time column '{column}' holds {kind} values (dtype {values.dtype}), not datetimes; {advice}")
         try:
-            values = pd.to_datetime(values)
+            # Naive values are UTC; strings with different offsets become the instants they name.
+            values = pd.to_datetime(values, utc=True, format="ISO8601")
         except (TypeError, ValueError) as exc:
             raise EntityFrameError(f"entity frame time column '{column}' is not made of datetimes ({exc})") from None
     if values.isna().any():

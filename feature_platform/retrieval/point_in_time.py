@@ -76,7 +76,7 @@ def get_historical_features(
             if key in keys and keys[key].type != array.type:
                 raise EntityFrameError(f"join key '{key}' has different dtypes in the requested groups")
             keys[key] = array
-    versions = _versions(offline, resolved, as_of)
+    versions = resolve_versions(offline, resolved, as_of)
 
     columns_out: dict[str, pd.Series | Any] = {}
     bare: dict[str, Column] = {}
@@ -103,7 +103,11 @@ def _check_columns(entity_df: pd.DataFrame, resolved: ResolvedFeatures, timestam
     """The entity frame has the time, key and request columns, and no column an output would overwrite."""
     if not isinstance(entity_df, pd.DataFrame):
         raise EntityFrameError(f"the entity frame must be a pandas DataFrame, got {type(entity_df).__name__}")
-    columns = [str(c) for c in entity_df.columns]
+    check_entity_columns([str(c) for c in entity_df.columns], resolved, timestamp_column)
+
+
+def check_entity_columns(columns: Sequence[str], resolved: ResolvedFeatures, timestamp_column: str) -> None:
+    """The entity frame's column names (of any engine's frame) have the time, keys and request inputs, and no output."""
     if len(set(columns)) != len(columns):
         raise EntityFrameError(f"the entity frame has repeated column names: {sorted({c for c in columns if columns.count(c) > 1})}")
     if timestamp_column not in columns:
@@ -120,7 +124,7 @@ def _check_columns(entity_df: pd.DataFrame, resolved: ResolvedFeatures, timestam
         raise EntityFrameError(f"output column(s) {clashes} already exist in the entity frame; rename them or use full_feature_names=True")
 
 
-def _versions(offline: OfflineStore, resolved: ResolvedFeatures, as_of: AsOf) -> dict[str, int | None]:
+def resolve_versions(offline: OfflineStore, resolved: ResolvedFeatures, as_of: AsOf) -> dict[str, int | None]:
     """The Delta version to read per group: now, as of a time or version, or as listed per group."""
     groups = [s.group for s in resolved.selections]
     if isinstance(as_of, Mapping):
@@ -226,9 +230,14 @@ def _asof(
         return '"' + name.replace('"', '""') + '"'
 
     equal = " AND ".join(f"e.{q(k)} = n.{q(k)}" for k in join_keys)
-    # Only stored rows whose keys some entity row has can win: a semi-join shrinks what ASOF sorts.
+    # Only a stored row inside [min(t - ttl), max(t)] of the entity rows with its keys can win:
+    # joining on those per-key bounds first halves what ASOF sorts (more than a plain semi-join).
     keys = ", ".join(q(k) for k in join_keys)
-    candidates = f"(SELECT * FROM narrow WHERE ({keys}) IN (SELECT {keys} FROM entity))"
+    on_bounds = " AND ".join(f"b.{q(k)} = n.{q(k)}" for k in join_keys)
+    low = ", min(__lo) AS __lo" if has_ttl else ""
+    above = f" AND n.{q(event_time)} >= b.__lo" if has_ttl else ""
+    bounds = f"(SELECT {keys}, max(__t) AS __hi{low} FROM entity GROUP BY {keys})"
+    candidates = f"(SELECT n.* FROM narrow n JOIN {bounds} b ON {on_bounds} WHERE n.{q(event_time)} <= b.__hi{above})"
     if ties:
         # Greatest (event_time, created_time, written_at): a struct compares field by field.
         created = f"coalesce(n.{q(created_time)}, '-infinity'::TIMESTAMPTZ)" if created_time else None

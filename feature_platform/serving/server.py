@@ -1,9 +1,12 @@
 """The HTTP feature server: online vectors and pushes over FastAPI.
 
 `python -m feature_platform.serving.server --repo .` (or `feature-platform serve`) binds
-127.0.0.1:6566 by default. When `FEATURE_PLATFORM_SERVER_TOKEN` is set every
-data endpoint wants `Authorization: Bearer <token>`. Bad requests get a 4xx
-with a message; the OpenAPI schema is at `/openapi.json`, docs at `/docs`.
+127.0.0.1:6566 by default, with one worker process per core (`--workers`). When
+`FEATURE_PLATFORM_SERVER_TOKEN` is set every data endpoint wants `Authorization:
+Bearer <token>`. Lookups await Redis (redis.asyncio), so a slow or frozen Redis
+never holds up other requests or `/health`. Answers are strict JSON
+(`json_values` says how each dtype is written); bad requests get a 4xx with a
+message. The OpenAPI schema is at `/openapi.json`, docs at `/docs`.
 """
 
 import argparse
@@ -11,20 +14,35 @@ import gc
 import hmac
 import json
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Literal
 
-import pandas as pd
 from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from feature_platform.errors import DefinitionMismatchError, FeaturePlatformError, RegistryError
+from feature_platform.online.async_client import AsyncOnlineClient
 from feature_platform.online.store import OnlineStoreError
+from feature_platform.serving.json_values import dumps, table_from_json
+from feature_platform.serving.workers import run_workers
 from feature_platform.store import FeatureStore
 
 DEFAULT_PORT = 6566
 MAX_BODY_BYTES = 4 * 1024 * 1024
+GRACEFUL_SHUTDOWN_S = 10
+
+
+class StrictJSONResponse(JSONResponse):
+    """A JSON answer that is always RFC 8259: ASCII, non-finite floats as strings, dtypes as `json_values` says."""
+
+    def render(self, content: Any) -> bytes:
+        return dumps(content)
 
 
 class OnlineFeaturesRequest(BaseModel):
@@ -33,7 +51,7 @@ class OnlineFeaturesRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     entities: dict[str, list[Any]] = Field(examples=[{"user_id": [1, 2], "amount": [120.0, 8.5]}])
     features: list[str] | None = Field(default=None, examples=[["user_profile:age"]])
-    feature_view: str | None = Field(default=None, examples=["fraud_detection"])
+    feature_view: str | None = Field(default=None, examples=["fraud_detection"], description="the name of a feature view")
     full_feature_names: bool = False
 
     @model_validator(mode="after")
@@ -51,7 +69,7 @@ class OnlineFeaturesResponse(BaseModel):
 
 
 class PushRequest(BaseModel):
-    """Rows for one feature group, as columns of values; times as ISO strings (naive = UTC)."""
+    """Rows for one feature group as columns of JSON values, each in its dtype's JSON form (see docs/serving.md)."""
 
     model_config = ConfigDict(extra="forbid")
     group: str
@@ -99,7 +117,17 @@ async def _too_large(send: Any, limit: int) -> None:
 
 def create_app(store: FeatureStore, *, token: str | None = None, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
     """The feature server app over `store`; `token`, if set, is required as a bearer token."""
-    app = FastAPI(title="feature-platform feature server", version="1")
+    redis = AsyncOnlineClient(store.online)
+    redis_endpoint = store.online_endpoint()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await redis.close()
+
+    app = FastAPI(
+        title="feature-platform feature server", version="1", default_response_class=StrictJSONResponse, lifespan=lifespan
+    )
     expected = f"Bearer {token}".encode() if token else None
 
     async def authorised(request: Request) -> None:
@@ -110,56 +138,50 @@ def create_app(store: FeatureStore, *, token: str | None = None, max_body_bytes:
             raise HTTPException(status_code=401, detail="missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
 
     @app.exception_handler(OnlineStoreError)
-    async def unavailable(request: Request, exc: OnlineStoreError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=503)
+    async def unavailable(request: Request, exc: OnlineStoreError) -> Response:
+        return StrictJSONResponse({"detail": str(exc)}, status_code=503)
 
     @app.exception_handler(DefinitionMismatchError)
     @app.exception_handler(RegistryError)
-    async def not_applied(request: Request, exc: FeaturePlatformError) -> JSONResponse:
+    async def not_applied(request: Request, exc: FeaturePlatformError) -> Response:
         # The server's definitions are not the applied ones: no request can be served until they are.
-        return JSONResponse({"detail": str(exc)}, status_code=409)
+        return StrictJSONResponse({"detail": str(exc)}, status_code=409)
 
     @app.exception_handler(FeaturePlatformError)
-    async def bad_request(request: Request, exc: FeaturePlatformError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=400)
+    async def bad_request(request: Request, exc: FeaturePlatformError) -> Response:
+        return StrictJSONResponse({"detail": str(exc)}, status_code=400)
 
-    @app.post("/get-online-features", response_model=OnlineFeaturesResponse, dependencies=[Depends(authorised)])
-    async def get_online_features(body: OnlineFeaturesRequest) -> Response:
-        # Async on purpose: one local Redis round trip costs less than a hop to the thread pool.
-        features: Any = body.feature_view if body.feature_view is not None else body.features
-        result = store.get_online_features(body.entities, features, full_feature_names=body.full_feature_names)
-        content = {"features": result.to_dict(), "statuses": result.statuses}
-        return Response(json.dumps(content, default=_json_default), media_type="application/json")
+    @app.exception_handler(RequestValidationError)
+    async def malformed(request: Request, exc: RequestValidationError) -> Response:
+        return StrictJSONResponse({"detail": jsonable_encoder(exc.errors())}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        return StrictJSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    lookup_body = {"required": True, "content": {"application/json": {"schema": OnlineFeaturesRequest.model_json_schema()}}}
+
+    @app.post("/get-online-features", response_model=OnlineFeaturesResponse, openapi_extra={"requestBody": lookup_body})
+    async def get_online_features(request: Request) -> Response:
+        # The hot path parses and checks its body itself: FastAPI's dependency machinery costs more than the lookup.
+        await authorised(request)
+        body = _parse(OnlineFeaturesRequest, await request.body())
+        features: Any = store.catalog.view(body.feature_view) if body.feature_view is not None else body.features
+        result = await redis.read(store.online_read_plan(features, body.full_feature_names), body.entities)
+        return Response(dumps({"features": result.to_dict(), "statuses": result.statuses}), media_type="application/json")
 
     @app.post("/push", dependencies=[Depends(authorised)])
     def push(body: PushRequest) -> dict[str, Any]:
-        group = store.group(body.group)
-        try:
-            frame = pd.DataFrame(body.rows)
-        except ValueError as exc:
-            raise HTTPException(status_code=400, detail=f"push rows: {exc}") from None
-        for column in [group.event_time, group.created_time]:
-            if column and column in frame.columns:
-                try:
-                    frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
-                except (ValueError, TypeError) as exc:
-                    raise HTTPException(status_code=400, detail=f"push to '{group.name}': column '{column}': {exc}") from None
-        try:
-            rows = store.push(body.group, frame, to=body.to)
-        except ValueError as exc:
-            raise HTTPException(status_code=400, detail=str(exc)) from None
-        return {"group": body.group, "rows": rows, "to": body.to}
+        table = table_from_json(store.group(body.group), body.rows)
+        return {"group": body.group, "rows": store.push(body.group, table, to=body.to), "to": body.to}
 
     @app.get("/health")
-    def health() -> JSONResponse:
-        """Whether Redis answers, and which Redis it is (kind, host, port, TLS, embedded; never credentials)."""
-        try:
-            reachable = store.online.ping()
-            redis_endpoint = store.online_endpoint()
-        except FeaturePlatformError:  # e.g. the embedded server cannot start
-            reachable, redis_endpoint = False, None
-        content = {"status": "ok" if reachable else "degraded", "redis": reachable, "redis_endpoint": redis_endpoint, "environment": store.environment}
-        return JSONResponse(content, status_code=200 if reachable else 503)
+    async def health() -> Response:
+        """Whether Redis answers within 0.5 s, and which Redis it is (kind, host, port, TLS, embedded; never credentials)."""
+        reachable = await redis.ping()
+        content = {"status": "ok" if reachable else "degraded", "redis": reachable, "redis_endpoint": redis_endpoint,
+                   "environment": store.environment}
+        return StrictJSONResponse(content, status_code=200 if reachable else 503)
 
     @app.get("/feature-views", dependencies=[Depends(authorised)])
     def feature_views() -> list[dict[str, Any]]:
@@ -184,38 +206,59 @@ def create_app(store: FeatureStore, *, token: str | None = None, max_body_bytes:
     return app
 
 
-def _json_default(value: Any) -> Any:
-    """Datetimes and dates as ISO strings (stored nulls are already None, never NaN)."""
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    raise TypeError(f"cannot send {type(value).__name__} as JSON")
+def _parse(model: type[BaseModel], body: bytes) -> Any:
+    """`body` as `model`, or the 422 FastAPI would give for it."""
+    try:
+        content = json.loads(body)
+    except ValueError as exc:
+        position = exc.pos if isinstance(exc, json.JSONDecodeError) else 0
+        raise RequestValidationError([{"type": "json_invalid", "loc": ("body", position), "msg": "JSON decode error",
+                                       "input": {}, "ctx": {"error": str(exc)}}]) from None
+    try:
+        return model.model_validate(content)
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]) from None
 
 
 def warm(store: FeatureStore) -> None:
     """Connect to Redis and resolve every view now, so the first request is as fast as the rest."""
     store.online.ping()
     for name in store.list_views():
-        store.catalog.resolve_for_listing(name)
+        store.online_read_plan(store.catalog.view(name), store.catalog.needs_full_names(name))
 
 
-def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, repo: str | Path = ".") -> None:
-    """Run the feature server of the repository at `repo` with uvicorn (blocks)."""
+def default_workers() -> int:
+    """One worker process per core this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, repo: str | Path = ".", workers: int | None = None) -> None:
+    """Run the feature server of the repository at `repo` in `workers` processes (blocks until SIGINT or SIGTERM).
+
+    On SIGTERM each worker stops accepting connections, finishes the requests in
+    flight (at most `GRACEFUL_SHUTDOWN_S`), closes its Redis connections and exits; then the server exits 0.
+    """
     import uvicorn
 
     store = FeatureStore.from_repo(repo)
     warm(store)
     app = create_app(store, token=os.environ.get("FEATURE_PLATFORM_SERVER_TOKEN") or None)
     gc.freeze()  # definitions and imports live forever: keep them out of collections (shorter tail latency)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
+                            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
+    code = run_workers(config, workers or default_workers())
+    if code:
+        raise SystemExit(code)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Serve online features over HTTP.")
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--repo", default=".")
+    parser.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core)")
     args = parser.parse_args(argv)
-    serve(args.host, args.port, args.repo)
+    serve(args.host, args.port, args.repo, args.workers)
 
 
 if __name__ == "__main__":
