@@ -87,7 +87,7 @@ def owners(owner: str) -> list[str]:
 
 def require_applied(store: FeatureStore, group: FeatureGroup) -> None:
     """Fail the run at once (no retries) when the group's definition is not the applied one, or the registry is unreadable."""
-    with permanent_failures(f"feature group '{group.name}'"):
+    with permanent_failures():  # the messages name the group and version themselves
         store.registry.require_group(group)
 
 
