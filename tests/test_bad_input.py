@@ -204,6 +204,10 @@ CATALOGUE = [
     BadInput("historical ambiguous bare name", lambda s: FeatureStore(groups=[events, other_stats], offline_root=ROOT).get_historical_features(entity_frame(), ["txn_count"]), FeatureReferenceError, ("ambiguous", "events:txn_count")),
     BadInput("historical as_of one version number", historical(entity_frame(), as_of=1), ArgumentError, ("ambiguous across groups",)),
     BadInput("historical as_of that is not a time", historical(entity_frame(), as_of="yesterday"), ArgumentError, ("not a point in time",)),
+    BadInput("entity frame with integer times", historical(entity_frame(event_time=[1714564800, 1714568400])), EntityFrameError, ("'event_time'", "numbers have no unit")),
+    BadInput("ingest before the group's partitions", ingest_events(events_with(event_time=pd.Timestamp("2019-06-01", tz="UTC"))), ContractError, ("'event_time'", "event outside partitions", "declared partitions")),
+    BadInput("push to offline before the group's partitions", lambda s: s.push("events", events_with(event_time=pd.Timestamp("2019-06-01", tz="UTC")), to="offline"), ContractError, ("'event_time'", "event outside partitions")),
+    BadInput("read bound that is a number", lambda s: s.read_group("events", start=1714564800), ArgumentError, ("is a number, not a point in time",)),
     # Reads and feature references
     BadInput("unknown group (read)", lambda s: s.read_group("nope"), FeatureReferenceError, ("unknown feature group 'nope'",)),
     BadInput("unknown feature", lambda s: s.catalog.resolve(["events:nope"]), FeatureReferenceError, ("has no feature 'nope'",)),
@@ -241,7 +245,7 @@ def seeded(tmp_path: Path, redis_url: str) -> FeatureStore:
 def stored_state(store: FeatureStore) -> dict:
     """Version and rows of every table, and every Redis key with its value."""
     client = redis.Redis.from_url(store.online_url)
-    online = sorted((key, client.get(key)) for key in client.scan_iter())
+    online = sorted((key, client.dump(key)) for key in client.scan_iter())  # any type of value
     return {"online": online, **{g.name: table_state(store, g) for g in (events, merchant_scores)}}
 
 
