@@ -41,8 +41,8 @@ def usage(rows: int, seed: int) -> pd.DataFrame:
     )
 
 
-REFERENCE = usage(900, seed=1)
-CURRENT = usage(300, seed=2)
+REFERENCE = usage(400, seed=1)
+CURRENT = usage(150, seed=2)
 
 
 def drift_of(current: pd.DataFrame, reference: pd.DataFrame = REFERENCE) -> dict[str, tuple[str, bool]]:
