@@ -225,7 +225,7 @@ CATALOGUE = [
     BadInput("entity without join keys", lambda s: Entity("user", join_keys={}), DefinitionError, ("join_keys must be a non-empty mapping",)),
     BadInput("column declared twice", define_group(features=[Feature("event_time", "int64")]), DefinitionError, ("'event_time' is used twice",)),
     BadInput("partitions ending before they start", lambda s: DailyPartitions(start="2024-05-02", end="2024-05-01"), DefinitionError, ("must be after start",)),
-    BadInput("group defined twice", store_with(ROOT, [events, events], []), DefinitionError, ("'events' is defined twice",)),
+    BadInput("group defined twice", store_with(ROOT, [events, events], []), DefinitionError, ("'events' version 1 is defined twice",)),
     BadInput("view with an unknown feature", store_with(ROOT, [events], [FeatureView("v", features=["events:nope"])]), FeatureReferenceError, ("feature view 'v'", "no feature 'nope'")),
     BadInput("view with an ambiguous bare name", store_with(ROOT, [events, other_stats], [FeatureView("v", features=["txn_count"])]), FeatureReferenceError, ("ambiguous",)),
 ]
@@ -307,6 +307,7 @@ def test_inf_where_a_rule_forbids_it_blocks_the_partition_and_changes_nothing(tm
     gate (what feature assets commit through) blocks the partition, names the rule and the rows, and the
     table keeps its version and rows; the other partitions of the same write are committed."""
     store = FeatureStore(groups=[guarded], offline_root=tmp_path, project="reliability")
+    store.apply()
     store.write_partition("events", day(1), frame(day(1), 5, writer="seed"))
     before = table_state(store, guarded)
     bad = frame(day(1), 3)
