@@ -14,6 +14,7 @@ days only (`DEMO_DRIFT_FIRST_DAY`), and the alert sensor is evaluated once.
 import argparse
 import json
 import os
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -88,6 +89,9 @@ def run_demo(repo: Path, first_day: str, last_day: str, drift_first_day: str | N
     drift = [a for a in partitioned if a.key.path[0] == "drift"]
     partitioned = [a for a in partitioned if a not in drift]
     cursor = AlertCursor.starting_now(instance)
+    # The workflow: plan, apply, then materialize (runs refuse definitions that were not applied).
+    applied = FeatureStore.from_repo(repo).apply()
+    print(applied.render(), file=sys.stderr)
 
     started = time.monotonic()
     runs = []

@@ -27,8 +27,10 @@ def user_stats() -> FeatureGroup:
 
 @pytest.fixture
 def store(tmp_path: Path, user_stats: FeatureGroup) -> FeatureStore:
-    """A feature store with `user_stats` on a Delta root in a temporary folder."""
-    return FeatureStore(groups=[user_stats], offline_root=tmp_path / "offline", project="test")
+    """A feature store with `user_stats` applied on a Delta root in a temporary folder."""
+    store = FeatureStore(groups=[user_stats], offline_root=tmp_path / "offline", project="test")
+    store.apply()
+    return store
 
 
 def user_rows(day: str, user_ids: list[int], *, txn_count: int = 1) -> pd.DataFrame:
@@ -68,7 +70,12 @@ def redis_url(redis_server) -> str:
 @pytest.fixture(scope="session")
 def redis_cluster(tmp_path_factory: pytest.TempPathFactory):
     """A real local Redis Cluster of three masters (no replicas) for the whole test session."""
+    import shutil
+
     from feature_platform.online.local_cluster import start_cluster
+
+    if shutil.which("redis-cli") is None:
+        pytest.skip("no redis-cli on PATH to join the cluster's nodes (apt-get install redis-tools; .ci/run does)")
 
     cluster = start_cluster(tmp_path_factory.mktemp("redis-cluster"), masters=3)
     yield cluster
