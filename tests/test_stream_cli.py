@@ -28,6 +28,7 @@ def repo_env(tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch) ->
 
 def publish(count: int) -> FeatureStore:
     store = FeatureStore.from_repo(REPO)
+    store.apply()  # the consumer refuses definitions that were not applied
     store.publish_events("card_activity", [{k: v for k, v in e.items() if k != "is_fraud"} for e in generate_transactions(count)])
     return store
 
