@@ -137,7 +137,9 @@ class FeatureStore:
 
     def apply(self) -> Plan:
         """Record the definitions in the registry and evolve tables in place; raises ApplyRefused with the plan otherwise."""
-        return applying.apply(self.catalog, self.offline, self.registry)
+        plan = applying.apply(self.catalog, self.offline, self.registry)
+        self.catalog.forget_applied()
+        return plan
 
     def retire(
         self, group_name: str, version: int, *, delete_offline: bool = False, force: bool = False, dry_run: bool = False

@@ -254,3 +254,15 @@ def test_cli_plan_exits_non_zero_when_apply_would_refuse(tmp_path, cli_env, caps
     assert "group scores v1: refused\n    retypes feature(s) ['score int64 -> double']" in out
     assert main(["apply", "--repo", str(repo)]) == 2
     assert "apply refused, nothing was applied" in capsys.readouterr().err
+
+
+def test_a_store_that_read_a_view_before_an_apply_reads_the_newly_applied_versions_after_it(tmp_path, redis_url):
+    first = store_of(tmp_path, scores(), views=(FeatureView("model", features=["scores:score"]),), redis_url=redis_url)
+    first.apply()
+    first.write_partition("scores", DAY, rows())
+    entities = pd.DataFrame({"user_id": [1], "event_time": pd.Timestamp("2024-01-03", tz="UTC")})
+    bumped = store_of(tmp_path, scores(), scores(version=2), views=(FeatureView("model", features=["scores:score"], version=2),), redis_url=redis_url)
+    with pytest.raises(DefinitionMismatchError, match="feature view 'model' v2 differs from what was applied"):
+        bumped.get_historical_features(entities, "model")
+    bumped.apply()
+    assert bumped.get_historical_features(entities, "model")["score"].isna().all()  # v2 now, and empty

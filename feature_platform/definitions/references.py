@@ -131,6 +131,11 @@ class Catalog:
         resolved = self._resolve(view.features, True, view.on_demand, f"feature view '{view.name}'", versions)
         return {s.group.name: s.group.version for s in resolved.selections}
 
+    def forget_applied(self) -> None:
+        """Read the views' applied group versions afresh on the next resolve (after an apply changed them)."""
+        self._pins = None
+        self._cache.clear()
+
     def _view_pins(self, view_name: str) -> Mapping[str, int]:
         if self._applied_view_versions is None:
             return {}

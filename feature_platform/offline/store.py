@@ -393,27 +393,34 @@ class OfflineStore:
     def add_features(self, group: FeatureGroup, names: list[str]) -> list[str]:
         """Add these features of `group` to its table as nullable columns (Delta schema evolution); returns those added.
 
-        Columns already there are left alone, so an interrupted apply can run again.
+        Columns already there are left alone, so an interrupted apply can run again; a commit
+        that loses a race with another schema change is retried on the new table.
         """
-        table = self._table(group)
-        if table is None:
-            return []
-        present = self.stored_columns(group) or {}
-        clashing = [f"{n} ({present[n]})" for n in names if n in present and present[n] != str(group.feature(n).arrow_type)]
-        if clashing:
-            raise StorageError(
-                f"feature group '{group.name}': the table {self.table_uri(group)} already has column(s) {clashing} of another "
-                "type (left by an apply that was interrupted or lost a race); name the new feature(s) differently or bump the version"
-            )
-        missing = [n for n in names if n not in present]
-        if not missing:
-            return []
-        fields = Schema.from_arrow(pa.schema([pa.field(n, group.feature(n).arrow_type) for n in missing])).fields
-        try:
-            table.alter.add_columns([Field(f.name, f.type, nullable=True) for f in fields])
-        except (DeltaError, OSError) as exc:
-            raise self._storage_error(group, f"adding feature(s) {missing} to {self.table_uri(group)} failed", exc) from None
-        return missing
+        for attempt in range(COMMIT_ATTEMPTS):
+            table = self._table(group)
+            if table is None:
+                return []
+            present = {f.name: str(f.type) for f in table.to_pyarrow_dataset().schema}
+            clashing = [f"{n} ({present[n]})" for n in names if n in present and present[n] != str(group.feature(n).arrow_type)]
+            if clashing:
+                raise StorageError(
+                    f"feature group '{group.name}': the table {self.table_uri(group)} already has column(s) {clashing} of another "
+                    "type (left by an apply that was interrupted or lost a race); name the new feature(s) differently or bump the version"
+                )
+            missing = [n for n in names if n not in present]
+            if not missing:
+                return []
+            fields = Schema.from_arrow(pa.schema([pa.field(n, group.feature(n).arrow_type) for n in missing])).fields
+            try:
+                table.alter.add_columns([Field(f.name, f.type, nullable=True) for f in fields])
+                return missing
+            except CommitFailedError:
+                if attempt == COMMIT_ATTEMPTS - 1:
+                    raise
+            except (DeltaError, OSError) as exc:
+                raise self._storage_error(group, f"adding feature(s) {missing} to {self.table_uri(group)} failed", exc) from None
+            time.sleep(random.uniform(0.05, 0.2) * (attempt + 1))
+        return []
 
     def delete_table(self, group: FeatureGroup) -> None:
         """Remove the group version's table and its files (retiring with the offline data)."""
