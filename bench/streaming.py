@@ -4,7 +4,8 @@
     python bench/streaming.py --mode latency --rate 50000 --seconds 20
 
 `throughput`: publish first, then consume as fast as possible (online tiles and
-offline Delta appends). `latency`: a producer process publishes at `--rate`
+offline Delta appends); also reports the CPU time per event of the consumer and
+of redis-server, which bounds the rate on an unshared machine. `latency`: a producer process publishes at `--rate`
 while the consumer runs; the latency of a batch is the time from its oldest
 entry reaching Redis to the batch being visible online (p50/p99 over batches).
 """
@@ -13,6 +14,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -71,15 +73,29 @@ def produce(root: str, url: str, rate: int, seconds: float, cards: int) -> None:
         time.sleep(0.002)
 
 
+def redis_cpu(store: FeatureStore) -> float:
+    info = store.online.client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def process_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def throughput(store: FeatureStore, count: int, cards: int, batch: int) -> dict:
     stream = store.stream("card_windows")
     began = time.perf_counter()
     for start in range(0, count, 100_000):
         stream.publish(events(min(100_000, count - start), cards, start))
     publish_s = time.perf_counter() - began
+    redis_before, own_before = redis_cpu(store), process_cpu()
     with store.stream_processor("card_windows", consumer="bench", batch_size=batch) as processor:
         stats = processor.run(until_idle=True)
+    redis_used, own_used = redis_cpu(store) - redis_before, process_cpu() - own_before
     return {
+        "consumer_cpu_us_per_event": round(own_used / count * 1e6, 1), "redis_cpu_us_per_event": round(redis_used / count * 1e6, 1),
+        "events_per_s_if_each_had_a_core": round(count / max(own_used, redis_used)),
         "events": stats.events, "publish_events_per_s": round(count / publish_s), "consume_seconds": round(stats.seconds, 2),
         "events_per_s_online_and_offline": stats.events_per_second, "offline_rows": stats.offline_rows,
         "unacknowledged_at_end": stats.lag.pending if stats.lag else None,

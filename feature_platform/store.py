@@ -238,7 +238,7 @@ class FeatureStore:
         resolved = self.catalog.resolve(features, full_feature_names)
         cached = self._read_plans.get(id(resolved))
         if cached is None or cached[0] is not resolved:
-            cached = self._read_plans[id(resolved)] = (resolved, build_plan(resolved, self.project, hash_tag=self.online.cluster))
+            cached = self._read_plans[id(resolved)] = (resolved, build_plan(resolved, self.project, hash_tag=self.online.hash_tag))
         return cached[1]
 
     def push(
@@ -255,7 +255,7 @@ class FeatureStore:
         values only when newer, as a sync would. A push retried after an error stores its
         offline rows once. `validate=False` bypasses the group's ERROR rules.
         """
-        if to not in ("online", "offline", "online_and_offline"):
+        if not isinstance(to, str) or to not in ("online", "offline", "online_and_offline"):
             raise ArgumentError(f"push to must be 'online', 'offline' or 'online_and_offline', got {to!r}")
         group = self._batch_group(group_name, "push")
         if to != "offline" and not group.online:
@@ -267,7 +267,8 @@ class FeatureStore:
         if to != "online":
             self.offline.append_table(group, table, idempotent=True)
         if to != "offline":
-            self.online.write(group, table, now=now)
+            # Alone, a push runs ahead of the offline store; with it, the value comes from its partition.
+            self.online.write(group, table, now=now, pushed=to == "online")
         return table.num_rows
 
     # Streams
@@ -307,11 +308,26 @@ class FeatureStore:
         full_feature_names: bool = False,
         as_of: Any = None,
         timestamp_column: str = "event_time",
-    ) -> pd.DataFrame:
+        engine: Literal["duckdb", "spark"] = "duckdb",
+        spark: Any = None,
+    ) -> Any:
         """Point-in-time join of `features` (references, a view or its name) onto the entity rows.
+
+        `engine="duckdb"` (default) returns a pandas DataFrame. `engine="spark"` joins in Spark
+        (`spark`: a SparkSession, else the active one or one from Spark's configuration; the
+        entity frame may be a Spark DataFrame) and returns a Spark DataFrame in entity row order.
 
         >>> store.get_historical_features(entities, ["user_stats:txn_count"])
         """
+        if engine == "spark":
+            from feature_platform.retrieval.spark import get_historical_features_spark
+
+            return get_historical_features_spark(
+                self.catalog, self.offline, entity_df, features, spark=spark,
+                full_feature_names=full_feature_names, as_of=as_of, timestamp_column=timestamp_column,
+            ).frame
+        if engine != "duckdb":
+            raise ArgumentError(f"engine must be 'duckdb' or 'spark', got {engine!r}")
         return get_historical_features(
             self.catalog, self.offline, entity_df, features,
             full_feature_names=full_feature_names, as_of=as_of, timestamp_column=timestamp_column,
@@ -329,14 +345,18 @@ class FeatureStore:
         timestamp_column: str = "event_time",
         full_feature_names: bool = False,
         as_of: Any = None,
+        engine: Literal["duckdb", "spark"] = "duckdb",
+        spark: Any = None,
     ) -> TrainingDataset:
         """Retrieve `view` for `entity_df` and store it as the next version of a training dataset.
+
+        `engine="spark"` joins in Spark and has Spark write the dataset's Delta table.
 
         >>> store.create_training_dataset("fraud_detection", labels, label="is_fraud", split=RandomSplit({"train": .8, "test": .2}))
         """
         return create_training_dataset(
             self.catalog, self.offline, view, entity_df, name=name, split=split, description=description, label=label,
-            timestamp_column=timestamp_column, full_feature_names=full_feature_names, as_of=as_of,
+            timestamp_column=timestamp_column, full_feature_names=full_feature_names, as_of=as_of, engine=engine, spark=spark,
         )
 
     def load_training_dataset(

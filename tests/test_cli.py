@@ -48,9 +48,10 @@ def test_backfill_runs_are_recorded_on_the_instance(demo: dict) -> None:
 def test_list_shows_groups_views_and_sources(demo: dict, capsys: pytest.CaptureFixture) -> None:
     listed = cli_json(capsys, "list")
     assert [g["name"] for g in listed["groups"]] == [
-        "merchant_country_features", "merchant_features", "user_last_transaction", "user_profile", "user_transaction_features",
+        "card_activity", "merchant_country_features", "merchant_features", "user_last_transaction", "user_profile",
+        "user_transaction_features",
     ]
-    assert [v["name"] for v in listed["views"]] == ["fraud_detection"]
+    assert [v["name"] for v in listed["views"]] == ["fraud_detection", "realtime_fraud"]
     assert sorted(s["name"] for s in listed["sources"]) == ["transactions", "users"]
 
 

@@ -42,7 +42,7 @@ def test_the_k8s_instance_launches_runs_as_kubernetes_jobs() -> None:
 @pytest.mark.postgres
 @pytest.mark.skipif(postgres_problem() is not None, reason=f"no local PostgreSQL: {postgres_problem()}")
 def test_the_k8s_instance_config_loads_with_its_storage_coordinator_and_log_manager(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    config = {k: v for k, v in K8S_INSTANCE.items() if k != "run_launcher"}  # dagster-k8s is installed in the image only
+    config = {k: v for k, v in K8S_INSTANCE.items() if k != "run_launcher"}  # with the launcher: tests/test_kubernetes.py
     (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(config))
     for name, value in {"DAGSTER_PG_USERNAME": "root", "DAGSTER_PG_PASSWORD": "", "DAGSTER_PG_HOST": "127.0.0.1", "DAGSTER_PG_DB": "test",
                         "AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}.items():

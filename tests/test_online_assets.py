@@ -47,6 +47,6 @@ def test_materializing_the_online_asset_syncs_the_run_partitions(tmp_path, redis
         assert result.success
 
     metadata = result.asset_materializations_for_node("online__visits")[0].metadata
-    assert (metadata["rows_written"].value, metadata["rows_skipped"].value) == (0, 3)
+    assert (metadata["rows_written"].value, metadata["rows_older_than_online"].value) == (0, 3)
     store = FeatureStore([visits], online_url=redis_url, project="assets", offline_root=tmp_path / "offline")
     assert store.get_online_features({"user_id": [1, 2, 3]}, ["visits"]).to_dict()["visits"] == [51, 52, 53]

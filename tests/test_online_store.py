@@ -27,7 +27,8 @@ def test_sync_writes_latest_row_per_entity_and_reports_counts(tmp_path, online_u
 
     report = store.sync_to_online("scores")
 
-    assert (report.rows_read, report.rows_written, report.rows_skipped, report.partitions) == (3, 2, 1, 2)
+    assert (report.rows_read, report.rows_superseded, report.rows_written, report.partitions) == (3, 1, 2, 2)
+    assert (report.rows_older_than_online, report.entities_rederived, report.entities_removed) == (0, 0, 0)
     assert online_values(store, [1, 2, 3]) == {
         "user_id": [1, 2, 3],
         "score": [201, 102, None],
@@ -57,7 +58,7 @@ def test_syncing_an_older_partition_skips_rows_older_than_stored(tmp_path, onlin
 
     report = store.sync_to_online("scores", "2024-01-01")
 
-    assert (report.rows_written, report.rows_skipped) == (1, 2)
+    assert (report.rows_read, report.rows_superseded, report.rows_written, report.rows_older_than_online) == (3, 0, 1, 2)
     assert online_values(store, [1, 2, 3])["score"] == [201, 202, 103]
 
 

@@ -113,4 +113,4 @@ def test_an_acl_user_scoped_to_one_project_cannot_touch_another_projects_keys(
 
     assert alpha.get_online_features({"user_id": [1]}, ["txn_count"]).to_dict()["txn_count"] == [2]
     admin = redis.Redis.from_url(acl_server.url)
-    assert all(key.startswith(b"fp:alpha:") for key in admin.keys("*")) and admin.dbsize() == 2
+    assert all(key.startswith(b"fp:alpha:") for key in admin.keys("*")) and admin.dbsize() == 3  # two users and the lineage index

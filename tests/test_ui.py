@@ -5,30 +5,21 @@ Starts `dagster dev -w workspace.yaml` (what `make ui` runs) on a free port of
 process group because it ignores SIGINT, and stops it by killing the group.
 """
 
-import json
-import os
 import shutil
-import signal
-import socket
 import struct
 import subprocess
-import sys
-import time
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from dagster_dev import Server, dagster_dev, graphql
 
 import assets
 
 pytestmark = pytest.mark.ui
 
-REPO = Path(__file__).resolve().parents[1]
-STARTUP_SECONDS = 180
 # A wide CSS viewport rendered at 0.75 keeps the whole graph on one readable image.
 WINDOW = (3000, 3000)
 SCALE = 0.75
@@ -53,118 +44,11 @@ ASSET_NODES = """
     dependencyKeys { path }
 } }
 """
-WORKSPACE = """
-{ workspaceOrError {
-    __typename
-    ... on Workspace { locationEntries { name loadStatus locationOrLoadError {
-        __typename ... on PythonError { message } } } }
-} }
-"""
-
-
-@dataclass(frozen=True)
-class Server:
-    """A running `dagster dev`: its base URL and the file its output goes to."""
-
-    url: str
-    log: Path
-
-
-def free_port() -> int:
-    """A port of 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def graphql(server: Server, query: str) -> dict[str, Any]:
-    """POST a GraphQL query to the webserver; fail on GraphQL errors."""
-    request = urllib.request.Request(
-        f"{server.url}/graphql",
-        data=json.dumps({"query": query}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        body = json.loads(response.read())
-    assert "errors" not in body, body["errors"]
-    return body["data"]
-
-
-def log_tail(log: Path, lines: int = 40) -> str:
-    """The server's last output lines, for failure messages."""
-    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
-
-
-def wait_until_loaded(server: Server, process: subprocess.Popen) -> None:
-    """Poll until the webserver answers and the code location has loaded without error."""
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"dagster dev exited with {process.returncode}:\n{log_tail(server.log)}")
-        try:
-            workspace = graphql(server, WORKSPACE)["workspaceOrError"]
-        except OSError:
-            time.sleep(0.5)
-            continue
-        entries = workspace.get("locationEntries") or []
-        errors = [e for e in entries if (e["locationOrLoadError"] or {}).get("__typename") == "PythonError"]
-        if errors:
-            pytest.fail(f"code location failed to load: {errors[0]['locationOrLoadError']['message']}")
-        if entries and all(e["loadStatus"] == "LOADED" and e["locationOrLoadError"] for e in entries):
-            return
-        time.sleep(0.5)
-    pytest.fail(f"dagster dev not ready after {STARTUP_SECONDS} s:\n{log_tail(server.log)}")
-
-
-def stop(process: subprocess.Popen) -> None:
-    """Kill the server's whole process group (webserver, daemon, code server)."""
-    for sig, grace in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            continue
-        try:  # the group may outlive its leader for a moment
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        return
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """`dagster dev` over the repository's workspace.yaml, on temporary homes."""
-    root = tmp_path_factory.mktemp("ui")
-    dagster_home = root / "dagster_home"
-    dagster_home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
-    port = free_port()
-    bin_dir = Path(sys.executable).parent
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(dagster_home),
-        "FEATURE_PLATFORM_HOME": str(root / "feature_platform"),
-        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
-    log = root / "dagster-dev.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(bin_dir / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-            cwd=REPO,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    server = Server(f"http://127.0.0.1:{port}", log)
-    try:
-        wait_until_loaded(server, process)
+    with dagster_dev(tmp_path_factory.mktemp("ui")) as server:
         yield server
-    finally:
-        stop(process)
 
 
 @pytest.fixture(scope="module")

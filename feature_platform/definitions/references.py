@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from feature_platform.definitions.concepts import FeatureGroup, FeatureView, OnDemandTransformation
-from feature_platform.errors import DefinitionError, FeatureReferenceError
+from feature_platform.errors import ArgumentError, DefinitionError, FeatureReferenceError
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ class Catalog:
     def group(self, name: str) -> FeatureGroup:
         try:
             return self.groups[name]
-        except KeyError:
+        except (KeyError, TypeError):
             raise FeatureReferenceError(
                 f"unknown feature group '{name}'; known groups: {sorted(self.groups)}"
             ) from None
@@ -81,7 +81,7 @@ class Catalog:
     def view(self, name: str) -> FeatureView:
         try:
             return self.views[name]
-        except KeyError:
+        except (KeyError, TypeError):  # TypeError: not a name at all (a list, a dict)
             raise FeatureReferenceError(f"unknown feature view '{name}'; known views: {sorted(self.views)}") from None
 
     def _check_view(self, view: FeatureView) -> None:
@@ -119,12 +119,18 @@ class Catalog:
 
     def resolve(self, features: "Sequence[str] | FeatureView | str", full_feature_names: bool = False) -> ResolvedFeatures:
         """Resolve references, a view, or a view's name into per-group selections (cached)."""
+        if not isinstance(full_feature_names, bool):
+            raise ArgumentError(f"full_feature_names must be True or False, got {type(full_feature_names).__name__}")
         if isinstance(features, FeatureView):
             key: object = ("view", features.name, full_feature_names)
         elif isinstance(features, str):
             key = (features, full_feature_names)
-        else:
+        elif isinstance(features, (list, tuple)) and all(isinstance(f, str) for f in features):
             key = (tuple(features), full_feature_names)
+        else:
+            raise FeatureReferenceError(
+                f"features must be a list of references 'group:feature', a FeatureView or a view name, got {type(features).__name__}"
+            )
         resolved = self._cache.get(key)
         if resolved is None:
             resolved = self._cache[key] = self._resolve_uncached(features, full_feature_names)

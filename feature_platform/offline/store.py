@@ -421,6 +421,11 @@ class Snapshot:
         """
         return self.dataset.scanner(columns=columns, filter=_window(self.group, start, end), **options)
 
+    def files(self, start: datetime | None, end: datetime | None) -> list[str]:
+        """Paths (relative to the table) of the files whose partitions can hold rows of `[start, end)`,
+        for engines that read the snapshot's files themselves (Spark)."""
+        return [fragment.path for fragment in self.dataset.get_fragments(filter=_window(self.group, start, end))]
+
 
 def _window(group: FeatureGroup, start: datetime | str | None, end: datetime | str | None) -> pds.Expression | None:
     """The filter `start <= event_time < end`, with the days it implies so whole partitions are skipped."""

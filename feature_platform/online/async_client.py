@@ -38,12 +38,14 @@ class AsyncOnlineClient:
         self.timeout_s: float = self._options["socket_timeout"]
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: redis.asyncio.Redis | None = None
+        self._idle: list[redis.asyncio.Connection] = []
         self._threads: ThreadPoolExecutor | None = None
 
     def client(self) -> redis.asyncio.Redis:
         """The client of the running event loop (asyncio connections belong to the loop that opened them)."""
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop:
+            self._idle = []
             # A dropped connection (Redis restarted) is retried once at once; a timeout is not retried.
             retry = Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,))
             self._client, self._loop = redis.asyncio.Redis.from_url(self.url, retry=retry, **self._options), loop
@@ -58,12 +60,36 @@ class AsyncOnlineClient:
         return await self._in_thread(read_online, self.online, plan, entity_rows)
 
     async def mget(self, keys: Sequence[bytes]) -> list[bytes | None]:
-        """The stored values of `keys` in one round trip, or `OnlineStoreError` within the deadline."""
-        try:
-            async with asyncio.timeout(self.timeout_s):
-                return await self.client().mget(keys)
-        except (redis.RedisError, TimeoutError, OSError) as exc:
-            raise OnlineStoreError(f"online store {redact(self.url)}: {_describe(exc, self.timeout_s)}") from None
+        """The stored values of `keys` in one round trip, or `OnlineStoreError` within the deadline.
+
+        Straight on an idle connection of this client (the command machinery of redis.asyncio costs more than
+        the round trip); a connection that fails or is abandoned at the deadline is dropped, never reused.
+        """
+        client = self.client()  # first: a new event loop starts with no idle connections
+        for attempt in (1, 2):
+            connection = self._idle.pop() if self._idle else None
+            try:
+                async with asyncio.timeout(self.timeout_s):
+                    if connection is None:
+                        connection = client.connection_pool.make_connection()
+                        await connection.connect()
+                    await connection.send_command("MGET", *keys)
+                    values = await connection.read_response()
+                self._idle.append(connection)
+                return values
+            except redis.ConnectionError as exc:  # e.g. Redis restarted: a pooled connection is dead, a new one may work
+                await _drop(connection)
+                if attempt == 2 or connection is None:
+                    raise self._error(exc) from None
+            except BaseException as exc:
+                await _drop(connection)
+                if isinstance(exc, (redis.RedisError, TimeoutError, OSError)):
+                    raise self._error(exc) from None
+                raise
+        raise AssertionError("unreachable")
+
+    def _error(self, exc: BaseException) -> OnlineStoreError:
+        return OnlineStoreError(f"online store {redact(self.url)}: {_describe(exc, self.timeout_s)}")
 
     async def ping(self, timeout_s: float = HEALTH_TIMEOUT_S) -> bool:
         """True when Redis answers a PING within `timeout_s`."""
@@ -82,11 +108,18 @@ class AsyncOnlineClient:
 
     async def close(self) -> None:
         if self._client is not None and self._loop is asyncio.get_running_loop():
+            for connection in self._idle:
+                await _drop(connection)
             await self._client.aclose()
         self._client = None
         if self._threads is not None:
             self._threads.shutdown(wait=False)
             self._threads = None
+
+
+async def _drop(connection: "redis.asyncio.Connection | None") -> None:
+    if connection is not None:
+        await connection.disconnect(nowait=True)
 
 
 def _describe(exc: BaseException, timeout_s: float) -> str:

@@ -9,7 +9,7 @@ pipelined per node. `RedisCluster` follows MOVED/ASK and re-reads the slot map
 after a failover.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -51,36 +51,51 @@ def add_by_slot(slots: dict[int, tuple[list[bytes], list[Any]]], keys: Sequence[
         entry[1].extend(args[i * stride : (i + 1) * stride])
 
 
-def script_calls(slots: dict[int, tuple[list[bytes], list[Any]]], stride: int, batch: int) -> Iterable[tuple[int, list[Any]]]:
-    """Per call, its slot and the script arguments after the SHA: at most `batch` keys of one slot."""
+def script_calls(
+    slots: dict[int, tuple[list[bytes], list[Any]]],
+    stride: int,
+    batch: int,
+    index_key: Callable[[int], bytes],
+    options: Sequence[Any],
+) -> Iterable[tuple[int, list[Any]]]:
+    """Per call, its slot and the script arguments after the SHA: the slot's lineage index, then at most
+    `batch` keys of the slot, the stride, the options and each key's arguments."""
     for slot, (keys, args) in slots.items():
         for start in range(0, len(keys), batch):
             chunk = keys[start : start + batch]
-            yield slot, [len(chunk), *chunk, stride, *args[start * stride : (start + len(chunk)) * stride]]
+            head = [len(chunk) + 1, index_key(slot), *chunk, stride, *options]
+            yield slot, [*head, *args[start * stride : (start + len(chunk)) * stride]]
 
 
-def run_script_calls(client: RedisCluster, script: str, calls: Iterable[tuple[int, list[Any]]]) -> int:
-    """Run the write script for each call, pipelined per node; the sum of what the calls return.
+def run_script_calls(client: RedisCluster, script: str, calls: Iterable[tuple[int, list[Any]]]) -> list[int]:
+    """Run the write script for each call, pipelined per node; the sums of the counts the calls return.
 
     A node that does not know the script (a replica just promoted) gets it
     loaded and the calls it refused sent again.
     """
     sha = client.script_load(script)
-    written = 0
+    counts = [0, 0, 0]
     pending: list[tuple[int, list[Any]]] = []
     for call in calls:
         pending.append(call)
         if len(pending) == COMMANDS_PER_PIPELINE:
-            written += _pipelined(client, script, sha, pending)
+            counts = _add(counts, _pipelined(client, script, sha, pending))
             pending = []
     if pending:
-        written += _pipelined(client, script, sha, pending)
-    return written
+        counts = _add(counts, _pipelined(client, script, sha, pending))
+    return counts
 
 
-def _pipelined(client: RedisCluster, script: str, sha: str, calls: list[tuple[int, list[Any]]]) -> int:
+def _add(counts: list[int], replies: Iterable[Any]) -> list[int]:
+    for reply in replies:
+        counts = [c + int(r) for c, r in zip(counts, reply)]
+    return counts
+
+
+def _pipelined(client: RedisCluster, script: str, sha: str, calls: list[tuple[int, list[Any]]]) -> list[Any]:
+    """The replies of the calls (in any order)."""
     try:
-        return sum(int(r) for r in send_by_node(client, [(slot, ("EVALSHA", sha, *args)) for slot, args in calls]))
+        return send_by_node(client, [(slot, ("EVALSHA", sha, *args)) for slot, args in calls])
     except NotSent:
         pass  # redis-py's pipeline follows the redirect, reloads the script or waits out the failover
     results = _pipeline(client, sha, calls).execute(raise_on_error=False)
@@ -88,11 +103,11 @@ def _pipelined(client: RedisCluster, script: str, sha: str, calls: list[tuple[in
     for result in results:
         if isinstance(result, Exception) and not isinstance(result, redis.exceptions.NoScriptError):
             raise result
-    written = sum(int(r) for r in results if not isinstance(r, Exception))
+    done = [r for r in results if not isinstance(r, Exception)]
     if refused:
         client.script_load(script)
-        written += sum(int(r) for r in _pipeline(client, sha, refused).execute())
-    return written
+        done += _pipeline(client, sha, refused).execute()
+    return done
 
 
 def _pipeline(client: RedisCluster, sha: str, calls: list[tuple[int, list[Any]]]) -> Any:

@@ -107,7 +107,12 @@ class LocalCluster:
 
 
 def start_cluster(
-    directory: str | Path, *, masters: int = 3, replicas_per_master: int = 0, password: str | None = None
+    directory: str | Path,
+    *,
+    masters: int = 3,
+    replicas_per_master: int = 0,
+    password: str | None = None,
+    binary: str | None = None,
 ) -> LocalCluster:
     """Start `masters * (1 + replicas_per_master)` cluster-mode nodes under `directory` and join them."""
     cli = shutil.which("redis-cli")
@@ -124,7 +129,9 @@ def start_cluster(
     try:
         for port in _cluster_ports(masters * (1 + replicas_per_master)):
             node_dir = folder / f"node-{port}"
-            nodes.append(start_server(node_dir, port=port, password=password, persistent=False, extra_config=tuple(config)))
+            nodes.append(
+                start_server(node_dir, port=port, password=password, persistent=False, extra_config=tuple(config), binary=binary)
+            )
         command = [cli, "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in nodes)]
         command += ["--cluster-replicas", str(replicas_per_master), "--cluster-yes"]
         command += ["-a", password, "--no-auth-warning"] if password else []

@@ -88,12 +88,13 @@ def start_server(
     persistent: bool = True,
     detach: bool = False,
     extra_config: tuple[str, ...] = (),
+    binary: str | None = None,
 ) -> RedisProcess:
     """Start `redis-server` on 127.0.0.1 with its config and data in `directory`; wait until it answers.
 
     `persistent` turns on the append-only file; `detach` runs it in its own
     session so it outlives this process (the embedded server does, tests don't);
-    `extra_config` lines are appended to the config (e.g. cluster mode).
+    `extra_config` lines are appended to the config (e.g. cluster mode); `binary` overrides `redis_binary()`.
     """
     folder = Path(directory).resolve()
     folder.mkdir(parents=True, exist_ok=True)
@@ -118,7 +119,7 @@ def start_server(
     with os.fdopen(fd, "w") as handle:
         handle.write("\n".join(lines) + "\n")
     process = subprocess.Popen(
-        [redis_binary(), str(config)],
+        [binary or redis_binary(), str(config)],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -26,7 +26,7 @@ from redis.retry import Retry
 from feature_platform.definitions.concepts import FeatureGroup
 from feature_platform.definitions.records import layout_ids
 from feature_platform.errors import FeaturePlatformError
-from feature_platform.online import cluster, codec
+from feature_platform.online import cluster, codec, lineage
 
 BATCH = 2000
 # The cluster client raises RedisClusterException (not a RedisError) when it cannot map or reach slots.
@@ -34,11 +34,18 @@ REDIS_ERRORS = (redis.RedisError, RedisClusterException)
 SOCKET_TIMEOUT_S = 5.0
 CONNECT_TIMEOUT_S = 2.0
 
-# ARGV[1] is the stride: 1 (values only) or 2 (value, expiry as unix ms) per key.
-# Headers compare as (high signed, low unsigned) 32-bit halves: exact for every int64, where a
+# KEYS[1] is the lineage index (entity -> source, see `online.lineage`), KEYS[2..] the entities.
+# ARGV: stride (2: value, source; 3: value, source, expiry as unix ms), the re-synced sources
+# first..last (empty: none), the sync's read time (high, low halves), the key prefix length,
+# then the arguments of each key. An empty value deletes a re-synced entity.
+# Times compare as (high signed, low unsigned) 32-bit halves: exact for every int64, where a
 # Lua number (a double) is exact only below 2**53.
 WRITE_SCRIPT = """
 local stride = tonumber(ARGV[1])
+local first, last = tonumber(ARGV[2]), tonumber(ARGV[3])
+local read_hi, read_lo = tonumber(ARGV[4]), tonumber(ARGV[5])
+local cut = tonumber(ARGV[6]) + 1
+local index = KEYS[1]
 local function not_older(new, old)
   local n = {struct.unpack('>i4I4i4I4i4I4', new)}
   local o = {struct.unpack('>i4I4i4I4i4I4', old)}
@@ -47,21 +54,45 @@ local function not_older(new, old)
   end
   return true
 end
-local written = 0
-for i = 1, #KEYS do
-  local at = 2 + (i - 1) * stride
-  local new = ARGV[at]
-  local old = redis.call('GET', KEYS[i])
-  if not old or not_older(new, old) then
-    if stride == 2 then
-      redis.call('SET', KEYS[i], new, 'PXAT', ARGV[at + 1])
-    else
-      redis.call('SET', KEYS[i], new)
+local function written_by_then(old)
+  local hi, lo = struct.unpack('>i4I4', old, 17)
+  return hi < read_hi or (hi == read_hi and lo <= read_lo)
+end
+local written, older, removed = 0, 0, 0
+for i = 2, #KEYS do
+  local at = 7 + (i - 2) * stride
+  local key, new = KEYS[i], ARGV[at]
+  local member = string.sub(key, cut)
+  local old = redis.call('GET', key)
+  local resynced = false
+  if first then
+    local from = redis.call('ZSCORE', index, member)
+    if from then
+      from = tonumber(from)
+      resynced = from >= first and from <= last and (not old or written_by_then(old))
     end
+  end
+  if new == '' then
+    if resynced then
+      if old then
+        redis.call('DEL', key)
+        removed = removed + 1
+      end
+      redis.call('ZREM', index, member)
+    end
+  elseif not old or resynced or not_older(new, old) then
+    if stride == 3 then
+      redis.call('SET', key, new, 'PXAT', ARGV[at + 2])
+    else
+      redis.call('SET', key, new)
+    end
+    redis.call('ZADD', index, ARGV[at + 1], member)
     written = written + 1
+  else
+    older = older + 1
   end
 end
-return written
+return {written, older, removed}
 """
 
 
@@ -135,14 +166,15 @@ def command_timeout_s() -> float:
 
 @dataclass(frozen=True)
 class WriteCount:
-    """Rows offered to the online store and how many replaced the stored value."""
+    """What one write did: entities offered, values written, not written (Redis held a newer one), removed."""
 
     rows: int
     written: int
+    older: int = 0
+    removed: int = 0
 
-    @property
-    def skipped(self) -> int:
-        return self.rows - self.written
+    def __add__(self, other: "WriteCount") -> "WriteCount":
+        return WriteCount(self.rows + other.rows, self.written + other.written, self.older + other.older, self.removed + other.removed)
 
 
 def latest_per_entity(group: FeatureGroup, table: pa.Table) -> pa.Table:
@@ -172,6 +204,8 @@ class OnlineStore:
         self.project = project
         self.client = connect(url)
         self.cluster = isinstance(self.client, RedisCluster)
+        # On a cluster the entity part of a key is a hash tag, so all groups of an entity share a slot.
+        self.hash_tag = self.cluster
         self._sha: str | None = None
 
     def __repr__(self) -> str:
@@ -187,42 +221,110 @@ class OnlineStore:
     def prefix(self, group: FeatureGroup) -> bytes:
         return codec.key_prefix(self.project, group)
 
-    def write(self, group: FeatureGroup, table: pa.Table, *, now: datetime | None = None) -> WriteCount:
-        """Write the latest row per entity of `table` (the group's stored schema), never regressing."""
+    def write(
+        self,
+        group: FeatureGroup,
+        table: pa.Table,
+        *,
+        now: datetime | None = None,
+        pushed: bool = False,
+        resync: lineage.Resync | None = None,
+    ) -> WriteCount:
+        """Write the latest row per entity of `table` (the group's stored schema), never regressing.
+
+        Each value records its source: its offline partition (or the table), or
+        `PUSH` when `pushed` to the online store alone. With `resync`, values from
+        those sources are replaced whatever their time (the partition was recomputed).
+        """
         table = latest_per_entity(group, table)
         if table.num_rows == 0:
             return WriteCount(0, 0)
         now = now or datetime.now(timezone.utc)
+
+        def encoded() -> Iterator[tuple[list[bytes], int, list[Any]]]:
+            for start in range(0, table.num_rows, BATCH):
+                yield self._encode(group, table.slice(start, BATCH), now, pushed)
+
+        return self._run(group, encoded, resync, table.num_rows)
+
+    def remove(self, group: FeatureGroup, members: Sequence[bytes], resync: lineage.Resync) -> WriteCount:
+        """Delete the entities (index members) whose value still comes from the re-synced sources."""
+        prefix = self.prefix(group)
+
+        def encoded() -> Iterator[tuple[list[bytes], int, list[Any]]]:
+            for start in range(0, len(members), BATCH):
+                chunk = members[start : start + BATCH]
+                yield [prefix + m for m in chunk], 2, [b"", 0] * len(chunk)
+
+        return self._run(group, encoded, resync, 0)
+
+    def sources_in(self, group: FeatureGroup, first: int, last: int) -> Iterator[bytes]:
+        """The entities (index members) whose online value came from sources `first..last`."""
+        prefix = self.prefix(group)
+        try:
+            if self.cluster:  # one index per hash slot in use: all in one pipeline, a round trip per node
+                pipe = self.client.pipeline()
+                for slot in sorted(int(s) for s in self.client.smembers(lineage.slots_key(prefix))):
+                    pipe.zrangebyscore(lineage.index_key(prefix, slot), first, last)
+                for members in pipe.execute():
+                    yield from members
+                return
+            page, offset = 10_000, 0
+            while True:
+                members = self.client.zrangebyscore(lineage.index_key(prefix), first, last, start=offset, num=page)
+                yield from members
+                if len(members) < page:
+                    return
+                offset += page
+        except REDIS_ERRORS as exc:
+            raise self._error(exc) from None
+
+    def _run(
+        self,
+        group: FeatureGroup,
+        encoded: Callable[[], Iterator[tuple[list[bytes], int, list[Any]]]],
+        resync: lineage.Resync | None,
+        rows: int,
+    ) -> WriteCount:
+        prefix = self.prefix(group)
+        options: list[Any] = ["", "", 0, 0] if resync is None else [resync.first, resync.last, resync.read_at_us >> 32, resync.read_at_us & 0xFFFFFFFF]
+        options.append(len(prefix))
         if self.cluster:
-            return WriteCount(table.num_rows, self._send_by_slot(group, table, now))
-        def batches() -> Iterator[list[Any]]:
-            return (self._batch(group, table.slice(start, BATCH), now) for start in range(0, table.num_rows, BATCH))
+            counts = self._send_by_slot(prefix, encoded(), options)
+        else:
+            index = lineage.index_key(prefix)
 
-        return WriteCount(table.num_rows, self._send(batches))
+            def batches() -> Iterator[list[Any]]:
+                for keys, stride, args in encoded():
+                    yield [len(keys) + 1, index, *keys, stride, *options, *args]
 
-    def _send_by_slot(self, group: FeatureGroup, table: pa.Table, now: datetime) -> int:
+            counts = self._send(batches)
+        return WriteCount(rows, *counts)
+
+    def _send_by_slot(self, prefix: bytes, encoded: Iterator[tuple[list[bytes], int, list[Any]]], options: list[Any]) -> list[int]:
         """Cluster writes: the script once per hash slot (at most BATCH keys a call), pipelined per node."""
         slots: dict[int, tuple[list[bytes], list[Any]]] = {}
-        stride = 1
-        for start in range(0, table.num_rows, BATCH):
-            keys, stride, args = self._encode(group, table.slice(start, BATCH), now)
+        stride = 2
+        for keys, stride, args in encoded:
             cluster.add_by_slot(slots, keys, args, stride)
+        calls = cluster.script_calls(slots, stride, BATCH, lambda slot: lineage.index_key(prefix, slot), options)
         try:
-            return cluster.run_script_calls(self.client, WRITE_SCRIPT, cluster.script_calls(slots, stride, BATCH))
+            if slots:  # before the writes: a slot listed without an index costs a lookup, one missing loses lineage
+                self.client.sadd(lineage.slots_key(prefix), *slots)
+            return cluster.run_script_calls(self.client, WRITE_SCRIPT, calls)
         except REDIS_ERRORS as exc:
             raise self._error(exc) from None
 
     def encode_keys(self, prefix: bytes, key_values: Sequence[Sequence[Any]]) -> list[bytes]:
         """The keys of entities given column by column, laid out for this Redis (hash-tagged on a cluster)."""
-        return codec.encode_keys(prefix, key_values, hash_tag=self.cluster)
+        return codec.encode_keys(prefix, key_values, hash_tag=self.hash_tag)
 
-    def _batch(self, group: FeatureGroup, table: pa.Table, now: datetime) -> list[Any]:
-        """The EVALSHA arguments after the script: key count, keys, stride, then value (and expiry) per key."""
-        keys, stride, args = self._encode(group, table, now)
-        return [len(keys), *keys, stride, *args]
+    def entity_members(self, group: FeatureGroup, table: pa.Table) -> list[bytes]:
+        """The index members (keys without the prefix) of `table`'s rows."""
+        cut = len(self.prefix(group))
+        return [key[cut:] for key in self.encode_keys(self.prefix(group), self._key_columns(group, table))]
 
-    def _encode(self, group: FeatureGroup, table: pa.Table, now: datetime) -> tuple[list[bytes], int, list[Any]]:
-        """The keys of `table`'s rows, the stride, and per key its value (and expiry as unix ms)."""
+    def _key_columns(self, group: FeatureGroup, table: pa.Table) -> list[list[Any]]:
         types = group.key_types
         key_columns = []
         for name in group.join_keys:
@@ -232,7 +334,11 @@ class OnlineStore:
             else:
                 normalise = codec.key_normaliser(name, types[name])
                 key_columns.append([normalise(v) for v in column.to_pylist()])
-        keys = self.encode_keys(self.prefix(group), key_columns)
+        return key_columns
+
+    def _encode(self, group: FeatureGroup, table: pa.Table, now: datetime, pushed: bool) -> tuple[list[bytes], int, list[Any]]:
+        """The keys of `table`'s rows, the stride, and per key its value, source (and expiry as unix ms)."""
+        keys = self.encode_keys(self.prefix(group), self._key_columns(group, table))
         event = codec.column_for_packing(table.column(group.event_time))
         if group.created_time:
             created = pc.fill_null(table.column(group.created_time).cast(pa.int64()), codec.NO_CREATED_TIME).to_pylist()
@@ -244,17 +350,25 @@ class OnlineStore:
             written = [codec.to_micros(now)] * table.num_rows
         features = [codec.column_for_packing(table.column(name)) for name in group.feature_names]
         values = codec.encode_values(event, created, written, features, layout_ids(group)[-1])
+        if pushed:
+            sources = [lineage.PUSH] * len(values)
+        elif group.partitions is None:
+            sources = [lineage.TABLE] * len(values)
+        else:
+            sources = [e // lineage.DAY_US for e in event]
+        args: list[Any] = []
         if group.ttl is None:
-            return keys, 1, values
+            for value, source in zip(values, sources):
+                args += (value, source)
+            return keys, 2, args
         # Keep a value one ttl past the moment it goes stale, so reads can say OUTSIDE_MAX_AGE.
         ttl_us = group.ttl // timedelta(microseconds=1)
         now_us = codec.to_micros(now)
-        args: list[Any] = []
-        for value, e in zip(values, event):
-            args += (value, (max(e + ttl_us, now_us) + ttl_us) // 1000)
-        return keys, 2, args
+        for value, source, e in zip(values, sources, event):
+            args += (value, source, (max(e + ttl_us, now_us) + ttl_us) // 1000)
+        return keys, 3, args
 
-    def _send(self, make_batches: Callable[[], Iterator[list[Any]]]) -> int:
+    def _send(self, make_batches: Callable[[], Iterator[list[Any]]]) -> list[int]:
         """Run the write script on each batch over one pooled connection, always returned to the pool.
 
         Two calls stay in flight while the next batch is encoded. Every error
@@ -278,24 +392,25 @@ class OnlineStore:
                 raise self._error(exc) from None
         return self._sha
 
-    def _pipelined(self, sha: str, batches: Iterator[list[Any]]) -> int:
+    def _pipelined(self, sha: str, batches: Iterator[list[Any]]) -> list[int]:
         pool = self.client.connection_pool
         connection = None
         clean = False
         try:
             connection = pool.get_connection()
-            written = in_flight = 0
+            counts = [0, 0, 0]
+            in_flight = 0
             for batch in batches:
                 connection.send_command("EVALSHA", sha, *batch)
                 in_flight += 1
                 if in_flight == 2:
-                    written += int(connection.read_response())
+                    counts = [c + int(r) for c, r in zip(counts, connection.read_response())]
                     in_flight -= 1
             while in_flight:
-                written += int(connection.read_response())
+                counts = [c + int(r) for c, r in zip(counts, connection.read_response())]
                 in_flight -= 1
             clean = True
-            return written
+            return counts
         except redis.exceptions.NoScriptError:
             raise
         except redis.RedisError as exc:
@@ -341,21 +456,23 @@ class OnlineStore:
         raise AssertionError("unreachable")
 
     def delete_group(self, group: FeatureGroup) -> int:
-        """Remove every key of one group version (e.g. an old version no longer served)."""
-        deleted = 0
-        pattern = self.prefix(group).replace(b"[", b"\\[").replace(b"*", b"\\*") + b"*"
+        """Remove every key of one group version (e.g. an old version no longer served); returns entities removed."""
+        prefix = self.prefix(group)
+        pattern = prefix.replace(b"[", b"\\[").replace(b"*", b"\\*") + b"*"
+        entities = 0
         try:
             batch = []
             for key in self.client.scan_iter(match=pattern, count=1000):
                 batch.append(key)
+                entities += not key.startswith(prefix + b"\x00")  # the lineage index is no entity
                 if len(batch) >= 1000:
-                    deleted += self.client.unlink(*batch)
+                    self.client.unlink(*batch)
                     batch = []
             if batch:
-                deleted += self.client.unlink(*batch)
+                self.client.unlink(*batch)
         except REDIS_ERRORS as exc:
             raise self._error(exc) from None
-        return deleted
+        return entities
 
     def close(self) -> None:
         self.client.close()

@@ -18,9 +18,15 @@ import dagster as dg
 
 AUTOMATION_SENSOR = "feature_platform_automation"
 
+# Not `all_deps_blocking_checks_passed()`: a range run (a backfill) logs its check evaluations per
+# partition, which Dagster never counts as current for the partition's materialization, so the
+# condition stayed false after every backfill. A partition an ERROR rule blocks is never committed
+# nor materialized, so it cannot trigger anything; a current failed blocking check still holds back.
 FOLLOW_FEATURE_GROUPS = (
     dg.AutomationCondition.eager().without(dg.AutomationCondition.in_latest_time_window())
-    & dg.AutomationCondition.all_deps_blocking_checks_passed()
+    & ~dg.AutomationCondition.any_deps_match(
+        dg.AutomationCondition.any_checks_match(dg.AutomationCondition.check_failed(), blocking_only=True)
+    )
 ).with_label("follows its feature group")
 
 

@@ -1,7 +1,7 @@
 """Dagster assets that copy each online feature group into Redis: `["online", group]`.
 
-Downstream of `["features", group]` with the same partitions: a run syncs the
-latest row per entity of its partitions and reports rows written and skipped.
+Downstream of `["features", group]` with the same partitions: a run re-syncs its
+partitions (see `online.sync`) and reports what it read, wrote and removed.
 """
 
 from collections.abc import Sequence
@@ -46,15 +46,19 @@ def online_sync_asset(
             _, _, start, end = run_window(context)
             report = store.sync_to_online(group.name, start=start, end=end)
         context.log.info(
-            f"{group.name}: {report.rows_written} rows written to Redis, {report.rows_skipped} skipped as older, "
-            f"in {report.seconds} s"
+            f"{group.name}: {report.rows_read} rows read, {report.rows_written} values written to Redis "
+            f"({report.entities_rederived} from other partitions), {report.rows_older_than_online} older than online, "
+            f"{report.entities_removed} removed, in {report.seconds} s"
         )
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": report.rows_written,
                 "rows_read": report.rows_read,
+                "rows_superseded": report.rows_superseded,
                 "rows_written": report.rows_written,
-                "rows_skipped": report.rows_skipped,
+                "rows_older_than_online": report.rows_older_than_online,
+                "entities_rederived": report.entities_rederived,
+                "entities_removed": report.entities_removed,
                 "seconds": report.seconds,
                 "partitions_synced": report.partitions,
                 "key_prefix": store.online.prefix(group).decode(),

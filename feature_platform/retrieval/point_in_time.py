@@ -74,7 +74,7 @@ def get_historical_features(
             if key in keys and keys[key].type != array.type:
                 raise EntityFrameError(f"join key '{key}' has different dtypes in the requested groups")
             keys[key] = array
-    versions = _versions(offline, resolved, as_of)
+    versions = resolve_versions(offline, resolved, as_of)
 
     columns_out: dict[str, pd.Series | Any] = {}
     bare: dict[str, Column] = {}
@@ -101,7 +101,11 @@ def _check_columns(entity_df: pd.DataFrame, resolved: ResolvedFeatures, timestam
     """The entity frame has the time, key and request columns, and no column an output would overwrite."""
     if not isinstance(entity_df, pd.DataFrame):
         raise EntityFrameError(f"the entity frame must be a pandas DataFrame, got {type(entity_df).__name__}")
-    columns = [str(c) for c in entity_df.columns]
+    check_entity_columns([str(c) for c in entity_df.columns], resolved, timestamp_column)
+
+
+def check_entity_columns(columns: Sequence[str], resolved: ResolvedFeatures, timestamp_column: str) -> None:
+    """The entity frame's column names (of any engine's frame) have the time, keys and request inputs, and no output."""
     if len(set(columns)) != len(columns):
         raise EntityFrameError(f"the entity frame has repeated column names: {sorted({c for c in columns if columns.count(c) > 1})}")
     if timestamp_column not in columns:
@@ -118,7 +122,7 @@ def _check_columns(entity_df: pd.DataFrame, resolved: ResolvedFeatures, timestam
         raise EntityFrameError(f"output column(s) {clashes} already exist in the entity frame; rename them or use full_feature_names=True")
 
 
-def _versions(offline: OfflineStore, resolved: ResolvedFeatures, as_of: AsOf) -> dict[str, int | None]:
+def resolve_versions(offline: OfflineStore, resolved: ResolvedFeatures, as_of: AsOf) -> dict[str, int | None]:
     """The Delta version to read per group: now, as of a time or version, or as listed per group."""
     groups = [s.group for s in resolved.selections]
     if isinstance(as_of, Mapping):

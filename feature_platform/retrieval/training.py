@@ -8,7 +8,7 @@ join as of the recorded versions and must give the stored rows back.
 """
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -23,7 +23,7 @@ from deltalake.exceptions import TableNotFoundError
 from feature_platform.definitions.concepts import FeatureView, check_name
 from feature_platform.definitions.pandas_types import table_to_pandas
 from feature_platform.definitions.references import Catalog, ResolvedFeatures
-from feature_platform.errors import DefinitionError, EntityFrameError, FeaturePlatformError
+from feature_platform.errors import ArgumentError, DefinitionError, EntityFrameError, FeaturePlatformError
 from feature_platform.offline.storage import list_folders
 from feature_platform.offline.store import OfflineStore
 from feature_platform.retrieval.point_in_time import AsOf, get_historical_features
@@ -36,6 +36,7 @@ FORMATS = ("pandas", "arrow", "numpy", "torch")
 # Integers a float holds exactly: below 2**53 in float64, 2**24 in float32.
 FLOAT64_EXACT, FLOAT32_EXACT = 2**53, 2**24
 WRITE_ATTEMPTS = 5
+ENGINES = ("duckdb", "spark")
 
 
 @dataclass(frozen=True)
@@ -73,47 +74,98 @@ def create_training_dataset(
     timestamp_column: str = "event_time",
     full_feature_names: bool = False,
     as_of: AsOf = None,
+    engine: str = "duckdb",
+    spark: Any = None,
 ) -> TrainingDataset:
     """Join `view` onto `entity_df` as of each row's time and store it as the next version of `name`.
 
     `label` names the entity-frame column models learn (used by `format="numpy"`); `as_of`
     (a time, or Delta versions per group) reads the tables as they were then, as retrieval does.
+    `engine="spark"` joins in Spark (`spark`: a SparkSession, else one from Spark's configuration)
+    and has Spark write the dataset's files; the entity frame may then be a Spark DataFrame.
 
     >>> store.create_training_dataset("fraud_detection", labels, label="is_fraud", split=RandomSplit({"train": .8, "test": .2}))
     """
     view_definition = catalog.view(view.name if isinstance(view, FeatureView) else view)
     name = check_name("training dataset", name or view_definition.name)
-    if isinstance(entity_df, pd.DataFrame):
-        reserved = [c for c in (ROW_COLUMN, SPLIT_COLUMN) if c in entity_df.columns]
-        if reserved:
-            raise EntityFrameError(f"entity frame columns {reserved} are reserved by training datasets; rename them")
-        if label is not None and label not in entity_df.columns:
-            raise EntityFrameError(f"label column '{label}' is not in the entity frame")
+    if engine not in ENGINES:
+        raise ArgumentError(f"engine must be one of {list(ENGINES)}, got {engine!r}")
+    entity_columns = [str(c) for c in entity_df.columns] if hasattr(entity_df, "columns") else []
+    reserved = [c for c in (ROW_COLUMN, SPLIT_COLUMN) if c in entity_columns]
+    if reserved:
+        raise EntityFrameError(f"entity frame columns {reserved} are reserved by training datasets; rename them")
+    if label is not None and label not in entity_columns:
+        raise EntityFrameError(f"label column '{label}' is not in the entity frame")
     if split is not None and not hasattr(split, "assign"):
         raise DefinitionError(f"split must be RandomSplit(...) or TimeSplit(...), got {type(split).__name__}")
-    retrieval = get_historical_features(
-        catalog, offline, entity_df, view_definition,
-        full_feature_names=full_feature_names, timestamp_column=timestamp_column, as_of=as_of,
-    )
-    rows = np.arange(len(entity_df), dtype=np.int64)
-    table, split_counts = _dataset_table(retrieval.frame, rows, split, timestamp_column, _output_types(retrieval.resolved))
+    if engine == "spark":
+        from feature_platform.retrieval.spark_training import prepare_spark_dataset
+
+        prepared = prepare_spark_dataset(
+            catalog, offline, view_definition, entity_df, split=split, timestamp_column=timestamp_column,
+            full_feature_names=full_feature_names, as_of=as_of, spark=spark,
+        )
+    else:
+        prepared = _prepare_dataset(
+            catalog, offline, view_definition, entity_df, split=split, timestamp_column=timestamp_column,
+            full_feature_names=full_feature_names, as_of=as_of,
+        )
     manifest = {
         "name": name,
         "description": description or "",
         "created_at": datetime.now(timezone.utc).isoformat(),
         "view": {"name": view_definition.name, "version": view_definition.version},
-        "features": retrieval.resolved.output_names,
-        "entity_columns": [str(c) for c in entity_df.columns],
+        "features": prepared.resolved.output_names,
+        "entity_columns": entity_columns,
         "timestamp_column": timestamp_column,
         "label": label,
         "full_feature_names": full_feature_names,
-        "group_versions": retrieval.versions,
-        "row_count": table.num_rows,
+        "group_versions": prepared.versions,
+        "row_count": prepared.row_count,
         "split": None if split is None else split.to_dict(),
-        "split_counts": split_counts,
-        "schema": [{"name": f.name, "type": str(f.type)} for f in table.schema if f.name != ROW_COLUMN],
+        "split_counts": prepared.split_counts,
+        "schema": [{"name": f.name, "type": str(f.type)} for f in prepared.schema if f.name != ROW_COLUMN],
+        "engine": engine,
     }
-    return _write_next_version(offline, name, table, manifest)
+    return _write_next_version(offline, name, prepared.write, manifest)
+
+
+@dataclass(frozen=True)
+class PreparedDataset:
+    """A joined dataset ready to store: what the manifest records, and how to write it to a new table's URI."""
+
+    versions: dict[str, int | None]
+    resolved: ResolvedFeatures
+    row_count: int
+    split_counts: dict[str, int] | None
+    schema: pa.Schema
+    write: Callable[[str, CommitProperties], None]
+
+
+def _prepare_dataset(
+    catalog: Catalog,
+    offline: OfflineStore,
+    view: FeatureView,
+    entity_df: pd.DataFrame,
+    *,
+    split: Split | None,
+    timestamp_column: str,
+    full_feature_names: bool,
+    as_of: AsOf,
+) -> PreparedDataset:
+    """The DuckDB engine's join as an Arrow table, written with deltalake."""
+    retrieval = get_historical_features(
+        catalog, offline, entity_df, view,
+        full_feature_names=full_feature_names, timestamp_column=timestamp_column, as_of=as_of,
+    )
+    rows = np.arange(len(entity_df), dtype=np.int64)
+    table, split_counts = _dataset_table(retrieval.frame, rows, split, timestamp_column, _output_types(retrieval.resolved))
+    options = offline.storage_options or None
+
+    def write(uri: str, commit: CommitProperties) -> None:
+        write_deltalake(uri, table, mode="error", storage_options=options, commit_properties=commit)
+
+    return PreparedDataset(retrieval.versions, retrieval.resolved, table.num_rows, split_counts, table.schema, write)
 
 
 def _output_types(resolved: ResolvedFeatures) -> dict[str, pa.DataType]:
@@ -150,18 +202,16 @@ def _microsecond_field(field: pa.Field) -> pa.Field:
     return field
 
 
-def _write_next_version(offline: OfflineStore, name: str, table: pa.Table, manifest: dict[str, Any]) -> TrainingDataset:
-    """Write `table` as version max+1; a concurrent writer taking that number makes us take the next."""
-    options = offline.storage_options or None
+def _write_next_version(
+    offline: OfflineStore, name: str, write: Callable[[str, CommitProperties], None], manifest: dict[str, Any]
+) -> TrainingDataset:
+    """Write the dataset as version max+1; a concurrent writer taking that number makes us take the next."""
     for _ in range(WRITE_ATTEMPTS):
         version = max(_versions(offline, name), default=0) + 1
         uri = dataset_uri(offline, name, version)
         manifest = {**manifest, "version": version}
         try:
-            write_deltalake(
-                uri, table, mode="error", storage_options=options,
-                commit_properties=CommitProperties(custom_metadata={MANIFEST_KEY: json.dumps(manifest, default=str)}),
-            )
+            write(uri, CommitProperties(custom_metadata={MANIFEST_KEY: json.dumps(manifest, default=str)}))
         except Exception as exc:
             if "already exists" in str(exc).lower():
                 continue

@@ -16,6 +16,7 @@ import secrets
 import socket
 import time
 from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -132,6 +133,8 @@ class StreamProcessor:
         self._buffer: list[pa.Table] = []
         self._unacknowledged: list[str] = []
         self._offline_last = ""
+        self._flusher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="offline-flush")
+        self._flushing: Future | None = None
         self._started = False
 
     def start(self) -> None:
@@ -179,7 +182,10 @@ class StreamProcessor:
         return self.stream.read(CONSUMER_GROUP, self.consumer, count=self.batch_size, block_ms=self.block_ms)
 
     def _after(self, entries: list[Entry], mark: tuple[int, int] | None) -> list[Entry]:
-        return entries if mark is None else [e for e in entries if entry_order(e[0]) > mark]
+        """The entries after `mark` (entries come in stream order, so usually all of them)."""
+        if mark is None or entry_order(entries[0][0]) > mark:
+            return entries
+        return [e for e in entries if entry_order(e[0]) > mark]
 
     def step(self, stats: StreamStats) -> int:
         """Apply one batch online and buffer it for the offline table; returns the entries read (0: none new)."""
@@ -226,22 +232,43 @@ class StreamProcessor:
             latest = pc.max(parsed.table.column(self.group.event_time)).as_py()
             stats.last_event_time = max(stats.last_event_time or latest, latest)
 
-    def flush_offline(self, stats: StreamStats) -> None:
-        """Append the buffered events to the Delta table in one commit, then acknowledge what was read."""
-        rows = pa.concat_tables(self._buffer) if self._buffer else None
-        if rows is not None and rows.num_rows:
-            if not claim_lease(self.online, self._lease_key, self._token, LEASE_MS):
-                raise FeaturePlatformError(f"stream group '{self.group.name}': another process took over the consumer lease; this one stops")
-            self.offline.append(self.group, rows, commit_metadata={CONSUMER_KEY: self.consumer, WATERMARK_KEY: self._offline_last})
-            stats.offline_rows += rows.num_rows
-        if self._buffer:
-            self._offline_mark = entry_order(self._offline_last)
-        for start in range(0, len(self._unacknowledged), 10_000):
-            self.stream.acknowledge(CONSUMER_GROUP, self._unacknowledged[start : start + 10_000])
+    def flush_offline(self, stats: StreamStats, *, wait: bool = True) -> None:
+        """Append the buffered events to the Delta table in one commit, then acknowledge what was read.
+
+        Without `wait` the commit runs on a background thread while consuming goes on (one at a time).
+        """
+        self._wait_for_flush()
+        buffer, read, last = self._buffer, self._unacknowledged, self._offline_last
         self._buffer, self._unacknowledged = [], []
+        self._flushing = self._flusher.submit(self._flush, buffer, read, last, stats)
+        if wait:
+            self._wait_for_flush()
+
+    def _flush(self, buffer: list[pa.Table], read: list[str], last: str, stats: StreamStats) -> None:
+        rows = pa.concat_tables(buffer) if buffer else None
+        if rows is not None and rows.num_rows:
+            if not self._retrying(lambda: claim_lease(self.online, self._lease_key, self._token, LEASE_MS), reset=False):
+                raise FeaturePlatformError(f"stream group '{self.group.name}': another process took over the consumer lease; this one stops")
+            self.offline.append(self.group, rows, commit_metadata={CONSUMER_KEY: self.consumer, WATERMARK_KEY: last})
+            stats.offline_rows += rows.num_rows
+        if buffer:
+            self._offline_mark = entry_order(last)
+        for start in range(0, len(read), 10_000):
+            chunk = read[start : start + 10_000]
+            self._retrying(lambda: self.stream.acknowledge(CONSUMER_GROUP, chunk), reset=False)
+
+    def _wait_for_flush(self) -> None:
+        """Wait for the commit in flight (raising its error, if any)."""
+        flushing, self._flushing = self._flushing, None
+        if flushing is not None:
+            flushing.result()
 
     def _reset_after_outage(self) -> None:
-        """Forget what was read but not acknowledged: it is read again from the pending entries."""
+        """Forget what was read but not acknowledged: it is read again from the pending entries.
+
+        A commit in flight finishes first, so what it appends is not read and appended again.
+        """
+        self._wait_for_flush()
         self._pending = "0"
         self._buffer, self._unacknowledged = [], []
 
@@ -267,7 +294,7 @@ class StreamProcessor:
                 handled = self._retrying(lambda: self.step(stats))
                 buffered = sum(t.num_rows for t in self._buffer)
                 if buffered >= self.offline_batch or time.monotonic() - last_flush >= self.offline_interval:
-                    self._retrying(lambda: self.flush_offline(stats))
+                    self.flush_offline(stats, wait=False)
                     self._trim()
                     last_flush = time.monotonic()
                 stats.seconds = time.monotonic() - began
@@ -275,7 +302,7 @@ class StreamProcessor:
                     max_seconds is not None and stats.seconds >= max_seconds
                 ) or (until_idle and handled == 0):
                     break
-            self._retrying(lambda: self.flush_offline(stats))
+            self.flush_offline(stats)
         finally:
             stats.seconds = time.monotonic() - began
         stats.lag = self._retrying(lambda: self.stream.lag(CONSUMER_GROUP))
@@ -294,21 +321,22 @@ class StreamProcessor:
 
     def close(self) -> None:
         """Give the lease up, so another process can consume the group at once."""
+        self._flusher.shutdown(wait=True)
         try:
             release_lease(self.online, self._lease_key, self._token)
         except redis.RedisError:
             pass  # the lease expires by itself
 
-    def _retrying(self, call: Callable[[], T]) -> T:
+    def _retrying(self, call: Callable[[], T], *, reset: bool = True) -> T:
         """`call()`, waiting out a Redis restart or outage (connection refused, loading) up to `max_outage`.
 
-        A retried step starts over from the pending entries, so what was read but not acknowledged is not skipped.
+        A retried step starts over from the pending entries (`reset`), so what was read but not acknowledged is not skipped.
         """
         for attempt in Retrying(
             retry=retry_if_exception_type((redis.ConnectionError, redis.TimeoutError)),
             wait=wait_exponential(multiplier=0.05, max=2.0),
             stop=stop_after_delay(self.max_outage),
-            before_sleep=lambda _: self._reset_after_outage(),
+            before_sleep=lambda _: self._reset_after_outage() if reset else None,
             reraise=True,
         ):
             with attempt:

@@ -50,11 +50,6 @@ def _text(value: Any) -> str:
     return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else str(value)
 
 
-def entry_millis(entry_id: str) -> int:
-    """The time (epoch ms) a Redis stream entry id `<ms>-<seq>` was assigned."""
-    return int(entry_id.split("-", 1)[0])
-
-
 def _cast(values: pa.Array, dtype: pa.DataType) -> pa.Array | None:
     try:
         return pc.cast(pc.cast(values, pa.string()), dtype)
@@ -138,7 +133,8 @@ def parse_entries(group: StreamFeatureGroup, entries: Sequence[Entry]) -> Parsed
             for row in np.flatnonzero(long):
                 reasons[row] = reasons[row] or f"field '{name}' is longer than {MAX_KEY_BYTES} bytes"
     if rows:
-        arrival = np.fromiter((entry_millis(i) for i in ids), dtype=np.int64, count=rows) * 1000
+        millis = pc.list_element(pc.split_pattern(pa.array(ids, pa.string()), "-", max_splits=1), 0)
+        arrival = pc.cast(millis, pa.int64()).to_numpy() * 1000
         event = arrays[group.event_time].to_numpy(zero_copy_only=False)
         late = event < arrival - group.largest_window // timedelta(microseconds=1)
         early = event > arrival + group.max_future // timedelta(microseconds=1)
