@@ -178,7 +178,8 @@ def orders_table() -> Iterator[str]:
 def test_adopt_in_a_dagster_project_from_a_clone(venv: dict[str, Path], orders_table: str) -> None:
     python, bin_ = str(venv["python"]), venv["bin"]
     run([python, "-m", "pip", "install", "--quiet", f"dagster=={COMPANY_DAGSTER}", f"dagster-webserver=={COMPANY_DAGSTER}"], cwd=venv["root"])
-    run([python, "-m", "pip", "install", "--quiet", f"{venv['clone']}[dagster,postgres,embedded]"], cwd=venv["root"])
+    # The team keeps its Dagster pinned (as its requirements do); the platform's ranges fit around it.
+    run([python, "-m", "pip", "install", "--quiet", f"{venv['clone']}[dagster,postgres,embedded]", f"dagster=={COMPANY_DAGSTER}"], cwd=venv["root"])
     assert run([python, "-c", "import dagster; print(dagster.__version__)"], cwd=venv["root"]).strip() == COMPANY_DAGSTER
 
     shop = venv["root"] / "shop"
