@@ -47,6 +47,6 @@ def test_the_code_location_loads_with_checks_drift_assets_and_the_alert_sensor()
     keys = {a.key.to_user_string() for a in definitions.defs.assets}
     assert {"drift/user_last_transaction", "drift/merchant_features"} <= keys
     assert "drift/merchant_country_features" not in keys  # drift=None for that group
-    checks = {c.name for a in definitions.defs.assets if a.key.path[0] == "features" for c in a.check_specs}
+    checks = {c.name for a in definitions.defs.assets if isinstance(a, dg.AssetsDefinition) and a.key.path[0] == "features" for c in a.check_specs}
     assert {"contract", "last_amount_in_range", "window_counts_consistent", "country_amount_sum_1d_in_range"} <= checks
     assert definitions.defs.resolve_sensor_def("feature_quality_alerts").default_status == dg.DefaultSensorStatus.RUNNING

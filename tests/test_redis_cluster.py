@@ -5,6 +5,7 @@ consistency property) run against both in test_online_store.py and
 test_online_consistency.py through the `online_url` fixture.
 """
 
+import shutil
 import signal
 import subprocess
 import threading
@@ -21,6 +22,11 @@ from feature_platform.online.local_cluster import start_cluster
 from feature_platform.online.redis_server import free_port
 from feature_platform.online.store import OnlineStore, OnlineStoreError
 from tests.online_fixtures import online_store, pair_group, score_rows, scores_group
+
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("redis-cli") is None, reason="no redis-cli on PATH to join the cluster's nodes (apt-get install redis-tools; .ci/run does)"
+)
 
 
 def online_scores(store, user_ids):

@@ -159,3 +159,33 @@ def test_the_openapi_schema_finds_no_server_error_and_no_loose_json(store, metho
         strict_json(response.text)
 
     check()
+
+
+@pytest.mark.parametrize("path", ["/get-online-features", "/push"])
+def test_a_name_given_twice_in_one_json_object_is_refused_not_half_read(client, path):
+    body = ('{"features": ["scores:score"], "entities": {"user_id": [1], "user_id": [2]}}' if path != "/push"
+            else '{"group": "scores", "rows": {"user_id": [1], "user_id": [2]}}')
+    response = client.post(path, content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    assert "'user_id' appears twice" in response.text
+
+
+def test_an_integer_key_given_as_a_float_past_2_53_is_refused_not_rounded(store, client):
+    with pytest.raises(EntityFrameError, match="past 2\\*\\*53"):
+        store.get_online_features({"user_id": [float(2**53 + 2)]}, ["scores:score"])
+    response = client.post("/get-online-features", content='{"features": ["scores:score"], "entities": {"user_id": [9007199254740993.0]}}',
+                           headers={"content-type": "application/json"})
+    assert response.status_code == 400 and "past 2**53" in response.json()["detail"]
+    assert store.get_online_features({"user_id": [3.0]}, ["scores:score"]).to_dict()["score"] == [103]
+
+
+def test_status_columns_never_replace_a_feature_of_the_same_name(tmp_path, redis_url):
+    tricky = FeatureGroup("tricky", entities=[user], partitions=None,
+                          features=[Feature("score", "int64"), Feature("score__status", "string")])
+    store = online_store(tmp_path, redis_url, tricky)
+    store.push("tricky", pd.DataFrame({"user_id": [1], "event_time": pd.Timestamp("2024-01-01", tz="UTC"),
+                                       "score": [5], "score__status": ["mine"]}))
+    answer = store.get_online_features([{"user_id": 1}], ["tricky:score", "tricky:score__status"])
+    assert answer.to_dict() == {"user_id": [1], "score": [5], "score__status": ["mine"]}
+    with pytest.raises(FeaturePlatformError, match="'score__status' would replace"):
+        answer.to_dict(include_statuses=True)

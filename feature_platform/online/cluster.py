@@ -165,6 +165,8 @@ def send_by_node(client: RedisCluster, commands: Sequence[tuple[int, Sequence[An
             entry[1].append(index)
     except (redis.RedisError, RedisClusterException) as exc:
         raise NotSent() from exc
+    if any(node.redis_connection is None for node, _ in by_node.values()):
+        raise NotSent()  # a node the client has not connected to yet: redis-py's own path connects it
     replies: list[Any] = [None] * len(commands)
     used = []
     try:
@@ -176,10 +178,12 @@ def send_by_node(client: RedisCluster, commands: Sequence[tuple[int, Sequence[An
         for _, connection, indices in used:
             for i in indices:
                 replies[i] = connection.read_response()
-    except (redis.RedisError, OSError) as exc:
+    except BaseException as exc:
         for _, connection, _ in used:
             connection.disconnect()
-        raise NotSent() from exc
+        if isinstance(exc, (redis.RedisError, OSError)):
+            raise NotSent() from exc
+        raise
     finally:
         for pool, connection, _ in used:
             pool.release(connection)

@@ -47,6 +47,11 @@ def _int_key(name: str) -> Callable[[Any], int]:
             number = int(value)
         elif isinstance(value, (float, np.floating)) and float(value).is_integer():
             number = int(value)
+            if abs(number) >= 2**53:  # a float this large may already be another integer, rounded
+                raise EntityFrameError(
+                    f"entity key '{name}' is an integer key; the float {value!r} is past 2**53 and may have lost "
+                    "digits: pass it as an integer"
+                )
         else:
             raise EntityFrameError(f"entity key '{name}' is an integer key; got {type(value).__name__} {value!r}")
         if not INT64_MIN <= number <= INT64_MAX:

@@ -19,7 +19,7 @@ from feature_platform.definitions.on_demand import Column, OnDemandPlan
 from feature_platform.definitions.pandas_types import table_to_pandas
 from feature_platform.definitions.records import layout_ids
 from feature_platform.definitions.references import ResolvedFeatures
-from feature_platform.errors import DefinitionMismatchError, EntityFrameError, FeaturePlatformError, FeatureReferenceError
+from feature_platform.errors import ArgumentError, DefinitionMismatchError, EntityFrameError, FeaturePlatformError, FeatureReferenceError
 from feature_platform.online import codec
 from feature_platform.online.store import OnlineStore, now_micros
 from feature_platform.online.tiles import read_windows
@@ -220,7 +220,11 @@ class OnlineResponse:
         """`{column: [values]}`: join keys, then features; statuses as `<name>__status` if asked."""
         result = {**self._keys, **self._values}
         if include_statuses:
-            result.update({f"{name}__status": list(s) for name, s in self.statuses.items()})
+            statuses = {f"{name}__status": list(s) for name, s in self.statuses.items()}
+            clash = sorted(statuses.keys() & result.keys())
+            if clash:
+                raise ArgumentError(f"status column {clash[0]!r} would replace the column of that name; use .statuses instead")
+            result.update(statuses)
         return result
 
     def to_df(self) -> pd.DataFrame:

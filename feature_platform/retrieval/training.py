@@ -346,7 +346,7 @@ def rebuild_training_dataset(catalog: Catalog, offline: OfflineStore, name: str,
     if view.version != manifest["view"]["version"]:
         raise FeaturePlatformError(
             f"training dataset '{name}' v{version} was built from view '{view.name}' version "
-            f"{manifest['view']['version']}, the catalog now has version {view.version}"
+            f"{manifest['view']['version']}, the repository now defines version {view.version}"
         )
     stored = table.to_pyarrow_table(columns=[*manifest["entity_columns"], ROW_COLUMN]).sort_by(ROW_COLUMN)
     entity_df = table_to_pandas(stored.drop_columns([ROW_COLUMN]))

@@ -24,6 +24,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from feature_platform.errors import FeaturePlatformError
@@ -164,8 +165,14 @@ def create_app(store: FeatureStore, *, token: str | None = None, max_body_bytes:
         result = await redis.read(store.online_read_plan(features, body.full_feature_names), body.entities)
         return Response(dumps({"features": result.to_dict(), "statuses": result.statuses}), media_type="application/json")
 
-    @app.post("/push", dependencies=[Depends(authorised)])
-    def push(body: PushRequest) -> dict[str, Any]:
+    push_body = {"required": True, "content": {"application/json": {"schema": PushRequest.model_json_schema()}}}
+
+    @app.post("/push", dependencies=[Depends(authorised)], openapi_extra={"requestBody": push_body})
+    async def push(request: Request) -> dict[str, Any]:
+        body = _parse(PushRequest, await request.body())
+        return await run_in_threadpool(push_rows, body)
+
+    def push_rows(body: PushRequest) -> dict[str, Any]:
         table = table_from_json(store.group(body.group), body.rows)
         return {"group": body.group, "rows": store.push(body.group, table, to=body.to), "to": body.to}
 
@@ -203,7 +210,7 @@ def create_app(store: FeatureStore, *, token: str | None = None, max_body_bytes:
 def _parse(model: type[BaseModel], body: bytes) -> Any:
     """`body` as `model`, or the 422 FastAPI would give for it."""
     try:
-        content = json.loads(body)
+        content = json.loads(body, object_pairs_hook=_unique_keys)
     except ValueError as exc:
         position = exc.pos if isinstance(exc, json.JSONDecodeError) else 0
         raise RequestValidationError([{"type": "json_invalid", "loc": ("body", position), "msg": "JSON decode error",
@@ -212,6 +219,15 @@ def _parse(model: type[BaseModel], body: bytes) -> Any:
         return model.model_validate(content)
     except ValidationError as exc:
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]) from None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object as a dict, refusing a repeated name (JSON parsers would keep one of the two silently)."""
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        repeated = sorted({name for name, _ in pairs if sum(1 for other, _ in pairs if other == name) > 1})
+        raise ValueError(f"the name {repeated[0]!r} appears twice in one JSON object")
+    return result
 
 
 def warm(store: FeatureStore) -> None:
