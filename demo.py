@@ -14,6 +14,7 @@ days only (`DEMO_DRIFT_FIRST_DAY`), and the alert sensor is evaluated once.
 import argparse
 import json
 import os
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -88,6 +89,9 @@ def run_demo(repo: Path, first_day: str, last_day: str, drift_first_day: str | N
     drift = [a for a in partitioned if a.key.path[0] == "drift"]
     partitioned = [a for a in partitioned if a not in drift]
     cursor = AlertCursor.starting_now(instance)
+    # The workflow: plan, apply, then materialize (runs refuse definitions that were not applied).
+    applied = FeatureStore.from_repo(repo).apply()
+    print(applied.render(), file=sys.stderr)
 
     started = time.monotonic()
     runs = []
@@ -113,6 +117,7 @@ def run_demo(repo: Path, first_day: str, last_day: str, drift_first_day: str | N
             raise SystemExit(f"demo run {result.run_id} failed: {message.strip()}")
 
     store = FeatureStore.from_repo(repo)
+    stream = stream_demo(defs, instance, store)
     groups = []
     for name in store.list_groups():
         group = store.group(name)
@@ -131,7 +136,7 @@ def run_demo(repo: Path, first_day: str, last_day: str, drift_first_day: str | N
     return {
         "quality": quality,
         "online": online_lookups(store, last_day),
-        "stream": stream_demo(defs, instance, store),
+        "stream": stream,
         "window": [first_day, last_day],
         "seconds": round(time.monotonic() - started, 1),
         "dagster_home": os.environ.get("DAGSTER_HOME", "(ephemeral instance)"),

@@ -4,6 +4,7 @@ Two groups (10 + 5 features) over `--entities` users, `--source-rows` offline
 rows split over daily partitions of both groups. Measures, against a throwaway
 redis-server: sync throughput and peak RSS (in a fresh process), lookup
 latency through the Python API next to a raw redis-py MGET of the same keys,
+the cost of the definition check against the registry,
 packed values next to Redis hashes, and the HTTP server's latency and start time.
 """
 
@@ -160,6 +161,41 @@ def lookups(store, entities: int, n: int) -> dict:
     }
 
 
+def definition_check(store, raw_mget_p50_ms: float, n: int) -> dict:
+    """What checking definitions against the registry costs online.
+
+    A lookup checks its groups when its read plan is built (once per request
+    shape, cached with the plan); after that a call pays only the 4-byte layout
+    id compare per value, which the API-to-MGET ratio above includes. Measured
+    here: a full check of an already checked request (`require_applied`, what
+    a new request shape pays), the registry read a process pays once per group
+    version, and both next to the raw MGET.
+    """
+    check = percentiles(timed(lambda _: store.require_applied(FEATURES), list(range(n))))
+    # The per-call part: each fetched value's layout id compared with the plan's before it is decoded.
+    prefixes = [codec.key_prefix(store.project, store.group(g)) for g in ("activity", "profile")]
+    values = store.online.mget([p + codec.encode_keys(b"", [[0]])[0] for p in prefixes])
+    layout, start, end = values[0][codec.HEADER.size : codec.LAYOUT_END], codec.HEADER.size, codec.LAYOUT_END
+    value, repeat = values[0], 1_000_000
+    began = time.perf_counter()
+    for _ in range(repeat):
+        value[start:end] == layout  # noqa: B015 (the compare is what is timed)
+    per_value = (time.perf_counter() - began) / repeat  # an upper bound: the loop itself is included
+    per_call_ms = per_value * len(values) * 1000
+    reads = []
+    for _ in range(20):
+        started = time.perf_counter()
+        store.registry.store.load()
+        reads.append(time.perf_counter() - started)
+    return {
+        "layout_check_per_call_ms": round(per_call_ms, 5),
+        "layout_check_to_raw_mget_p50_ratio": round(per_call_ms / raw_mget_p50_ms, 3),
+        "require_applied_checked": check,
+        "require_applied_to_raw_mget_p50_ratio": round(check["p50_ms"] / raw_mget_p50_ms, 2),
+        "registry_read_once_per_process": percentiles(reads),
+    }
+
+
 def packed_vs_hash(store, entities: int, n: int) -> dict:
     """Reading one entity's 15 features: two packed values by MGET against two hashes by pipelined HGETALL."""
     client = store.online.client
@@ -247,6 +283,7 @@ def main() -> None:
         redis = start_server(Path(folder) / "redis", persistent=False)
         try:
             store = open_store(repo, redis.url)
+            store.apply()
             offline = write_offline(store, args.entities, args.source_rows)
             queue: multiprocessing.Queue = multiprocessing.get_context("spawn").Queue()
             child = multiprocessing.get_context("spawn").Process(target=sync_child, args=(str(repo), redis.url, queue))
@@ -257,7 +294,8 @@ def main() -> None:
                 "entities": args.entities,
                 "offline": offline,
                 "sync": sync,
-                "lookup": lookups(store, args.entities, args.lookups),
+                "lookup": (lookup := lookups(store, args.entities, args.lookups)),
+                "definition_check": definition_check(store, lookup["one_entity_raw_redis_py_mget"]["p50_ms"], args.lookups),
                 "packed_vs_hash": packed_vs_hash(store, args.entities, args.lookups),
                 "http": http_server(repo, redis.url, args.entities, args.lookups),
                 "cpus": os.cpu_count(),

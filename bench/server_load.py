@@ -198,6 +198,7 @@ def ours(args: argparse.Namespace, data: Path, users: int, folder: Path) -> dict
            "PYTHONPATH": str(ROOT)}
     os.environ.update({k: env[k] for k in ("FEATURE_PLATFORM_REDIS_URL", "FEATURE_PLATFORM_HOME")})
     store = FeatureStore.from_repo(repo)
+    store.apply()
     for name in ("user_stats", "user_activity"):
         store.push(name, latest_rows(data / f"{name}.parquet"), to="online")
     port = free_port()

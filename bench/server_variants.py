@@ -102,6 +102,7 @@ def main() -> None:
             (repo / "assets" / "__init__.py").write_text(server_load.ASSETS)
             os.environ["FEATURE_PLATFORM_REDIS_URL"] = redis.url
             store = FeatureStore.from_repo(repo)
+            store.apply()
             store.push("user_stats", server_load.synthetic_rows(server_load.STATS, 1000), to="online")
             store.push("user_activity", server_load.synthetic_rows(server_load.ACTIVITY, 1000), to="online")
             server.warm(store)

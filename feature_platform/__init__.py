@@ -20,6 +20,7 @@ from feature_platform.errors import (
     EntityFrameError,
     FeaturePlatformError,
     FeatureReferenceError,
+    QualityGateError,
     SourceError,
     StorageError,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "FeatureStore",
     "FeatureView",
     "OnDemandTransformation",
+    "QualityGateError",
     "RandomSplit",
     "RawSource",
     "SourceError",

@@ -1,6 +1,7 @@
 """`feature-platform`: find, understand and run the feature repository from a terminal.
 
     feature-platform list | describe NAME | search TEXT | lineage NAME | history GROUP
+    feature-platform plan | apply | retire GROUP --version N | registry-history
     feature-platform materialize GROUP [--partition DAY] | backfill GROUP... --start DAY --end DAY
     feature-platform serve [--host H] [--port P] | redis start|stop|status
     feature-platform init DIR --package NAME
@@ -141,6 +142,52 @@ register(Command("history", "Delta versions of a group's table with time and ope
                  lambda p: p.add_argument("group", help="a feature group"),
                  lambda a: discovery.history(store_of(a), a.group),
                  lambda rows: table(rows, ["version", "timestamp", "operation", "partition_key", "dagster_run_id"])))
+
+
+# Definitions: plan, apply, retire
+
+
+def run_plan(args: argparse.Namespace) -> dict[str, Any]:
+    plan = store_of(args).plan()
+    return {"success": not plan.refused, "items": [i.as_dict() for i in plan.items], "text": plan.render()}
+
+
+def run_apply(args: argparse.Namespace) -> dict[str, Any]:
+    plan = store_of(args).apply()
+    return {"success": True, "items": [i.as_dict() for i in plan.items], "text": plan.render().replace("apply would change", "applied")}
+
+
+def retire_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("group", help="a feature group")
+    parser.add_argument("--version", type=int, required=True, help="the group version to retire")
+    parser.add_argument("--delete-offline", action="store_true", help="also delete its offline table")
+    parser.add_argument("--force", action="store_true", help="delete the table even though training datasets read it")
+    parser.add_argument("--dry-run", action="store_true", help="say what would happen, change nothing")
+
+
+def run_retire(args: argparse.Namespace) -> dict[str, Any]:
+    result = store_of(args).retire(args.group, args.version, delete_offline=args.delete_offline, force=args.force, dry_run=args.dry_run)
+    return result.as_dict()
+
+
+def render_retire(result: dict[str, Any]) -> str:
+    verb = "would retire" if result["dry_run"] else "retired"
+    lines = [f"{verb} feature group {result['group']} v{result['version']}: {result['online_keys_deleted']} online key(s) deleted, "
+             f"offline table {result['offline_table']}"]
+    if result["training_datasets"]:
+        lines.append(f"training datasets reading it: {', '.join(result['training_datasets'])}")
+        if result["offline_table"] == "deleted":
+            lines.append("WARNING: the offline table was deleted although training datasets read it: they can no longer be rebuilt")
+    return "\n".join(lines)
+
+
+register(Command("plan", "what apply would do to the registry (exit 1 when apply would refuse)", lambda p: None, run_plan, lambda r: r["text"]))
+register(Command("apply", "record the definitions in the registry and evolve tables in place", lambda p: None, run_apply, lambda r: r["text"]))
+register(Command("retire", "remove a group version's online keys and mark it retired", retire_arguments, run_retire, render_retire))
+register(Command("registry-history", "every apply and retire: when, who, what changed", lambda p: None,
+                 lambda a: store_of(a).registry_history(),
+                 lambda rows: table([{**r, "changes": [f"{c['kind']} {c['name']} v{c['version']} {c['action']}" for c in r["changes"]]} for r in rows],
+                                    ["sequence", "applied_at", "applied_by", "action", "changes"])))
 
 
 # Operations (through Dagster, on the instance under DAGSTER_HOME)
@@ -310,6 +357,7 @@ def run_stream(args: argparse.Namespace) -> dict[str, Any]:
     processor = store.stream_processor(args.group, consumer=args.consumer, batch_size=args.batch_size)
     began = time.monotonic()
     totals = {"events": 0, "dead_letters": 0, "offline_rows": 0, "redelivered": 0}
+    report: dict[str, Any] = {"group": args.group}
     try:
         while not stopping:
             left = None if args.max_seconds is None else args.max_seconds - (time.monotonic() - began)

@@ -14,13 +14,18 @@ from typing import Any, Literal
 import pandas as pd
 import pyarrow as pa
 
+from feature_platform import applying
+from feature_platform.applying import AppliedDefinitions, Retirement
 from feature_platform.definitions.aggregations import StreamFeatureGroup, is_stream_group
+from feature_platform.definitions.changes import Plan
 from feature_platform.definitions.concepts import FeatureGroup, FeatureView, check_name
 from feature_platform.definitions.contract import conform
 from feature_platform.definitions.pandas_types import table_to_pandas
+from feature_platform.definitions.records import group_from_record
 from feature_platform.definitions.references import Catalog
 from feature_platform.definitions.repository import load_repository
 from feature_platform.errors import ArgumentError, FeatureReferenceError
+from feature_platform.offline.registry import RegistryStore
 from feature_platform.offline.store import OfflineStore, WriteResult
 from feature_platform.online import endpoint
 from feature_platform.online.reads import OnlineResponse, ReadPlan, build_plan, read_online
@@ -65,9 +70,10 @@ class FeatureStore:
     ) -> None:
         self.project = check_name("project", project)
         self.environment = endpoint.environment(environment)
-        self.catalog = Catalog(groups, views)
         self.sources = {s.name: s for s in sources}
         self.offline = OfflineStore(str(offline_root), project=project, storage_options=storage_options)
+        self.registry = AppliedDefinitions(RegistryStore(self.offline))
+        self.catalog = Catalog(groups, views, applied_view_versions=self.registry.view_versions)
         self.online_url = online_url
         self.home = Path(home)
         self._online: OnlineStore | None = None
@@ -103,12 +109,55 @@ class FeatureStore:
     def list_views(self) -> list[str]:
         return sorted(self.catalog.views)
 
-    def group(self, name: str) -> FeatureGroup:
-        return self.catalog.group(name)
+    def group(self, name: str, version: int | None = None) -> FeatureGroup:
+        """A group's definition: the latest defined version, or `version`."""
+        return self.catalog.group(name, version)
 
-    def _batch_group(self, name: str, action: str) -> FeatureGroup:
-        """The group `name`, refusing a stream group: its tables are written only by its stream consumer."""
-        group = self.group(name)
+    def applied_group(self, name: str, version: int | None = None) -> FeatureGroup:
+        """The group, after checking that exactly this definition is applied (DefinitionMismatchError names the difference)."""
+        group = self.catalog.group(name, version)
+        self.registry.require_group(group)
+        return group
+
+    def require_applied(self, features: "Sequence[str] | FeatureView | str", full_feature_names: bool = False) -> None:
+        """Raise DefinitionMismatchError unless the groups (and view) these features read are applied as defined."""
+        resolved = self.catalog.resolve(features, full_feature_names)
+        for selection in resolved.selections:
+            self.registry.require_group(selection.group)
+        name = features.name if isinstance(features, FeatureView) else features if isinstance(features, str) else None
+        view = self.catalog.views.get(name) if name else None
+        if view is not None:
+            self.registry.require_view(view, {s.group.name: s.group.version for s in resolved.selections})
+
+    # Plan, apply, retire
+
+    def plan(self) -> Plan:
+        """What `apply` would do, per group version and view (`plan.refused` lists what it would refuse)."""
+        return applying.make_plan(self.catalog, self.offline, self.registry.snapshot(refresh=True).state)
+
+    def apply(self) -> Plan:
+        """Record the definitions in the registry and evolve tables in place; raises ApplyRefused with the plan otherwise."""
+        plan = applying.apply(self.catalog, self.offline, self.registry)
+        self.catalog.forget_applied()
+        return plan
+
+    def retire(
+        self, group_name: str, version: int, *, delete_offline: bool = False, force: bool = False, dry_run: bool = False
+    ) -> Retirement:
+        """Remove a group version's online keys and mark it retired (its table too with `delete_offline`)."""
+        online = None if dry_run else self.online
+        return applying.retire(
+            self.catalog, self.offline, online, self.registry, group_name, version,
+            delete_offline=delete_offline, force=force, dry_run=dry_run,
+        )
+
+    def registry_history(self) -> list[dict[str, Any]]:
+        """Every apply and retire of this project, newest first: when, who, what changed."""
+        return self.registry.store.history()
+
+    def _batch_group(self, name: str, action: str, version: int | None = None) -> FeatureGroup:
+        """The applied group `name`, refusing a stream group: its tables are written only by its stream consumer."""
+        group = self.applied_group(name, version)
         if is_stream_group(group):
             raise ArgumentError(
                 f"feature group '{name}' is a stream group: {action} would bypass its windows; "
@@ -153,23 +202,31 @@ class FeatureStore:
         *,
         commit_metadata: dict[str, str] | None = None,
         validate: bool = True,
+        version: int | None = None,
     ) -> WriteResult:
         """Replace one daily partition (or, for an unpartitioned group with `None`, the whole table).
 
         The group's ERROR rules gate the write (`QualityGateError`, nothing written); `validate=False` bypasses them.
+        `version` picks a group version defined beside newer ones (default: the latest).
         """
-        group = self._batch_group(group_name, "write_partition")
+        group = self._batch_group(group_name, "write_partition", version)
         return self.offline.write_partition(group, partition_key, df, commit_metadata=commit_metadata, before_commit=_gate(group, validate))
 
     def ingest(
-        self, group_name: str, df: pd.DataFrame, *, commit_metadata: dict[str, str] | None = None, validate: bool = True
+        self,
+        group_name: str,
+        df: pd.DataFrame,
+        *,
+        commit_metadata: dict[str, str] | None = None,
+        validate: bool = True,
+        version: int | None = None,
     ) -> WriteResult:
         """Append rows that may span partitions, checked against the group's contract and ERROR rules first.
 
         Each partition's rows are validated; one blocked partition refuses the whole ingest
         (`QualityGateError`, nothing written). `validate=False` bypasses the rules, never the contract.
         """
-        group = self._batch_group(group_name, "ingest")
+        group = self._batch_group(group_name, "ingest", version)
         return self.offline.append(group, df, commit_metadata=commit_metadata, before_commit=_gate(group, validate))
 
     def read_group(
@@ -178,17 +235,19 @@ class FeatureStore:
         start: datetime | str | None = None,
         end: datetime | str | None = None,
         as_of: int | datetime | str | None = None,
+        *,
+        version: int | None = None,
     ) -> pd.DataFrame:
         """Rows with `start <= event_time < end` as stored, optionally as of a Delta version or a time.
 
         A time before the table's first commit reads an empty frame, as a read then did.
         """
-        group = self.group(group_name)
+        group = self.applied_group(group_name, version)
         return table_to_pandas(self.offline.read(group, start=start, end=end, as_of=as_of, columns=group.input_columns))
 
-    def history(self, group_name: str) -> list[dict[str, Any]]:
+    def history(self, group_name: str, *, version: int | None = None) -> list[dict[str, Any]]:
         """Delta versions of a group's table, newest first."""
-        return self.offline.history(self.group(group_name))
+        return self.offline.history(self.group(group_name, version))
 
     # Online store
 
@@ -212,12 +271,14 @@ class FeatureStore:
         partition_key: str | None = None,
         start: datetime | str | None = None,
         end: datetime | str | None = None,
+        *,
+        version: int | None = None,
     ) -> SyncReport:
         """Copy the latest offline row per entity (one partition, `[start, end)`, or all) into Redis.
 
         >>> store.sync_to_online("user_stats", "2024-05-01").rows_written
         """
-        group = self._batch_group(group_name, "sync_to_online")
+        group = self._batch_group(group_name, "sync_to_online", version)
         return sync_group(self.offline, self.online, group, partition_key=partition_key, start=start, end=end)
 
     def get_online_features(
@@ -238,6 +299,7 @@ class FeatureStore:
         resolved = self.catalog.resolve(features, full_feature_names)
         cached = self._read_plans.get(id(resolved))
         if cached is None or cached[0] is not resolved:
+            self.require_applied(features, full_feature_names)  # once per request shape: the per-call cost is nil
             cached = self._read_plans[id(resolved)] = (resolved, build_plan(resolved, self.project, hash_tag=self.online.hash_tag))
         return cached[1]
 
@@ -296,6 +358,7 @@ class FeatureStore:
         >>> store.stream_processor("card_windows", consumer="worker-1").run(until_idle=True).as_dict()
         """
         group = self._stream_group(group_name)
+        self.registry.require_group(group)
         return StreamProcessor(self.online, self.offline, group, stream_for(self.online, group), **options)
 
     # Point-in-time retrieval and training datasets
@@ -319,6 +382,7 @@ class FeatureStore:
 
         >>> store.get_historical_features(entities, ["user_stats:txn_count"])
         """
+        self.require_applied(features, full_feature_names)
         if engine == "spark":
             from feature_platform.retrieval.spark import get_historical_features_spark
 
@@ -354,6 +418,7 @@ class FeatureStore:
 
         >>> store.create_training_dataset("fraud_detection", labels, label="is_fraud", split=RandomSplit({"train": .8, "test": .2}))
         """
+        self.require_applied(view, full_feature_names)
         return create_training_dataset(
             self.catalog, self.offline, view, entity_df, name=name, split=split, description=description, label=label,
             timestamp_column=timestamp_column, full_feature_names=full_feature_names, as_of=as_of, engine=engine, spark=spark,
@@ -374,7 +439,21 @@ class FeatureStore:
 
     def rebuild_training_dataset(self, name: str, version: int) -> pd.DataFrame:
         """Recompute a stored training dataset from the Delta versions its manifest recorded."""
-        return rebuild_training_dataset(self.catalog, self.offline, name, version)
+        return rebuild_training_dataset(self._catalog_with_applied(), self.offline, name, version)
+
+    def _catalog_with_applied(self) -> Catalog:
+        """The catalog plus every applied group version the repository no longer defines (to read old tables)."""
+        state = self.registry.snapshot(refresh=True).state
+        extra = [
+            group_from_record(entry["record"])
+            for name, versions in state.groups.items()
+            for version, entry in versions.items()
+            if version not in self.catalog.versions.get(name, {})
+        ]
+        if not extra:
+            return self.catalog
+        groups = [g for versions in self.catalog.versions.values() for g in versions.values()]
+        return Catalog([*groups, *extra], list(self.catalog.views.values()), applied_view_versions=self.registry.view_versions)
 
     def list_training_datasets(self) -> list[dict[str, Any]]:
         """Manifests of every stored training dataset version, by name then version."""

@@ -27,8 +27,10 @@ def user_stats() -> FeatureGroup:
 
 @pytest.fixture
 def store(tmp_path: Path, user_stats: FeatureGroup) -> FeatureStore:
-    """A feature store with `user_stats` on a Delta root in a temporary folder."""
-    return FeatureStore(groups=[user_stats], offline_root=tmp_path / "offline", project="test")
+    """A feature store with `user_stats` applied on a Delta root in a temporary folder."""
+    store = FeatureStore(groups=[user_stats], offline_root=tmp_path / "offline", project="test")
+    store.apply()
+    return store
 
 
 def user_rows(day: str, user_ids: list[int], *, txn_count: int = 1) -> pd.DataFrame:

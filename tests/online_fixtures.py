@@ -30,8 +30,10 @@ def pair_group() -> FeatureGroup:
 
 
 def online_store(tmp_path: Path, redis_url: str, *groups: FeatureGroup, views: tuple[FeatureView, ...] = (), project: str = "test") -> FeatureStore:
-    """A store with these groups on a temporary Delta root and the test Redis server."""
-    return FeatureStore(groups=list(groups), views=list(views), offline_root=tmp_path / "offline", online_url=redis_url, project=project)
+    """A store with these groups applied on a temporary Delta root and the test Redis server."""
+    store = FeatureStore(groups=list(groups), views=list(views), offline_root=tmp_path / "offline", online_url=redis_url, project=project)
+    store.apply()
+    return store
 
 
 def score_rows(day: str, user_ids: list[int], score: int, *, hour: int = 12) -> pd.DataFrame:

@@ -84,6 +84,7 @@ def land(raw_root: Path, day: str, user_ids: list[int]) -> Path:
 def landing_defs(home: Path, raw_root: str | None = None) -> tuple[dg.Definitions, FeatureStoreResource]:
     """The repository's definitions and a resource on `home` (raw files under `home/raw` unless given)."""
     resource = FeatureStoreResource(project="ops", home=str(home), raw_root=raw_root)
+    resource.build_store(GROUPS, sources=[clicks]).apply()
     defs = dg.Definitions.merge(
         build_definitions(GROUPS, sources=[clicks]), dg.Definitions(resources={"feature_platform_store": resource})
     )
@@ -106,5 +107,6 @@ def write_days(offline_root: str, days: list[str]) -> list[int]:
     from feature_platform import FeatureStore
 
     store = FeatureStore([daily_clicks], offline_root=offline_root, project="ops")
+    store.apply()
     frames = {day: count_clicks({"clicks": click_frame(day, [1, 2, 2])}, *DailyPartitions.window(day)) for day in days}
     return [store.write_partition("daily_clicks", day, frame).version for day, frame in frames.items()]

@@ -74,7 +74,13 @@ def repository(group: FeatureGroup, produce: Callable[[datetime, datetime], pd.D
 
     # The recorder stands in for the real `["online", group]` sync asset, which would need Redis.
     built = [a for a in defs.assets if a.key != dg.AssetKey(["online", group.name])]
-    return dg.Definitions(assets=[*built, online_sync])
+    repository_defs = dg.Definitions(assets=[*built, online_sync])
+    GROUPS_OF[id(repository_defs)] = [group]
+    return repository_defs
+
+
+# The groups of each `repository(...)`, applied to the run's home before `materialize` runs them.
+GROUPS_OF: dict[int, list[FeatureGroup]] = {}
 
 
 def resources(home: Path, webhook_url: str | None = None) -> dict[str, object]:
@@ -91,6 +97,7 @@ def assets_of(defs: dg.Definitions, *namespaces: str) -> list[dg.AssetsDefinitio
 def materialize(defs: dg.Definitions, home: Path, namespaces: tuple[str, ...], first: str, last: str | None = None, instance: dg.DagsterInstance | None = None) -> dg.ExecuteInProcessResult:
     """One run of the assets in `namespaces` over the partitions `first..last` (one partition when `last` is None)."""
     selection = assets_of(defs, *namespaces)
+    FeatureStoreResource(home=str(home), project="test").build_store(GROUPS_OF[id(defs)]).apply()
     if last is None:
         return dg.materialize(selection, partition_key=first, resources=resources(home), instance=instance, raise_on_error=False)
     tags = {RANGE_START: first, RANGE_END: last}

@@ -79,7 +79,9 @@ def merchant_frame(codes: list[str]) -> pd.DataFrame:
 
 
 def make_store(root: Path, project: str = "reliability", online_url: str | None = None) -> FeatureStore:
-    return FeatureStore(groups=[events, merchant_scores], offline_root=root, project=project, online_url=online_url)
+    store = FeatureStore(groups=[events, merchant_scores], offline_root=root, project=project, online_url=online_url)
+    store.apply()
+    return store
 
 
 def table_state(store: FeatureStore, group: FeatureGroup = events) -> tuple[int | None, list[tuple]]:

@@ -44,8 +44,10 @@ numeric_view = FeatureView("numeric", features=["user_stats:txn_count", "user_st
 
 
 def make_store(root: Path, views: tuple[FeatureView, ...] = (risk_view, numeric_view)) -> FeatureStore:
-    """A store over `user_stats`, `merchant_stats` and the `risk` and `numeric` views on a Delta root under `root`."""
-    return FeatureStore(groups=[user_stats, merchant_stats], views=list(views), offline_root=root / "offline", project="test")
+    """A store over `user_stats`, `merchant_stats` and the `risk` and `numeric` views, applied on a Delta root under `root`."""
+    store = FeatureStore(groups=[user_stats, merchant_stats], views=list(views), offline_root=root / "offline", project="test")
+    store.apply()
+    return store
 
 
 def user_rows(day: str, values: dict[int, tuple[int, float, str]], hour: int = 12) -> pd.DataFrame:

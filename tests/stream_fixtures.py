@@ -34,7 +34,9 @@ def card_windows(*, ttl: timedelta | None = None, tile: timedelta = timedelta(mi
 
 
 def stream_store(tmp_path: Path, redis_url: str, group: StreamFeatureGroup | None = None) -> FeatureStore:
-    return FeatureStore(groups=[group or card_windows()], offline_root=tmp_path / "offline", online_url=redis_url, project="streams")
+    store = FeatureStore(groups=[group or card_windows()], offline_root=tmp_path / "offline", online_url=redis_url, project="streams")
+    store.apply()
+    return store
 
 
 def transaction(card_id: int, minutes_ago: float, amount: float, merchant_id: int = 1, *, now: datetime | None = None) -> dict:

@@ -143,6 +143,7 @@ def test_a_drift_alarm_is_one_alert_with_the_report(tmp_path: Path, receiver: Re
 def test_a_stale_group_is_alerted_once_per_missing_partition(tmp_path: Path) -> None:
     group = payment_group()
     store = FeatureStore([group], offline_root=tmp_path / "offline", project="test")
+    store.apply()
     store.write_partition("payment_features", "2024-05-01", payments()(datetime(2024, 5, 1, tzinfo=timezone.utc), datetime(2024, 5, 2, tzinfo=timezone.utc)).rename(columns={"amount": "last_amount"}))
     sinks = {"file": FileSink(str(tmp_path / "alerts.jsonl"))}
     instance = dg.DagsterInstance.ephemeral()

@@ -71,6 +71,11 @@ def wait_for_followers(server: Server, count: int) -> tuple[list[tuple[str, str]
 def test_ui_and_cli_backfills_are_followed_by_online_sync_and_drift_for_exactly_their_partitions(tmp_path, redis_url):
     land_transactions(tmp_path / "feature_platform" / "raw", "2024-04-07", DAYS[-1])
     env = {"FEATURE_PLATFORM_REDIS_URL": redis_url}
+    applied = subprocess.run(  # plan -> apply -> materialize: runs refuse definitions that were not applied
+        [sys.executable, "-m", "feature_platform.cli", "apply"], cwd=REPO, capture_output=True, text=True, timeout=300,
+        env={**os.environ, **env, "PYTHONPATH": str(REPO), "FEATURE_PLATFORM_HOME": str(tmp_path / "feature_platform")},
+    )
+    assert applied.returncode == 0, applied.stderr[-2000:]
     with dagster_dev(tmp_path, env=env) as server:
         launched = graphql(server, LAUNCH % (str(DAYS).replace("'", '"'), GROUP))["launchPartitionBackfill"]
         assert launched["__typename"] == "LaunchBackfillSuccess", launched

@@ -204,6 +204,10 @@ CATALOGUE = [
     BadInput("historical ambiguous bare name", lambda s: FeatureStore(groups=[events, other_stats], offline_root=ROOT).get_historical_features(entity_frame(), ["txn_count"]), FeatureReferenceError, ("ambiguous", "events:txn_count")),
     BadInput("historical as_of one version number", historical(entity_frame(), as_of=1), ArgumentError, ("ambiguous across groups",)),
     BadInput("historical as_of that is not a time", historical(entity_frame(), as_of="yesterday"), ArgumentError, ("not a point in time",)),
+    BadInput("entity frame with integer times", historical(entity_frame(event_time=[1714564800, 1714568400])), EntityFrameError, ("'event_time'", "numbers have no unit")),
+    BadInput("ingest before the group's partitions", ingest_events(events_with(event_time=pd.Timestamp("2019-06-01", tz="UTC"))), ContractError, ("'event_time'", "event outside partitions", "declared partitions")),
+    BadInput("push to offline before the group's partitions", lambda s: s.push("events", events_with(event_time=pd.Timestamp("2019-06-01", tz="UTC")), to="offline"), ContractError, ("'event_time'", "event outside partitions")),
+    BadInput("read bound that is a number", lambda s: s.read_group("events", start=1714564800), ArgumentError, ("is a number, not a point in time",)),
     # Reads and feature references
     BadInput("unknown group (read)", lambda s: s.read_group("nope"), FeatureReferenceError, ("unknown feature group 'nope'",)),
     BadInput("unknown feature", lambda s: s.catalog.resolve(["events:nope"]), FeatureReferenceError, ("has no feature 'nope'",)),
@@ -221,7 +225,7 @@ CATALOGUE = [
     BadInput("entity without join keys", lambda s: Entity("user", join_keys={}), DefinitionError, ("join_keys must be a non-empty mapping",)),
     BadInput("column declared twice", define_group(features=[Feature("event_time", "int64")]), DefinitionError, ("'event_time' is used twice",)),
     BadInput("partitions ending before they start", lambda s: DailyPartitions(start="2024-05-02", end="2024-05-01"), DefinitionError, ("must be after start",)),
-    BadInput("group defined twice", store_with(ROOT, [events, events], []), DefinitionError, ("'events' is defined twice",)),
+    BadInput("group defined twice", store_with(ROOT, [events, events], []), DefinitionError, ("'events' version 1 is defined twice",)),
     BadInput("view with an unknown feature", store_with(ROOT, [events], [FeatureView("v", features=["events:nope"])]), FeatureReferenceError, ("feature view 'v'", "no feature 'nope'")),
     BadInput("view with an ambiguous bare name", store_with(ROOT, [events, other_stats], [FeatureView("v", features=["txn_count"])]), FeatureReferenceError, ("ambiguous",)),
 ]
@@ -241,7 +245,7 @@ def seeded(tmp_path: Path, redis_url: str) -> FeatureStore:
 def stored_state(store: FeatureStore) -> dict:
     """Version and rows of every table, and every Redis key with its value."""
     client = redis.Redis.from_url(store.online_url)
-    online = sorted((key, client.get(key)) for key in client.scan_iter())
+    online = sorted((key, client.dump(key)) for key in client.scan_iter())  # any type of value
     return {"online": online, **{g.name: table_state(store, g) for g in (events, merchant_scores)}}
 
 
@@ -303,6 +307,7 @@ def test_inf_where_a_rule_forbids_it_blocks_the_partition_and_changes_nothing(tm
     gate (what feature assets commit through) blocks the partition, names the rule and the rows, and the
     table keeps its version and rows; the other partitions of the same write are committed."""
     store = FeatureStore(groups=[guarded], offline_root=tmp_path, project="reliability")
+    store.apply()
     store.write_partition("events", day(1), frame(day(1), 5, writer="seed"))
     before = table_state(store, guarded)
     bad = frame(day(1), 3)

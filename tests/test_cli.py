@@ -22,6 +22,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     env = {"FEATURE_PLATFORM_HOME": str(work / "fp"), "DAGSTER_HOME": str(work / "dagster")}
     (work / "dagster").mkdir()
     (work / "dagster" / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+    applied = subprocess.run([sys.executable, "-m", "feature_platform.cli", "apply"], cwd=REPO,
+                             env={**os.environ, **env, "PYTHONPATH": str(REPO)}, capture_output=True, text=True)
+    assert applied.returncode == 0, applied.stderr[-2000:]
     command = [sys.executable, "-m", "feature_platform.cli", "backfill", "users", "user_profile", "transactions",
                "user_last_transaction", "--start", "2024-04-01", "--end", "2024-04-03", "--workers", "0", "--json"]
     done = subprocess.run(command, cwd=REPO, env={**os.environ, **env, "PYTHONPATH": str(REPO)}, capture_output=True, text=True)

@@ -48,6 +48,7 @@ def targets(defs: dg.Definitions, sensor: str) -> set[str]:
 
 def platform(tmp_path: Path, **options) -> dg.Definitions:
     store = FeatureStoreResource(home=str(tmp_path / "home"), project="test")
+    store.build_store([click_counts]).apply()
     return dg.Definitions.merge(
         build_definitions([click_counts], sources=[clicks], **options), dg.Definitions(resources={"feature_platform_store": store})
     )

@@ -86,3 +86,49 @@ def test_safe_casts_are_accepted(store: FeatureStore) -> None:
     rows = store.read_group("user_stats").sort_values("user_id")
     assert rows["txn_count"].tolist() == [1, 2]
     assert rows["amount_mean"].tolist() == [1.0, 2.0]
+
+
+def _created_group():
+    from feature_platform import Entity, Feature, FeatureGroup
+
+    user = Entity("user", join_keys={"user_id": "int64"})
+    return FeatureGroup("events", entities=[user], features=[Feature("v", "float64")], created_time="created", partitions=None)
+
+
+def _conform(frame: pd.DataFrame):
+    from datetime import datetime, timezone
+
+    from feature_platform.definitions.contract import conform
+
+    return conform(_created_group(), frame, written_at=datetime(2024, 1, 1, tzinfo=timezone.utc))
+
+
+def test_rows_repeating_key_event_and_created_are_counted_exactly() -> None:
+    times = pd.to_datetime(["2024-01-01 10:00"] * 4, utc=True)
+    frame = pd.DataFrame({"user_id": [1, 1, 1, 2], "event_time": times, "created": times, "v": [1.0, 2.0, 3.0, 4.0]})
+    with pytest.raises(ContractError, match=r"2 row\(s\) repeat the same \['user_id', 'event_time', 'created'\]"):
+        _conform(frame)
+
+
+def test_a_missing_created_time_is_a_value_of_its_own_in_the_uniqueness_check() -> None:
+    times = pd.to_datetime(["2024-01-01 10:00"] * 3, utc=True)
+    created = pd.Series([pd.NaT, pd.NaT, pd.Timestamp("1677-09-22", tz="UTC")])  # two missing: a repeat
+    frame = pd.DataFrame({"user_id": [1, 1, 1], "event_time": times, "created": created, "v": [1.0, 2.0, 3.0]})
+    with pytest.raises(ContractError, match=r"1 row\(s\) repeat the same"):
+        _conform(frame)
+    assert _conform(frame.iloc[1:]).num_rows == 2  # one missing and one earliest time are distinct rows
+
+
+def test_rows_differing_only_in_created_time_are_distinct() -> None:
+    times = pd.to_datetime(["2024-01-01 10:00"] * 3, utc=True)
+    created = pd.to_datetime(["2024-01-01 10:00:00.000001", "2024-01-01 10:00:00.000002", "2024-01-01 10:00:00.000003"], utc=True)
+    frame = pd.DataFrame({"user_id": [1, 1, 1], "event_time": times, "created": created, "v": [1.0, 2.0, 3.0]})
+    assert _conform(frame).num_rows == 3
+
+
+def test_nanosecond_times_are_floored_to_microseconds_before_and_after_1970() -> None:
+    times = pd.Series(pd.to_datetime([-1501, 1501, 1_700_000_000_000_000_999], unit="ns", utc=True))
+    frame = pd.DataFrame({"user_id": [1, 2, 3], "event_time": times, "created": [pd.NaT, times[1], pd.NaT], "v": [1.0, 2.0, 3.0]})
+    table = _conform(frame)
+    assert table.column("event_time").cast("int64").to_pylist() == [-2, 1, 1_700_000_000_000_000]
+    assert table.column("created").cast("int64").to_pylist() == [None, 1, None]

@@ -41,6 +41,7 @@ def date_seed(day: str) -> int:
 def store(tmp_path: Path) -> FeatureStore:
     """Four same-distribution days, then a day with amounts tripled."""
     store = FeatureStore([group], offline_root=tmp_path / "offline", project="test", home=tmp_path)
+    store.apply()
     for day in ("2024-05-01", "2024-05-02", "2024-05-03", "2024-05-04"):
         store.write_partition("spend", day, day_frame(day))
     store.write_partition("spend", "2024-05-05", day_frame("2024-05-05", amount_scale=3.0))

@@ -41,8 +41,8 @@ def usage(rows: int, seed: int) -> pd.DataFrame:
     )
 
 
-REFERENCE = usage(900, seed=1)
-CURRENT = usage(300, seed=2)
+REFERENCE = usage(400, seed=1)
+CURRENT = usage(150, seed=2)
 
 
 def drift_of(current: pd.DataFrame, reference: pd.DataFrame = REFERENCE) -> dict[str, tuple[str, bool]]:
@@ -118,6 +118,7 @@ def test_a_stored_all_null_partition_fails_the_dagster_drift_check_and_alerts_on
         quality_group = payment_group()
         defs = repository(quality_group, payments())
         store = FeatureStore([quality_group], offline_root=tmp_path / "offline", project="test")
+        store.apply()
         rng = np.random.default_rng(3)
         for day in ("2024-05-01", "2024-05-02", "2024-05-03", "2024-05-04"):
             amounts = rng.lognormal(3.0, 0.5, 200) if day != "2024-05-04" else [np.nan] * 200
@@ -140,6 +141,7 @@ def test_a_stored_all_null_partition_fails_the_dagster_drift_check_and_alerts_on
 
 def test_check_partition_reads_the_all_null_partition_from_the_table(tmp_path: Path) -> None:
     store = FeatureStore([group], offline_root=tmp_path / "offline", project="test")
+    store.apply()
     for number, day in enumerate(("2024-05-01", "2024-05-02", "2024-05-03", "2024-05-04")):
         frame = usage(300, seed=number)
         if day == "2024-05-04":

@@ -19,6 +19,7 @@ MISSING = "FEATURE_PLATFORM_ENV=production and no FEATURE_PLATFORM_REDIS_URL"
 
 def test_production_without_a_redis_url_refuses_the_embedded_server(tmp_path):
     store = FeatureStore([scores_group()], offline_root=tmp_path / "offline", home=tmp_path / "home", environment="production")
+    store.apply()
     store.write_partition("scores", "2024-01-01", score_rows("2024-01-01", [1], 0))  # offline work needs no Redis
 
     with pytest.raises(ConfigurationError, match=MISSING):
@@ -29,6 +30,7 @@ def test_production_without_a_redis_url_refuses_the_embedded_server(tmp_path):
 def test_the_environment_comes_from_feature_platform_env(tmp_path, monkeypatch):
     monkeypatch.setenv("FEATURE_PLATFORM_ENV", "production")
     store = FeatureStore([scores_group()], offline_root=tmp_path / "offline", home=tmp_path / "home")
+    store.apply()
     with pytest.raises(ConfigurationError, match=MISSING):
         store.sync_to_online("scores")
 
@@ -41,6 +43,7 @@ def test_an_unknown_environment_is_an_error_listing_the_choices(tmp_path, monkey
 
 def test_development_without_a_url_uses_the_embedded_server_and_health_says_so(tmp_path):
     store = FeatureStore([scores_group()], offline_root=tmp_path / "offline", home=tmp_path / "home")
+    store.apply()
     try:
         response = TestClient(create_app(store)).get("/health")
         password = store.online.url.split(":")[2].split("@")[0]
@@ -56,6 +59,7 @@ def test_development_without_a_url_uses_the_embedded_server_and_health_says_so(t
 def test_health_in_production_names_the_configured_redis_host_never_its_password(tmp_path, redis_server):
     url = f"redis://default:{'hunter2'}@127.0.0.1:{redis_server.port}/0"
     store = FeatureStore([scores_group()], offline_root=tmp_path / "offline", online_url=url, environment="production")
+    store.apply()
 
     response = TestClient(create_app(store)).get("/health")
 

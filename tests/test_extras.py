@@ -43,6 +43,7 @@ def test_the_base_install_runs_retrieval_training_datasets_and_online_reads(tmp_
                                 partitions=fp.DailyPartitions(start="2024-05-01"))
         view = fp.FeatureView("model", features=["spend:total"])
         store = fp.FeatureStore([spend], [view], offline_root={str(tmp_path / "offline")!r}, online_url={redis_url!r})
+        store.apply()
         rows = pd.DataFrame({{"user_id": [1, 2], "event_time": pd.Timestamp("2024-05-01 12:00"), "total": [3.0, 4.0]}})
         store.write_partition("spend", "2024-05-01", rows)
         entities = pd.DataFrame({{"user_id": [1, 2], "event_time": pd.Timestamp("2024-05-02")}})

@@ -54,7 +54,9 @@ def defs() -> dg.Definitions:
 
 @pytest.fixture
 def resource(tmp_path: Path) -> FeatureStoreResource:
-    return FeatureStoreResource(home=str(tmp_path), project="test")
+    resource = FeatureStoreResource(home=str(tmp_path), project="test")
+    resource.build_store([click_counts], sources=[clicks]).apply()
+    return resource
 
 
 def asset_def(defs: dg.Definitions, *path: str) -> dg.AssetsDefinition:
@@ -122,6 +124,7 @@ def test_a_failing_compute_commits_nothing(resource: FeatureStoreResource) -> No
     )
     defs = build_definitions([broken], sources=[clicks])
     assets = [asset_def(defs, "raw", "clicks"), asset_def(defs, "features", "click_counts")]
+    resource.build_store([broken], sources=[clicks]).apply()  # the same schema: recorded as is
     result = dg.materialize(assets, partition_key="2024-05-01", resources={"feature_platform_store": resource}, raise_on_error=False)
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)

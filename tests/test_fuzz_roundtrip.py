@@ -64,6 +64,7 @@ def test_ingest_then_offline_read_returns_exactly_the_rows_written(tmp_path: Pat
     """Proves: random rows with composite typed keys (any int64, unicode strings full of separators, empty
     strings) and nullable values of every dtype are stored and read back exactly, none lost or altered."""
     store = FeatureStore(groups=[balances], offline_root=tmp_path / uuid.uuid4().hex, project="fuzz")
+    store.apply()
 
     store.ingest("balances", typed_frame(written))
 
@@ -77,6 +78,7 @@ def test_point_in_time_lookup_at_each_rows_own_time_returns_that_row(tmp_path: P
     """Proves: asking the historical API for every written (composite key, event time) returns exactly the
     values of that row: random typed keys are matched exactly, never confused with one another."""
     store = FeatureStore(groups=[balances], offline_root=tmp_path / uuid.uuid4().hex, project="fuzz")
+    store.apply()
     store.ingest("balances", typed_frame(written))
     entities = typed_frame(written)[["account_id", "region", "event_time"]]
 
@@ -96,6 +98,7 @@ def test_push_then_online_lookup_returns_exactly_the_values_written(tmp_path: Pa
     """Proves: entities with random composite typed keys pushed to Redis are each found under their own key
     with exactly the values written (no two entities overwrite each other, nothing is altered)."""
     store = FeatureStore(groups=[balances], offline_root=tmp_path / "offline", online_url=redis_url, project=f"p{uuid.uuid4().hex}")
+    store.apply()
     store.push("balances", typed_frame(written), to="online")
 
     keys = {"account_id": [r["account_id"] for r in written], "region": [r["region"] for r in written]}

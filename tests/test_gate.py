@@ -30,6 +30,7 @@ def rows(day: str, amounts: list[float]) -> pd.DataFrame:
 def test_an_unpartitioned_group_with_an_error_is_not_written(tmp_path: Path) -> None:
     group = FeatureGroup("snapshot", entities=[user], features=[Feature("amount")], partitions=None, rules=[Rule.in_range("amount", min=0)])
     store = FeatureStore([group], offline_root=tmp_path)
+    store.apply()
     gated = write_validated(store.offline, group, rows("2024-05-01", [1.0, -1.0]), None)
     assert gated.blocked == (None,) and gated.writes == () and not store.offline.exists(group)
 
@@ -37,6 +38,7 @@ def test_an_unpartitioned_group_with_an_error_is_not_written(tmp_path: Path) -> 
 def test_only_passing_partitions_of_a_range_are_committed(tmp_path: Path) -> None:
     group = FeatureGroup("daily", entities=[user], features=[Feature("amount")], partitions=DailyPartitions("2024-05-01"), rules=[Rule.in_range("amount", min=0)])
     store = FeatureStore([group], offline_root=tmp_path)
+    store.apply()
     store.write_partition("daily", "2024-05-02", rows("2024-05-02", [7.0]))
     frame = pd.concat([rows("2024-05-01", [1.0]), rows("2024-05-02", [-5.0, 2.0]), rows("2024-05-03", [3.0])])
     gated = write_validated(store.offline, group, frame, ["2024-05-01", "2024-05-02", "2024-05-03"])

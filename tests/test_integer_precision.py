@@ -29,7 +29,9 @@ VALUES = st.lists(st.one_of(st.none(), INT64, EDGES), min_size=1, max_size=12)
 
 
 def store_with(root: Path, redis_url: str | None = None) -> FeatureStore:
-    return FeatureStore(groups=[counts], views=[view], offline_root=root / "offline", online_url=redis_url, project="ints")
+    store = FeatureStore(groups=[counts], views=[view], offline_root=root / "offline", online_url=redis_url, project="ints")
+    store.apply()
+    return store
 
 
 def rows(values: list[int | None]) -> pd.DataFrame:

@@ -17,6 +17,7 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("FEATURE_PLATFORM_REPO", str(REPO))
     monkeypatch.delenv("FEATURE_PLATFORM_OFFLINE_ROOT", raising=False)
     store = connect(refresh=True)
+    store.apply()
     profiles = pd.DataFrame(
         {
             "user_id": [1, 2],

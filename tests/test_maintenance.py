@@ -77,6 +77,7 @@ def test_the_maintenance_job_protects_versions_listed_in_training_manifests(tmp_
     offline_root = str(tmp_path / "offline")
     view = FeatureView("clicks_model", features=["daily_clicks:clicks"])
     [first] = write_days(offline_root, ["2024-05-03"])
+    resource.build_store(GROUPS, [view]).apply()
     labels = pd.DataFrame({"user_id": [1], "event_time": [pd.Timestamp("2024-05-03 23:00")]})
     resource.build_store(GROUPS, [view]).create_training_dataset("clicks_model", labels)
     for _ in range(2):

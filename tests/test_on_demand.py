@@ -79,7 +79,9 @@ def view_for(mode: str, *, amount: "str | Feature" = Feature("amount", "float64"
 
 
 def store_at(root: Path, redis_url: str, *views: FeatureView, project: str = "test") -> FeatureStore:
-    return FeatureStore(groups=[metrics], views=list(views), offline_root=root / "offline", online_url=redis_url, project=project)
+    store = FeatureStore(groups=[metrics], views=list(views), offline_root=root / "offline", online_url=redis_url, project=project)
+    store.apply()
+    return store
 
 
 def both_paths(store: FeatureStore, view: str, rows: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:

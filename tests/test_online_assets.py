@@ -40,6 +40,7 @@ def test_online_groups_get_a_redis_asset_downstream_with_the_same_partitions():
 def test_materializing_the_online_asset_syncs_the_run_partitions(tmp_path, redis_url):
     defs = build_definitions([visits])
     resource = FeatureStoreResource(project="assets", home=str(tmp_path), redis_url=redis_url)
+    resource.build_store([visits]).apply()
     assets = [defs.get_assets_def(dg.AssetKey(["features", "visits"])), defs.get_assets_def(dg.AssetKey(["online", "visits"]))]
 
     for day in ("2024-03-05", "2024-03-04"):
@@ -49,4 +50,5 @@ def test_materializing_the_online_asset_syncs_the_run_partitions(tmp_path, redis
     metadata = result.asset_materializations_for_node("online__visits")[0].metadata
     assert (metadata["rows_written"].value, metadata["rows_older_than_online"].value) == (0, 3)
     store = FeatureStore([visits], online_url=redis_url, project="assets", offline_root=tmp_path / "offline")
+    store.apply()
     assert store.get_online_features({"user_id": [1, 2, 3]}, ["visits"]).to_dict()["visits"] == [51, 52, 53]

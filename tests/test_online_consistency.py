@@ -80,6 +80,7 @@ def test_online_after_sync_up_to_t_equals_point_in_time_at_t(online_url, rows, l
     data = frame(rows)
     with tempfile.TemporaryDirectory() as folder:
         store = FeatureStore([group()], offline_root=Path(folder), online_url=online_url, project=f"p{uuid.uuid4().hex}")
+        store.apply()
         for day in sorted(set(data["day"])):
             store.write_partition("txn", DAYS[day].date().isoformat(), data[data["day"] == day].drop(columns="day"))
         synced = [d for d in range(last_day + 1)]

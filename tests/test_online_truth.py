@@ -123,6 +123,7 @@ def run(store: FeatureStore, operation: tuple, dirty: set[str]) -> None:
 def test_after_any_sequence_and_syncing_what_changed_online_equals_historical_at_now(online_url, sequence, seed):
     with tempfile.TemporaryDirectory() as folder:
         store = FeatureStore([txn_group()], offline_root=Path(folder), online_url=online_url, project=f"p{uuid.uuid4().hex[:12]}")
+        store.apply()
         dirty: set[str] = set()
         for operation in sequence:
             run(store, operation, dirty)

@@ -77,6 +77,7 @@ def step_events(result: dg.ExecuteInProcessResult, kind: dg.DagsterEventType) ->
 def test_a_transient_error_is_retried_and_the_run_succeeds(tmp_path: Path) -> None:
     group = flaky_group(tmp_path / "marker", ConnectionError("redis went away"))
     resource = FeatureStoreResource(project="ops", home=str(tmp_path))
+    resource.build_store([group]).apply()
     land(tmp_path / "raw", "2024-05-03", [1])
     result = dg.materialize(
         build_definitions([group], sources=[clicks]).assets, selection=[dg.AssetKey(["features", "flaky"])],
@@ -93,6 +94,7 @@ def test_a_contract_violation_fails_at_once_without_retry(tmp_path: Path) -> Non
 
     group = FeatureGroup("late", entities=[user], features=daily_clicks.features, partitions=DAYS, compute=outside_partition, sources=["clicks"])
     resource = FeatureStoreResource(project="ops", home=str(tmp_path))
+    resource.build_store([group]).apply()
     land(tmp_path / "raw", "2024-05-03", [1])
     result = dg.materialize(
         build_definitions([group], sources=[clicks]).assets, selection=[dg.AssetKey(["features", "late"])],

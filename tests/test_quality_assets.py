@@ -162,6 +162,7 @@ def test_an_error_blocked_partition_never_reaches_the_real_online_store(tmp_path
     group = payment_group()
     home = tmp_path
     store_resource = dg.Definitions(resources={**resources_for(home), "feature_platform_store": FeatureStoreResource(home=str(home), project="test", redis_url=redis_url)})
+    FeatureStoreResource(home=str(home), project="test").build_store([group]).apply()
 
     def run(produce, day: str) -> dg.ExecuteInProcessResult:
         defs = build_definitions([group], [], [RawSource("payments", partitions=DailyPartitions(START), produce=produce)])

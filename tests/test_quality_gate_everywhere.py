@@ -37,7 +37,9 @@ payments = FeatureGroup(
 
 
 def make(root: Path, redis_url: str) -> FeatureStore:
-    return FeatureStore([payments], offline_root=root / "offline", online_url=redis_url, project="gate")
+    store = FeatureStore([payments], offline_root=root / "offline", online_url=redis_url, project="gate")
+    store.apply()
+    return store
 
 
 def rows(day: str, amounts: list[float], channels: list[str | None] | None = None, *, first_user: int = 1) -> pd.DataFrame:
@@ -144,6 +146,7 @@ def dead_redis_url() -> str:
 
 def test_a_push_retried_after_a_redis_error_stores_its_offline_rows_once(tmp_path: Path, redis_url: str) -> None:
     broken = FeatureStore([payments], offline_root=tmp_path / "offline", online_url=dead_redis_url(), project="gate")
+    broken.apply()
     frame = rows("2024-05-02", [5.0, 6.0])
     with pytest.raises(OnlineStoreError):
         broken.push("payments", frame, to="online_and_offline")

@@ -146,6 +146,7 @@ def test_point_in_time_join_matches_brute_force(data, written, ttl_hours, with_c
     original = entity_df.copy()
     with tempfile.TemporaryDirectory() as root:
         store = FeatureStore(groups=[group], offline_root=root, project="prop")
+        store.apply()
         for rows in written:
             if rows:
                 store.ingest("account_stats", write_frame(rows, with_created))

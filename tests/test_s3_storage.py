@@ -25,6 +25,7 @@ def test_a_partition_round_trips_through_delta_on_s3(s3_bucket: str) -> None:
     root = f"s3://{s3_bucket}/offline"
     written = write_days(root, ["2024-05-03"])
     store = FeatureStore([daily_clicks], offline_root=root, project="ops")
+    store.apply()
     frame = store.read_group("daily_clicks").sort_values("user_id")
     assert written == [0]
     assert frame["clicks"].tolist() == [1, 2]
@@ -40,6 +41,7 @@ def test_concurrent_commits_on_s3_are_all_kept(s3_bucket: str) -> None:
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
         versions = [v for part in pool.map(write_days, [root, root], halves) for v in part]
     store = FeatureStore([daily_clicks], offline_root=root, project="ops")
+    store.apply()
     stored_days = sorted(store.read_group("daily_clicks")["event_time"].dt.date.astype(str).unique())
     assert stored_days == DAYS
     assert sorted(versions) == list(range(1, 30))  # each commit got its own version; none overwrote another
@@ -67,6 +69,7 @@ def test_a_group_computes_from_raw_files_on_s3_into_delta_on_s3(s3_bucket: str, 
     raw_root = f"s3://{s3_bucket}/landing"
     write_source(raw_root, clicks, date(2024, 5, 3), click_frame("2024-05-03", [1, 1, 2]))
     resource = FeatureStoreResource(project="ops", home=str(tmp_path), raw_root=raw_root, offline_root=f"s3://{s3_bucket}/offline")
+    resource.build_store(GROUPS, sources=[clicks]).apply()  # the registry on S3, beside the tables
     assets = build_definitions(GROUPS, sources=[clicks]).assets
     result = dg.materialize(assets, selection=[dg.AssetKey(["features", "daily_clicks"])], partition_key="2024-05-03",
                             resources={"feature_platform_store": resource})

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from reliability_fixtures import day, events, frame, make_store, table_state, user
 
-from feature_platform import ContractError, DailyPartitions, Feature, FeatureGroup, RawSource, StorageError
+from feature_platform import ContractError, DailyPartitions, Feature, FeatureGroup, FeatureStore, RawSource, StorageError
 from feature_platform.online.redis_server import free_port, start_server
 from feature_platform.orchestration import FeatureStoreResource, build_definitions
 from tests.s3_fixtures import s3_bucket, s3_endpoint  # noqa: F401 (fixtures)
@@ -84,6 +84,7 @@ def test_planted_secrets_never_reach_logs_metadata_events_or_the_delta_log(
     caplog.set_level(logging.DEBUG)
     defs = build_definitions([visit_counts(compute)], sources=[visits])
     assets = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition)]
+    FeatureStore([visit_counts(compute)], offline_root=tmp_path / "offline", project="secure").apply()
 
     try:
         instance = dg.DagsterInstance.ephemeral()

@@ -171,6 +171,8 @@ def test_cli_serve_runs_uvicorn_on_localhost_with_the_token(tmp_path, redis_url)
     port = free_port()
     env = {**os.environ, "FEATURE_PLATFORM_REDIS_URL": redis_url, "FEATURE_PLATFORM_SERVER_TOKEN": "abc",
            "PYTHONPATH": os.getcwd()}
+    applied = subprocess.run([sys.executable, "-m", "feature_platform.cli", "apply", "--repo", str(tmp_path)], env=env, capture_output=True, text=True)
+    assert applied.returncode == 0, applied.stderr  # the server refuses to start on definitions that were not applied
     command = [sys.executable, "-m", "feature_platform.cli", "serve", "--repo", str(tmp_path), "--port", str(port)]
     server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:

@@ -55,6 +55,7 @@ def repo(tmp_path, redis, monkeypatch):
     monkeypatch.setenv("FEATURE_PLATFORM_REDIS_TIMEOUT_S", str(TIMEOUT_S))
     monkeypatch.setenv("FEATURE_PLATFORM_HOME", str(tmp_path / "home"))
     store = FeatureStore.from_repo(tmp_path / "repo")
+    store.apply()  # the server serves applied definitions only
     store.push("scores", pd.DataFrame({"user_id": USERS, "event_time": pd.Timestamp("2024-01-01", tz="UTC"),
                                        "score": [10 * u for u in USERS]}))
     return tmp_path / "repo"

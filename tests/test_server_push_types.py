@@ -7,7 +7,9 @@ back exactly through the Python API, and the HTTP answer is itself a valid push.
 import json
 import math
 from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
 
+import pandas as pd
 import pyarrow as pa
 import pytest
 from fastapi.testclient import TestClient
@@ -205,3 +207,29 @@ def test_naive_times_are_utc(client, store):
     seen = store.get_online_features([{"user_id": 1}, {"user_id": 2}], ["everything:seen"]).to_dict()["seen"]
     assert seen == [datetime(2024, 5, 1, 8, tzinfo=timezone.utc)] * 2
     assert seen[0] - datetime(2024, 5, 1, tzinfo=timezone.utc) == timedelta(hours=8)
+
+
+offline_kinds = FeatureGroup(
+    "offline_kinds", entities=[user], partitions=None, online=False,
+    features=[Feature("price", pa.decimal128(12, 2)), Feature("counts", pa.map_(pa.string(), pa.int64())),
+              Feature("visits", pa.list_(pa.timestamp("us", tz="UTC"))), Feature("span", pa.struct([("first", pa.date32())]))],
+)
+
+
+def test_offline_only_dtypes_push_over_http_in_their_json_form(tmp_path, redis_url):
+    store = online_store(tmp_path, redis_url, offline_kinds)
+    client = TestClient(create_app(store))
+    rows = {"user_id": [1, 2], "event_time": ["2024-05-01T00:00:00Z"] * 2, "price": ["12345678.91", 7],
+            "counts": [[["a", 1], ["b", None]], []], "visits": [["2024-05-01T10:00:00+02:00", None], None],
+            "span": [{"first": "1999-12-31"}, None]}
+    response = client.post("/push", json={"group": "offline_kinds", "rows": rows, "to": "offline"})
+    assert response.status_code == 200, response.text
+    frame = store.read_group("offline_kinds").sort_values("user_id")
+    assert frame["price"].tolist() == [Decimal("12345678.91"), Decimal("7.00")]
+    assert frame["counts"].iloc[0] == [("a", 1), ("b", None)]
+    visits = [None if pd.isna(v) else pd.Timestamp(v) for v in frame["visits"].iloc[0]]  # UTC, without a zone in numpy
+    assert visits == [pd.Timestamp("2024-05-01T08:00:00"), None]
+    assert frame["span"].iloc[0] == {"first": date(1999, 12, 31)}
+    bad = {**rows, "price": [12.5, None]}
+    refused = client.post("/push", json={"group": "offline_kinds", "rows": bad, "to": "offline"})
+    assert refused.status_code == 400 and "column 'price'" in refused.json()["detail"] and "decimal" in refused.json()["detail"]

@@ -62,6 +62,7 @@ def spend_group(**options) -> FeatureGroup:
 def materialize(group: FeatureGroup, sources: list, tmp_path: Path, day: str = "2024-05-03", extra: list | None = None,
                 resources: dict | None = None) -> tuple[dg.ExecuteInProcessResult, pd.DataFrame]:
     store = FeatureStoreResource(project="sources", home=str(tmp_path / "home"))
+    store.build_store([group]).apply()
     defs = build_definitions([group], sources=sources)
     asset = next(a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition) and a.key == dg.AssetKey(["features", group.name]))
     result = dg.materialize([asset, *(extra or [])], selection=[asset.key], partition_key=day, raise_on_error=False,

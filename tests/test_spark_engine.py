@@ -66,6 +66,7 @@ def test_spark_join_matches_brute_force(spark, data, written, ttl_hours, with_cr
     )
     with tempfile.TemporaryDirectory() as root:
         store = FeatureStore(groups=[group], offline_root=root, project="prop")
+        store.apply()
         for rows in written:
             if rows:
                 store.ingest("account_stats", write_frame(rows, with_created))

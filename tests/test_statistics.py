@@ -63,6 +63,7 @@ def test_statistics_of_an_empty_partition_have_no_numbers() -> None:
 
 def test_stored_statistics_are_replaced_per_partition_and_read_in_order(tmp_path: Path) -> None:
     store = FeatureStore([group], offline_root=tmp_path / "offline", project="test")
+    store.apply()
     statistics = StatisticsStore(store.offline)
     statistics.write(group, "2024-05-02", compute_statistics(group, known_frame()))
     statistics.write(group, "2024-05-01", compute_statistics(group, known_frame().head(2)))
@@ -74,6 +75,7 @@ def test_stored_statistics_are_replaced_per_partition_and_read_in_order(tmp_path
 
 def test_describe_statistics_gives_the_latest_partition_and_the_row_counts(tmp_path: Path) -> None:
     store = FeatureStore([group], offline_root=tmp_path / "offline", project="test")
+    store.apply()
     assert describe_statistics(store.offline, store.group("known"))["latest"] is None
     StatisticsStore(store.offline).write(group, "2024-05-01", compute_statistics(group, known_frame()))
     described = describe_statistics(store.offline, store.group("known"))
@@ -90,4 +92,5 @@ def test_describe_lists_the_groups_rules(tmp_path: Path) -> None:
 
     ruled = FeatureGroup("ruled", entities=[user], features=[Feature("amount")], rules=[Rule.in_range("amount", min=0, description="No refunds.")])
     store = FeatureStore([ruled], offline_root=tmp_path / "offline")
+    store.apply()
     assert store.describe("ruled")["rules"] == ["[ERROR] amount in [0, inf]: No refunds."]

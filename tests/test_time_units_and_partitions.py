@@ -23,7 +23,9 @@ old_times = FeatureGroup("old_times", entities=[user], features=[Feature("score"
 
 
 def make(root: Path, redis_url: str | None = None) -> FeatureStore:
-    return FeatureStore([year_2024, open_ended, old_times], offline_root=root / "offline", online_url=redis_url, project="units")
+    store = FeatureStore([year_2024, open_ended, old_times], offline_root=root / "offline", online_url=redis_url, project="units")
+    store.apply()
+    return store
 
 
 def rows(*times: str | pd.Timestamp, scores: list[int] | None = None) -> pd.DataFrame:

@@ -60,6 +60,7 @@ training = TrainingDatasetDefinition(
 def test_training_dataset_asset_materializes_after_its_groups(tmp_path: Path):
     defs = build_definitions([spend], [view], [clicks], training_datasets=[training])
     resource = FeatureStoreResource(home=str(tmp_path), project="shop")
+    resource.build_store([spend], [view], [clicks]).apply()
     assets = {a.key: a for a in defs.assets}
     training_asset = assets[dg.AssetKey(["training", "shopping_training"])]
     assert set(training_asset.dependency_keys) == {dg.AssetKey(["raw", "clicks"]), dg.AssetKey(["features", "user_spend"])}

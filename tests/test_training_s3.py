@@ -54,6 +54,7 @@ def s3_options() -> Iterator[dict[str, str]]:
 def test_training_datasets_version_list_load_and_rebuild_on_s3(s3_options):
     store = FeatureStore(groups=[user_stats, merchant_stats], views=[numeric_view], offline_root="s3://fp-test/offline",
                          project="s3", storage_options=s3_options)
+    store.apply()
     store.write_partition("user_stats", "2024-05-01", user_rows("2024-05-01", {1: (3, 10.0, "a")}))
     entities = pd.DataFrame({"user_id": [1, 2], "merchant_id": [7, 7], "event_time": pd.to_datetime(["2024-05-02", "2024-05-02"])})
     first = store.create_training_dataset("numeric", entities)

@@ -27,6 +27,7 @@ OUTPUTS = ["user_stats__txn_count", "merchant_stats__txn_count", "merchant_stats
 
 def make(root: Path, redis_url: str | None = None) -> FeatureStore:
     store = FeatureStore([user_stats, merchant_stats], [both_counts], offline_root=root / "offline", online_url=redis_url, project="clash")
+    store.apply()
     store.write_partition("user_stats", "2024-05-01", user_rows("2024-05-01", {1: (3, 10.0, "a"), 2: (4, 20.0, "b")}))
     store.write_partition("merchant_stats", "2024-05-01", merchant_rows("2024-05-01", {7: (90, 0.1)}))
     return store

@@ -68,6 +68,17 @@ def _online_value_type(arrow: pa.DataType, *, nested: bool = False) -> bool:
     return _online_key_type(arrow) or pa.types.is_floating(arrow) or pa.types.is_binary(arrow) or pa.types.is_large_binary(arrow)
 
 
+def _offline_value_type(arrow: pa.DataType) -> bool:
+    """False for types Delta Lake has no column type for (times of day, durations, intervals, nulls)."""
+    if pa.types.is_list(arrow) or pa.types.is_large_list(arrow) or pa.types.is_dictionary(arrow):
+        return _offline_value_type(arrow.value_type)
+    if pa.types.is_map(arrow):
+        return _offline_value_type(arrow.key_type) and _offline_value_type(arrow.item_type)
+    if pa.types.is_struct(arrow):
+        return all(_offline_value_type(field.type) for field in arrow)
+    return not any(check(arrow) for check in (pa.types.is_time, pa.types.is_duration, pa.types.is_interval, pa.types.is_null))
+
+
 @dataclass(frozen=True)
 class Entity:
     """What features describe, identified by one or more typed join keys.
@@ -226,6 +237,12 @@ class FeatureGroup:
                 raise DefinitionError(f"{where}: column name '{column}' is used twice")
             seen.add(column)
         self._check_quality(where, columns)
+        for feature in self.features:
+            if not _offline_value_type(feature.arrow_type):
+                raise DefinitionError(
+                    f"{where}: feature '{feature.name}' of dtype {feature.arrow_type} cannot be stored in Delta Lake; "
+                    "use a number, bool, string, binary, decimal, date or timestamp, or lists, maps and structs of them"
+                )
         if self.online:
             self._check_online_types(where)
 

@@ -65,7 +65,7 @@ def _unconvertible(values: object, exc: Exception) -> str:
 def _cast(group: FeatureGroup, name: str, array: pa.Array, target: pa.DataType) -> pa.Array:
     source = array.type
     if pa.types.is_dictionary(source):
-        array, source = array.dictionary_decode(), source.value_type
+        array, source = array.cast(source.value_type), source.value_type
     if source == target:
         return array
     if pa.types.is_null(source):

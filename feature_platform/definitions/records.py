@@ -38,9 +38,14 @@ def _layout(group: FeatureGroup, feature_count: int) -> dict[str, Any]:
     return layout
 
 
+def prefix_fingerprints(group: FeatureGroup) -> tuple[str, ...]:
+    """Schema fingerprints of the group with its first 1, 2, ... n features: the layouts it can have evolved through."""
+    return tuple(_digest(_layout(group, n)) for n in range(1, len(group.features) + 1))
+
+
 def schema_fingerprint(group: FeatureGroup) -> str:
     """16 hex digits naming how the group's rows are stored (keys, times, features in order with dtypes)."""
-    return _digest(_layout(group, len(group.features)))
+    return prefix_fingerprints(group)[-1]
 
 
 def layout_ids(group: FeatureGroup) -> tuple[int, ...]:
@@ -51,7 +56,7 @@ def layout_ids(group: FeatureGroup) -> tuple[int, ...]:
     is one of these ids and decodes by position with the later features null;
     any other id was written by different definitions and is refused.
     """
-    return tuple(int(_digest(_layout(group, n))[:8], 16) for n in range(1, len(group.features) + 1))
+    return tuple(int(fingerprint[:8], 16) for fingerprint in prefix_fingerprints(group))
 
 
 def group_record(group: FeatureGroup) -> GroupRecord:

@@ -21,10 +21,12 @@ import pyarrow as pa
 import pyarrow.dataset as pds
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
+from deltalake.schema import Field, Schema
 
 from feature_platform.definitions.concepts import DailyPartitions, FeatureGroup, check_name
 from feature_platform.definitions.contract import UTC_MICROS, conform, utc_timestamp
 from feature_platform.errors import ArgumentError, ContractError, DefinitionError, StorageError
+from feature_platform.offline.storage import filesystem
 
 COMMIT_ATTEMPTS = 8
 # An idempotent append looks for its rows among this many latest commits (a retry comes soon after).
@@ -229,6 +231,7 @@ class OfflineStore:
                         existing, table, partition_by=["_partition"], mode=mode, predicate=predicate,
                         storage_options=self.storage_options or None,
                         commit_properties=CommitProperties(custom_metadata=custom),
+                        schema_mode=_schema_mode(existing, table),
                     )
                 break
             except CommitFailedError:
@@ -380,6 +383,55 @@ class OfflineStore:
             )
         return entries
 
+    def stored_columns(self, group: FeatureGroup) -> dict[str, str] | None:
+        """Column name -> Arrow type text of the group's table; None without a table."""
+        table = self._table(group)
+        if table is None:
+            return None
+        return {f.name: str(f.type) for f in table.to_pyarrow_dataset().schema}
+
+    def add_features(self, group: FeatureGroup, names: list[str]) -> list[str]:
+        """Add these features of `group` to its table as nullable columns (Delta schema evolution); returns those added.
+
+        Columns already there are left alone, so an interrupted apply can run again; a commit
+        that loses a race with another schema change is retried on the new table.
+        """
+        for attempt in range(COMMIT_ATTEMPTS):
+            table = self._table(group)
+            if table is None:
+                return []
+            present = {f.name: str(f.type) for f in table.to_pyarrow_dataset().schema}
+            clashing = [f"{n} ({present[n]})" for n in names if n in present and present[n] != str(group.feature(n).arrow_type)]
+            if clashing:
+                raise StorageError(
+                    f"feature group '{group.name}': the table {self.table_uri(group)} already has column(s) {clashing} of another "
+                    "type (left by an apply that was interrupted or lost a race); name the new feature(s) differently or bump the version"
+                )
+            missing = [n for n in names if n not in present]
+            if not missing:
+                return []
+            fields = Schema.from_arrow(pa.schema([pa.field(n, group.feature(n).arrow_type) for n in missing])).fields
+            try:
+                table.alter.add_columns([Field(f.name, f.type, nullable=True) for f in fields])
+                return missing
+            except CommitFailedError:
+                if attempt == COMMIT_ATTEMPTS - 1:
+                    raise
+            except (DeltaError, OSError) as exc:
+                raise self._storage_error(group, f"adding feature(s) {missing} to {self.table_uri(group)} failed", exc) from None
+            time.sleep(random.uniform(0.05, 0.2) * (attempt + 1))
+        return []
+
+    def delete_table(self, group: FeatureGroup) -> None:
+        """Remove the group version's table and its files (retiring with the offline data)."""
+        fs, path = filesystem(self.table_uri(group), self.storage_options)
+        try:
+            fs.delete_dir(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise StorageError(f"feature group '{group.name}': deleting {self.table_uri(group)} failed: {exc}") from None
+
     def last_commit_value(self, group: FeatureGroup, key: str) -> str | None:
         """Custom commit metadata `key` of the newest commit that has it (e.g. a stream consumer's watermark)."""
         for limit in (16, 1024, None):
@@ -425,6 +477,15 @@ class Snapshot:
         """Paths (relative to the table) of the files whose partitions can hold rows of `[start, end)`,
         for engines that read the snapshot's files themselves (Spark)."""
         return [fragment.path for fragment in self.dataset.get_fragments(filter=_window(self.group, start, end))]
+
+
+def _schema_mode(existing: DeltaTable, table: pa.Table) -> str | None:
+    """"merge" when the table has extra columns (features an interrupted or concurrent apply added): they read null here.
+
+    The definitions were checked against the registry, so every column of `table` is in the stored table with its type.
+    """
+    stored = {f.name for f in existing.schema().fields}
+    return "merge" if stored - set(table.column_names) else None
 
 
 def _window(group: FeatureGroup, start: datetime | str | None, end: datetime | str | None) -> pds.Expression | None:

@@ -15,6 +15,7 @@ import dagster as dg
 import pandas as pd
 
 from feature_platform.definitions.concepts import DailyPartitions, FeatureGroup, FeatureView
+from feature_platform.definitions.records import group_record, schema_fingerprint
 from feature_platform.errors import ComputeError, ContractError, DefinitionError
 from feature_platform.offline.statistics import StatisticsStore, compute_statistics
 from feature_platform.offline.store import WriteResult
@@ -28,6 +29,7 @@ from feature_platform.orchestration.upstream import load_asset_source, upstream_
 from feature_platform.sources.frames import as_frames, run_sql, to_pandas
 from feature_platform.sources.kinds import AssetSource, FileSource, Source, SqlSource, TableSource
 from feature_platform.sources.landing import RawSource, write_source
+from feature_platform.store import FeatureStore
 
 BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=31)
 BACKFILL_TAG = "backfill_partitions_per_run"
@@ -54,8 +56,18 @@ def partitions_def(partitions: DailyPartitions | None) -> dg.DailyPartitionsDefi
     return dg.DailyPartitionsDefinition(start_date=partitions.start.isoformat(), end_date=end)
 
 
+def versioned(group: FeatureGroup | str) -> list[str]:
+    """A group's name in asset keys and job names: `[name]` for version 1, `[name, "v2"]` for later versions.
+
+    Each version keeps its key, so versions defined side by side are separate assets and a bump never moves history.
+    """
+    if isinstance(group, str):
+        return [group]
+    return [group.name] if group.version == 1 else [group.name, f"v{group.version}"]
+
+
 def group_key(group: FeatureGroup | str) -> dg.AssetKey:
-    return dg.AssetKey(["features", group if isinstance(group, str) else group.name])
+    return dg.AssetKey(["features", *versioned(group)])
 
 
 def source_key(source: RawSource | str) -> dg.AssetKey:
@@ -71,6 +83,12 @@ def owners(owner: str) -> list[str]:
     if not owner:
         return []
     return [owner if owner.startswith("team:") or "@" in owner else f"team:{owner}"]
+
+
+def require_applied(store: FeatureStore, group: FeatureGroup) -> None:
+    """Fail the run at once (no retries) when the group's definition is not the applied one, or the registry is unreadable."""
+    with permanent_failures():  # the messages name the group and version themselves
+        store.registry.require_group(group)
 
 
 def failure_scope(group: FeatureGroup, context: dg.AssetExecutionContext) -> str:
@@ -249,11 +267,17 @@ def feature_group_asset(
         owners=owners(group.owner),
         tags={k: v for k, v in group.tags.items() if k != "domain"},
         kinds={"deltalake"},
-        metadata={"feature_group_version": group.version, "join_keys": ", ".join(group.join_keys)},
+        metadata={
+            "feature_group_version": group.version,
+            "schema_fingerprint": schema_fingerprint(group),
+            "definition_fingerprint": group_record(group)["fingerprint"],
+            "join_keys": ", ".join(group.join_keys),
+        },
     )
 
     def materialize(context: dg.AssetExecutionContext, feature_platform_store: FeatureStoreResource) -> Iterator[Any]:
         store = feature_platform_store.build_store(groups, views, list(sources.values()))
+        require_applied(store, group)
         commit = {"dagster_run_id": context.run.run_id}
         keys, start, end = None, None, None
         if group.partitions is not None:

@@ -15,7 +15,15 @@ import pandas as pd
 
 from feature_platform.definitions.concepts import FeatureGroup
 from feature_platform.errors import DefinitionError
-from feature_platform.orchestration.assets import backfill_policy, domain, group_key, owners, partitions_def
+from feature_platform.orchestration.assets import (
+    backfill_policy,
+    domain,
+    group_key,
+    owners,
+    partitions_def,
+    require_applied,
+    versioned,
+)
 from feature_platform.orchestration.checks import SEVERITY, report_checks, table_metadata
 from feature_platform.orchestration.resources import FeatureStoreResource
 from feature_platform.quality.drift import DriftResult, check_partition
@@ -24,7 +32,7 @@ DRIFT_CHECK = "drift"
 
 
 def drift_key(group: FeatureGroup | str) -> dg.AssetKey:
-    return dg.AssetKey(["drift", group if isinstance(group, str) else group.name])
+    return dg.AssetKey(["drift", *versioned(group)])
 
 
 def drift_metadata(result: DriftResult) -> dict[str, Any]:
@@ -117,6 +125,7 @@ def drift_asset(group: FeatureGroup) -> dg.AssetsDefinition:
     )
     def _drift(context: dg.AssetExecutionContext, feature_platform_store: FeatureStoreResource):
         store = feature_platform_store.build_store([group])
+        require_applied(store, group)
         evaluate = dg.AssetCheckKey(key, DRIFT_CHECK) in context.selected_asset_check_keys
         results = [check_partition(store.offline, group, p, reports_home=feature_platform_store.home) for p in context.partition_keys]
         for result in results:

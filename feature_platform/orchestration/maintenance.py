@@ -12,7 +12,7 @@ import dagster as dg
 
 from feature_platform.definitions.concepts import FeatureGroup
 from feature_platform.offline.maintenance import DEFAULT_RETENTION, maintain_table, manifest_versions
-from feature_platform.orchestration.assets import group_key
+from feature_platform.orchestration.assets import group_key, versioned
 from feature_platform.orchestration.resources import FeatureStoreResource
 from feature_platform.orchestration.retries import TRANSIENT_RETRY
 from feature_platform.store import FeatureStore
@@ -36,7 +36,7 @@ def maintenance_job(
     """One op per group: compact small files, vacuum versions older than the retention, keep protected ones."""
 
     def group_op(group: FeatureGroup) -> dg.OpDefinition:
-        @dg.op(name=f"maintain_{group.name}", retry_policy=TRANSIENT_RETRY, tags={"feature_group": group.name})
+        @dg.op(name="maintain_" + "_".join(versioned(group)), retry_policy=TRANSIENT_RETRY, tags={"feature_group": group.name})
         def _maintain(context: dg.OpExecutionContext, config: MaintenanceConfig, feature_platform_store: FeatureStoreResource) -> None:
             store = feature_platform_store.build_store(groups)
             protected = protected_versions(store).get(group.name, set())

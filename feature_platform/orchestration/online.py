@@ -9,13 +9,22 @@ from collections.abc import Sequence
 import dagster as dg
 
 from feature_platform.definitions.concepts import FeatureGroup, FeatureView
-from feature_platform.orchestration.assets import backfill_policy, domain, group_key, owners, partitions_def, run_window
+from feature_platform.orchestration.assets import (
+    backfill_policy,
+    domain,
+    group_key,
+    owners,
+    partitions_def,
+    require_applied,
+    run_window,
+    versioned,
+)
 from feature_platform.orchestration.resources import FeatureStoreResource
 from feature_platform.sources.landing import RawSource
 
 
 def online_key(group: FeatureGroup | str) -> dg.AssetKey:
-    return dg.AssetKey(["online", group if isinstance(group, str) else group.name])
+    return dg.AssetKey(["online", *versioned(group)])
 
 
 def online_sync_asset(
@@ -40,11 +49,12 @@ def online_sync_asset(
     )
     def _online(context: dg.AssetExecutionContext, feature_platform_store: FeatureStoreResource) -> dg.MaterializeResult:
         store = feature_platform_store.build_store(groups, views, sources)
+        require_applied(store, group)
         if group.partitions is None:
-            report = store.sync_to_online(group.name)
+            report = store.sync_to_online(group.name, version=group.version)
         else:
             _, _, start, end = run_window(context)
-            report = store.sync_to_online(group.name, start=start, end=end)
+            report = store.sync_to_online(group.name, start=start, end=end, version=group.version)
         context.log.info(
             f"{group.name}: {report.rows_read} rows read, {report.rows_written} values written to Redis "
             f"({report.entities_rederived} from other partitions), {report.rows_older_than_online} older than online, "

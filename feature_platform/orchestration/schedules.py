@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 import dagster as dg
 
 from feature_platform.definitions.concepts import FeatureGroup
-from feature_platform.orchestration.assets import group_key, source_key
+from feature_platform.orchestration.assets import group_key, source_key, versioned
 from feature_platform.orchestration.retries import TRANSIENT_RETRY
 from feature_platform.sources.landing import RawSource
 
@@ -22,7 +22,7 @@ SOURCE_CRON = "15 0 * * *"
 
 
 def group_job_name(group: FeatureGroup) -> str:
-    return f"materialize_{group.name}"
+    return "materialize_" + "_".join(versioned(group))
 
 
 def closed_day(scheduled: datetime) -> str:

@@ -6,7 +6,7 @@ import dagster as dg
 
 from feature_platform.definitions.concepts import FeatureGroup, FeatureView
 from feature_platform.definitions.references import Catalog
-from feature_platform.errors import DefinitionError
+from feature_platform.errors import DefinitionError, DefinitionMismatchError
 from feature_platform.orchestration.assets import group_key, owners, source_key
 from feature_platform.orchestration.resources import FeatureStoreResource
 from feature_platform.retrieval.datasets import TrainingDatasetDefinition
@@ -42,6 +42,10 @@ def training_dataset_asset(
     )
     def _training_dataset(context: dg.AssetExecutionContext, feature_platform_store: FeatureStoreResource) -> dg.MaterializeResult:
         store = feature_platform_store.build_store(groups, views, list(sources.values()))
+        try:
+            store.require_applied(view.name, store.catalog.needs_full_names(view))
+        except DefinitionMismatchError as error:
+            raise dg.Failure(description=str(error), allow_retries=False) from error
         dataset = definition.build(store.catalog, store.offline, store.sources, feature_platform_store.raw_path)
         manifest = dataset.manifest
         context.log.info(f"training dataset {dataset.name} v{dataset.version}: {dataset.row_count} rows at {dataset.uri}")

@@ -59,12 +59,14 @@ def get_historical_features(
     full_feature_names: bool = False,
     as_of: AsOf = None,
     timestamp_column: str = "event_time",
+    group_versions: Mapping[str, int] | None = None,
 ) -> HistoricalRetrieval:
     """Join the requested features onto `entity_df` as of each row's time (see the module docstring).
 
+    `group_versions` says which version of each group to read (default: the view's applied ones, else the latest).
     Every check (references, columns, key dtypes, `as_of`) runs before any table is read.
     """
-    resolved = catalog.resolve(features, full_feature_names)
+    resolved = catalog.resolve(features, full_feature_names, versions=group_versions)
     _check_columns(entity_df, resolved, timestamp_column)
     upper, lower = entity_times(entity_df[timestamp_column], timestamp_column)
     keys: dict[str, pa.Array] = {}

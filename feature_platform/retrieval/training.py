@@ -22,8 +22,9 @@ from deltalake.exceptions import TableNotFoundError
 
 from feature_platform.definitions.concepts import FeatureView, check_name
 from feature_platform.definitions.pandas_types import table_to_pandas
+from feature_platform.definitions.records import prefix_fingerprints, schema_fingerprint
 from feature_platform.definitions.references import Catalog, ResolvedFeatures
-from feature_platform.errors import ArgumentError, DefinitionError, EntityFrameError, FeaturePlatformError
+from feature_platform.errors import ArgumentError, DefinitionError, EntityFrameError, FeaturePlatformError, FeatureReferenceError
 from feature_platform.offline.storage import list_folders
 from feature_platform.offline.store import OfflineStore
 from feature_platform.retrieval.point_in_time import AsOf, get_historical_features
@@ -121,6 +122,15 @@ def create_training_dataset(
         "label": label,
         "full_feature_names": full_feature_names,
         "group_versions": prepared.versions,
+        "groups": [
+            {
+                "name": s.group.name,
+                "version": s.group.version,
+                "delta_version": prepared.versions[s.group.name],
+                "schema_fingerprint": schema_fingerprint(s.group),
+            }
+            for s in prepared.resolved.selections
+        ],
         "row_count": prepared.row_count,
         "split": None if split is None else split.to_dict(),
         "split_counts": prepared.split_counts,
@@ -338,6 +348,34 @@ def _torch_loader(features: np.ndarray, target: np.ndarray | None, batch_size: i
     return DataLoader(TensorDataset(*tensors), batch_size=batch_size, shuffle=False)
 
 
+def _recorded_versions(catalog: Catalog, offline: OfflineStore, manifest: Mapping[str, Any]) -> dict[str, int]:
+    """The group versions a manifest read, each checked to be defined with the schema it had and still stored."""
+    where = f"training dataset '{manifest['name']}' v{manifest['version']}"
+    if "groups" not in manifest:
+        raise FeaturePlatformError(f"{where} was built before manifests recorded group versions; it cannot be rebuilt exactly")
+    pins = {}
+    for recorded in manifest["groups"]:
+        name, version, delta = recorded["name"], recorded["version"], recorded["delta_version"]
+        try:
+            group = catalog.group(name, version)
+        except FeatureReferenceError:
+            raise FeaturePlatformError(
+                f"{where} read feature group '{name}' v{version}, which is neither defined nor in the registry"
+            ) from None
+        if recorded["schema_fingerprint"] not in prefix_fingerprints(group):
+            raise FeaturePlatformError(
+                f"{where} read feature group '{name}' v{version} with schema {recorded['schema_fingerprint']}; that version is "
+                f"now defined with schema {schema_fingerprint(group)}, which does not extend it"
+            )
+        if delta is not None and not offline.exists(group):
+            raise FeaturePlatformError(
+                f"{where} read feature group '{name}' v{version} at Delta version {delta}, but its table "
+                f"{offline.table_uri(group)} is gone (deleted when it was retired); it cannot be rebuilt"
+            )
+        pins[name] = version
+    return pins
+
+
 def rebuild_training_dataset(catalog: Catalog, offline: OfflineStore, name: str, version: int) -> pd.DataFrame:
     """Recompute version `version` from its manifest; equals `load_training_dataset(name, version)`."""
     dataset, table = get_training_dataset(offline, name, version)
@@ -348,12 +386,13 @@ def rebuild_training_dataset(catalog: Catalog, offline: OfflineStore, name: str,
             f"training dataset '{name}' v{version} was built from view '{view.name}' version "
             f"{manifest['view']['version']}, the repository now defines version {view.version}"
         )
+    pins = _recorded_versions(catalog, offline, manifest)
     stored = table.to_pyarrow_table(columns=[*manifest["entity_columns"], ROW_COLUMN]).sort_by(ROW_COLUMN)
     entity_df = table_to_pandas(stored.drop_columns([ROW_COLUMN]))
     retrieval = get_historical_features(
         catalog, offline, entity_df, view,
         full_feature_names=manifest["full_feature_names"], as_of=manifest["group_versions"],
-        timestamp_column=manifest["timestamp_column"],
+        timestamp_column=manifest["timestamp_column"], group_versions=pins,
     )
     split = split_from_dict(manifest["split"])
     rebuilt, _ = _dataset_table(

@@ -9,7 +9,9 @@
 | binary | base64 string (RFC 4648, padded) |
 | timestamp | ISO 8601 string; answers are UTC with an offset, a push without an offset means UTC |
 | date | "YYYY-MM-DD" |
+| decimal | string of the number ("12.34"); a push also takes a JSON integer |
 | list, struct | array, object of the element or field encodings |
+| map | array of [key, value] pairs |
 | missing | null |
 """
 
@@ -19,6 +21,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, timezone
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import numpy as np
@@ -55,6 +58,8 @@ def _encode(value: Any) -> Any:
         return base64.b64encode(value).decode()
     if isinstance(value, np.generic):
         return value.item()
+    if isinstance(value, Decimal):
+        return str(value)
     raise TypeError(f"cannot send {type(value).__name__} as JSON")
 
 
@@ -120,8 +125,14 @@ def describe(arrow: pa.DataType) -> str:
         return 'an ISO 8601 string such as "2024-05-01T12:00:00Z" (no offset means UTC)'
     if pa.types.is_date(arrow):
         return 'a "YYYY-MM-DD" string'
+    if pa.types.is_decimal(arrow):
+        return 'a string of the decimal number such as "12.34" (or a JSON integer)'
+    if pa.types.is_dictionary(arrow):
+        return describe(arrow.value_type)
     if pa.types.is_list(arrow) or pa.types.is_large_list(arrow):
         return f"an array of ({describe(arrow.value_type)})"
+    if pa.types.is_map(arrow):
+        return f"an array of [key, value] pairs, keys as ({describe(arrow.key_type)}), values as ({describe(arrow.item_type)})"
     if pa.types.is_struct(arrow):
         return "an object with fields " + ", ".join(f"{f.name}: {describe(f.type)}" for f in arrow)
     return "nothing: this dtype cannot be sent over HTTP"
@@ -142,8 +153,14 @@ def _converter(arrow: pa.DataType) -> Callable[[Any], Any]:
         return _timestamp
     if pa.types.is_date(arrow):
         return _date
+    if pa.types.is_decimal(arrow):
+        return _decimal
+    if pa.types.is_dictionary(arrow):
+        return _converter(arrow.value_type)
     if pa.types.is_list(arrow) or pa.types.is_large_list(arrow):
         return _list(_converter(arrow.value_type))
+    if pa.types.is_map(arrow):
+        return _map(_converter(arrow.key_type), _converter(arrow.item_type))
     if pa.types.is_struct(arrow):
         return _struct({f.name: _converter(f.type) for f in arrow})
     raise _Refused(f"values of {arrow} cannot be sent over HTTP")
@@ -219,6 +236,28 @@ def _date(value: Any) -> date:
         return date.fromisoformat(value)
     except ValueError:
         raise _Refused("a string that is not a YYYY-MM-DD date") from None
+
+
+def _decimal(value: Any) -> Decimal:
+    if type(value) is int:
+        return Decimal(value)
+    if type(value) is str:
+        try:
+            number = Decimal(value)
+        except InvalidOperation:
+            raise _Refused("a string that is not a decimal number") from None
+        if number.is_finite():
+            return number
+    raise _Refused(f"expected a decimal number as a string, got a JSON {_kind(value)} (JSON numbers lose decimal digits)")
+
+
+def _map(key: Callable[[Any], Any], item: Callable[[Any], Any]) -> Callable[[Any], list[tuple[Any, Any]]]:
+    def convert(value: Any) -> list[tuple[Any, Any]]:
+        if type(value) is not list or not all(type(pair) is list and len(pair) == 2 for pair in value):
+            raise _Refused(f"expected an array of [key, value] pairs, got a JSON {_kind(value)}")
+        return [(key(k), None if v is None else item(v)) for k, v in value]
+
+    return convert
 
 
 def _list(element: Callable[[Any], Any]) -> Callable[[Any], list[Any]]:

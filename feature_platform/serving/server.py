@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from feature_platform.errors import FeaturePlatformError
+from feature_platform.errors import DefinitionMismatchError, FeaturePlatformError, RegistryError
 from feature_platform.online.async_client import AsyncOnlineClient
 from feature_platform.online.store import OnlineStoreError
 from feature_platform.serving.json_values import dumps, table_from_json
@@ -141,6 +141,12 @@ def create_app(store: FeatureStore, *, token: str | None = None, max_body_bytes:
     @app.exception_handler(OnlineStoreError)
     async def unavailable(request: Request, exc: OnlineStoreError) -> Response:
         return StrictJSONResponse({"detail": str(exc)}, status_code=503)
+
+    @app.exception_handler(DefinitionMismatchError)
+    @app.exception_handler(RegistryError)
+    async def not_applied(request: Request, exc: FeaturePlatformError) -> Response:
+        # The server's definitions are not the applied ones: no request can be served until they are.
+        return StrictJSONResponse({"detail": str(exc)}, status_code=409)
 
     @app.exception_handler(FeaturePlatformError)
     async def bad_request(request: Request, exc: FeaturePlatformError) -> Response:

@@ -1,0 +1,227 @@
+"""Plan, apply and retire definitions against the registry, and the check every read and write runs.
+
+The check compares a definition's fingerprint with the applied record once per
+process (a set of checked fingerprints), so the hot paths pay a dict lookup.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from feature_platform.definitions.changes import AppliedState, Plan, PlanItem, plan_changes, reads_group, schema_changes
+from feature_platform.definitions.concepts import FeatureGroup, FeatureView
+from feature_platform.definitions.records import group_from_record, group_record, view_record
+from feature_platform.definitions.references import Catalog
+from feature_platform.errors import DefinitionError, DefinitionMismatchError, FeatureReferenceError, RegistryError
+from feature_platform.offline.registry import RegistryConflict, RegistryStore, Snapshot
+from feature_platform.offline.store import OfflineStore
+from feature_platform.online.store import OnlineStore
+from feature_platform.retrieval.training import list_training_datasets
+
+APPLY_ATTEMPTS = 5
+PLAN_HINT = "run `feature-platform plan` to see the difference, then `feature-platform apply`"
+
+# (registry uri, kind, name, version, fingerprint) of every definition this process found applied.
+_CHECKED: set[tuple[str, str, str, int, str]] = set()
+
+
+class ApplyRefused(DefinitionError):
+    """`apply` refused: the plan has incompatible changes; nothing was applied."""
+
+
+class AppliedDefinitions:
+    """The registry of one project as a store sees it: the applied state (read once, refreshed on a miss) and the checks."""
+
+    def __init__(self, registry: RegistryStore) -> None:
+        self.store = registry
+        self._snapshot: Snapshot | None = None
+        self._fingerprints: dict[int, tuple[object, str]] = {}
+
+    def snapshot(self, *, refresh: bool = False) -> Snapshot:
+        if self._snapshot is None or refresh:
+            self._snapshot = self.store.load()
+        return self._snapshot
+
+    def view_versions(self) -> dict[str, Mapping[str, int]]:
+        """The group versions each applied view recorded (what unpinned view references read)."""
+        return {name: record["group_versions"] for name, record in self.snapshot().state.views.items()}
+
+    def _fingerprint(self, definition: object, compute: Any) -> str:
+        cached = self._fingerprints.get(id(definition))
+        if cached is None or cached[0] is not definition:
+            cached = self._fingerprints[id(definition)] = (definition, compute())
+        return cached[1]
+
+    def require_group(self, group: FeatureGroup) -> None:
+        """Raise DefinitionMismatchError unless exactly this group version is applied (and not retired)."""
+        fingerprint = self._fingerprint(group, lambda: group_record(group)["fingerprint"])
+        key = (self.store.uri, "group", group.name, group.version, fingerprint)
+        if key in _CHECKED:
+            return
+        problem = _group_problem(self.snapshot().state, group)
+        if problem:
+            problem = _group_problem(self.snapshot(refresh=True).state, group)
+        if problem:
+            raise DefinitionMismatchError(problem)
+        _CHECKED.add(key)
+
+    def require_view(self, view: FeatureView, group_versions: Mapping[str, int]) -> None:
+        """Raise DefinitionMismatchError unless this view is applied reading these group versions."""
+        record = view_record(view, group_versions)
+        key = (self.store.uri, "view", view.name, view.version, f"{record['fingerprint']}{record['group_versions']}")
+        if key in _CHECKED:
+            return
+        problem = _view_problem(self.snapshot().state, record)
+        if problem:
+            problem = _view_problem(self.snapshot(refresh=True).state, record)
+        if problem:
+            raise DefinitionMismatchError(problem)
+        _CHECKED.add(key)
+
+    def remember(self, snapshot: Snapshot) -> None:
+        self._snapshot = snapshot
+
+
+def _group_problem(state: AppliedState, group: FeatureGroup) -> str | None:
+    entry = state.entry(group.name, group.version)
+    where = f"feature group '{group.name}' v{group.version}"
+    if entry is None:
+        applied = sorted(state.groups.get(group.name, {}))
+        known = f" (applied versions: {applied})" if applied else ""
+        return f"{where} is not applied yet{known}: {PLAN_HINT}"
+    if entry["retired"]:
+        return f"{where} was retired: its online keys are gone; define version={max(state.groups[group.name]) + 1} and apply it"
+    record = group_record(group)
+    if entry["record"]["fingerprint"] == record["fingerprint"]:
+        return None
+    in_place, _, incompatible = schema_changes(entry["record"], record)
+    return (
+        f"{where} differs from what was applied ({'; '.join([*incompatible, *in_place]) or 'definition changed'}): {PLAN_HINT}. "
+        "If another process applied newer definitions, update this code"
+    )
+
+
+def _view_problem(state: AppliedState, record: Mapping[str, Any]) -> str | None:
+    applied = state.views.get(record["name"])
+    where = f"feature view '{record['name']}' v{record['version']}"
+    if applied is None:
+        return f"{where} is not applied yet: {PLAN_HINT}"
+    if applied["fingerprint"] != record["fingerprint"]:
+        return f"{where} differs from what was applied: {PLAN_HINT}"
+    if applied["group_versions"] != record["group_versions"]:
+        return (
+            f"{where} was applied reading {applied['group_versions']}, this request reads {record['group_versions']}: {PLAN_HINT}"
+        )
+    return None
+
+
+def make_plan(catalog: Catalog, offline: OfflineStore, state: AppliedState) -> Plan:
+    """What apply would do: definitions against the state, tables of unrecorded groups, and the training manifests."""
+    stored = {
+        (name, version): offline.stored_columns(group)
+        for name, versions in catalog.versions.items()
+        for version, group in versions.items()
+        if state.entry(name, version) is None
+    }
+    return plan_changes(state, catalog, stored, list_training_datasets(offline))
+
+
+def apply(catalog: Catalog, offline: OfflineStore, applied: AppliedDefinitions) -> Plan:
+    """Record the definitions and evolve tables in place; refuses (ApplyRefused) with the plan when a change needs a version.
+
+    Tables are evolved before the registry commit, and adding a column that is
+    already there is a no-op: an apply killed in between is completed by the next one.
+    """
+    for _ in range(APPLY_ATTEMPTS):
+        snapshot = applied.snapshot(refresh=True)
+        plan = make_plan(catalog, offline, snapshot.state)
+        if plan.refused:
+            raise ApplyRefused(f"apply refused, nothing was applied:\n{plan.render()}")
+        if not plan.changes:
+            return plan
+        for item in plan.changes:
+            if item.added_features:
+                offline.add_features(catalog.group(item.name, item.version), list(item.added_features))
+        try:
+            version = applied.store.commit(
+                plan.next_state, based_on=snapshot.version, action="apply", changes=[i.as_dict() for i in plan.changes]
+            )
+        except RegistryConflict:
+            continue
+        applied.remember(Snapshot(plan.next_state, version))
+        return plan
+    raise RegistryError(f"the registry at {applied.store.uri} changed under {APPLY_ATTEMPTS} attempts to apply; run apply again")
+
+
+@dataclass(frozen=True)
+class Retirement:
+    """What retiring a group version did (or, with dry_run, would do)."""
+
+    group: str
+    version: int
+    online_keys_deleted: int
+    offline_table: str
+    training_datasets: list[str]
+    dry_run: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def retire(
+    catalog: Catalog,
+    offline: OfflineStore,
+    online: "OnlineStore | None",
+    applied: AppliedDefinitions,
+    name: str,
+    version: int,
+    *,
+    delete_offline: bool = False,
+    force: bool = False,
+    dry_run: bool = False,
+) -> Retirement:
+    """Mark a group version retired and remove its online keys; its offline table only when asked.
+
+    Refused while an applied view reads it, and deleting the table while a training
+    dataset manifest references it, unless `force`.
+    """
+    for _ in range(APPLY_ATTEMPTS):
+        snapshot = applied.snapshot(refresh=True)
+        entry = snapshot.state.entry(name, version)
+        if entry is None:
+            raise FeatureReferenceError(
+                f"feature group '{name}' v{version} is not in the registry; applied versions: {sorted(snapshot.state.groups.get(name, {}))}"
+            )
+        views = [v for v, r in sorted(snapshot.state.views.items()) if r["group_versions"].get(name) == version]
+        if views and not force:
+            raise ApplyRefused(
+                f"feature group '{name}' v{version} is read by views {views}; bump their version (or pin another group version) "
+                "and apply before retiring it, or pass --force"
+            )
+        datasets = [f"{m['name']} v{m['version']}" for m in list_training_datasets(offline) if reads_group(m, name, version)]
+        if delete_offline and datasets and not force:
+            raise ApplyRefused(
+                f"feature group '{name}' v{version}: its offline table is read by training datasets {datasets}, which could no "
+                "longer be rebuilt; keep the table (leave out --delete-offline) or pass --force to delete it anyway"
+            )
+        group = catalog.versions.get(name, {}).get(version) or group_from_record(entry["record"])
+        table = "deleted" if delete_offline else "kept"
+        if dry_run:
+            return Retirement(name, version, 0, f"would be {table}", datasets, True)
+        if not entry["retired"]:
+            state = AppliedState({n: dict(vs) for n, vs in snapshot.state.groups.items()}, dict(snapshot.state.views))
+            state.groups[name][version] = {**entry, "retired": True}
+            change = PlanItem("group", name, version, "retire", (f"offline table {table}",))
+            try:
+                sequence = applied.store.commit(state, based_on=snapshot.version, action="retire", changes=[change.as_dict()])
+            except RegistryConflict:
+                continue
+            applied.remember(Snapshot(state, sequence))
+        for key in [k for k in _CHECKED if k[:4] == (applied.store.uri, "group", name, version)]:
+            _CHECKED.discard(key)
+        # After the record: a retire killed here is finished by running it again.
+        deleted = online.delete_group(group) if online is not None and group.online else 0
+        if delete_offline:
+            offline.delete_table(group)
+        return Retirement(name, version, deleted, table, datasets, False)
+    raise RegistryError(f"the registry at {applied.store.uri} changed under {APPLY_ATTEMPTS} attempts to retire; run retire again")
