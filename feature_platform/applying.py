@@ -12,7 +12,7 @@ from feature_platform.definitions.changes import AppliedState, Plan, PlanItem, p
 from feature_platform.definitions.concepts import FeatureGroup, FeatureView
 from feature_platform.definitions.records import group_from_record, group_record, view_record
 from feature_platform.definitions.references import Catalog
-from feature_platform.errors import DefinitionError, DefinitionMismatchError, FeatureReferenceError, RegistryError
+from feature_platform.errors import DefinitionError, DefinitionMismatchError, FeatureReferenceError, RegistryError, RegistryStorageError
 from feature_platform.offline.registry import RegistryConflict, RegistryStore, Snapshot
 from feature_platform.offline.store import OfflineStore
 from feature_platform.online.store import OnlineStore
@@ -58,9 +58,12 @@ class AppliedDefinitions:
         key = (self.store.uri, "group", group.name, group.version, fingerprint)
         if key in _CHECKED:
             return
-        problem = _group_problem(self.snapshot().state, group)
-        if problem:
-            problem = _group_problem(self.snapshot(refresh=True).state, group)
+        try:
+            problem = _group_problem(self.snapshot().state, group)
+            if problem:
+                problem = _group_problem(self.snapshot(refresh=True).state, group)
+        except RegistryStorageError as exc:
+            raise RegistryStorageError(f"feature group '{group.name}' v{group.version}: {exc}") from None
         if problem:
             raise DefinitionMismatchError(problem)
         _CHECKED.add(key)

@@ -69,6 +69,10 @@ class RegistryError(FeaturePlatformError):
     """The registry of applied definitions cannot be read, or holds a record that is not valid."""
 
 
+class RegistryStorageError(RegistryError, StorageError):
+    """The registry's storage refused the read (a missing bucket, permissions, a damaged log): both kinds of error."""
+
+
 class MissingExtraError(ImportError):
     """An optional part of the platform is used but its extra is not installed."""
 

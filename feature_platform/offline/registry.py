@@ -22,7 +22,7 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
 from feature_platform.definitions.changes import AppliedState
-from feature_platform.errors import RegistryError
+from feature_platform.errors import RegistryError, RegistryStorageError
 from feature_platform.offline.store import OfflineStore, _plain
 
 SCHEMA = pa.schema(
@@ -73,7 +73,7 @@ class RegistryStore:
         except TableNotFoundError:
             return None
         except (DeltaError, OSError) as exc:
-            raise RegistryError(f"cannot read the registry at {self.uri}: {_plain(exc)}; nothing was read or changed") from None
+            raise RegistryStorageError(f"cannot read the registry at {self.uri}: {_plain(exc)}; nothing was read or changed") from None
 
     def load(self) -> Snapshot:
         """The latest applied state."""
@@ -84,7 +84,7 @@ class RegistryStore:
         try:
             rows = table.to_pyarrow_dataset().to_table(filter=pds.field("sequence") == version, columns=["state"])
         except (DeltaError, OSError, pa.ArrowException) as exc:
-            raise RegistryError(f"cannot read the registry at {self.uri} (version {version}): {_plain(exc)}; nothing was changed") from None
+            raise RegistryStorageError(f"cannot read the registry at {self.uri} (version {version}): {_plain(exc)}; nothing was changed") from None
         if rows.num_rows != 1:
             raise RegistryError(
                 f"the registry at {self.uri} has {rows.num_rows} records for its version {version}, not one; it was changed "
