@@ -94,6 +94,7 @@ def random_store(root: str, seed: int) -> tuple[FeatureStore, pd.DataFrame]:
     profile = FeatureGroup("profile", entities=[user], features=[Feature("age", "int32")], partitions=None)
     store = FeatureStore([stats, profile], [FeatureView("model", features=["stats:count", "stats:score", "stats:tag", "profile:age"])],
                          offline_root=root, project="eq")
+    store.apply()
     hours = rng.integers(0, 72, 300)
     rows = pd.DataFrame(
         {
