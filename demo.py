@@ -117,6 +117,7 @@ def run_demo(repo: Path, first_day: str, last_day: str, drift_first_day: str | N
             raise SystemExit(f"demo run {result.run_id} failed: {message.strip()}")
 
     store = FeatureStore.from_repo(repo)
+    stream = stream_demo(defs, instance, store)
     groups = []
     for name in store.list_groups():
         group = store.group(name)
@@ -135,7 +136,7 @@ def run_demo(repo: Path, first_day: str, last_day: str, drift_first_day: str | N
     return {
         "quality": quality,
         "online": online_lookups(store, last_day),
-        "stream": stream_demo(defs, instance, store),
+        "stream": stream,
         "window": [first_day, last_day],
         "seconds": round(time.monotonic() - started, 1),
         "dagster_home": os.environ.get("DAGSTER_HOME", "(ephemeral instance)"),

@@ -86,6 +86,7 @@ def child(kind: str, rows: int) -> dict:
         else:
             partitioned = kind == "write_partitions"
             store = FeatureStore(groups=[group(partitioned)], offline_root=folder, project="bench")
+            store.apply()
             if partitioned:
                 last = (START + timedelta(days=DAYS - 1)).date().isoformat()
                 store.offline.write_partitions(store.group("user_activity"), START.date().isoformat(), last, df)

@@ -38,7 +38,9 @@ def groups(layout: str) -> list[FeatureGroup]:
 
 def store_for(data: Path, layout: str) -> FeatureStore:
     root = Path(os.environ.get("PIT_FEAST_ROOT", "/tmp/perf-pit-feast")) / data.name / layout
-    return FeatureStore(groups=groups(layout), offline_root=root, project="feast_bench")
+    store = FeatureStore(groups=groups(layout), offline_root=root, project="feast_bench")
+    store.apply()  # record the definitions (reads and writes check them); a no-op once applied
+    return store
 
 
 def prepare(store: FeatureStore, data: Path) -> dict[str, int]:

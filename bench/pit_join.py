@@ -49,7 +49,9 @@ FEATURES = [f"user_daily:d{i}" for i in range(10)] + [f"user_events:e{i}" for i 
 
 
 def store_at(root: Path) -> FeatureStore:
-    return FeatureStore(groups=[daily, events], offline_root=root / "offline", project="bench")
+    store = FeatureStore(groups=[daily, events], offline_root=root / "offline", project="bench")
+    store.apply()  # record the definitions (reads and writes check them); a no-op once applied
+    return store
 
 
 def prepare(root: Path, case: dict[str, int]) -> None:

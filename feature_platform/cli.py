@@ -357,6 +357,7 @@ def run_stream(args: argparse.Namespace) -> dict[str, Any]:
     processor = store.stream_processor(args.group, consumer=args.consumer, batch_size=args.batch_size)
     began = time.monotonic()
     totals = {"events": 0, "dead_letters": 0, "offline_rows": 0, "redelivered": 0}
+    report: dict[str, Any] = {"group": args.group}
     try:
         while not stopping:
             left = None if args.max_seconds is None else args.max_seconds - (time.monotonic() - began)

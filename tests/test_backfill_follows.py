@@ -71,9 +71,11 @@ def wait_for_followers(server: Server, count: int) -> tuple[list[tuple[str, str]
 def test_ui_and_cli_backfills_are_followed_by_online_sync_and_drift_for_exactly_their_partitions(tmp_path, redis_url):
     land_transactions(tmp_path / "feature_platform" / "raw", "2024-04-07", DAYS[-1])
     env = {"FEATURE_PLATFORM_REDIS_URL": redis_url}
+    cli_env = {**os.environ, **env, "PYTHONPATH": str(REPO), "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+               "FEATURE_PLATFORM_HOME": str(tmp_path / "feature_platform")}
     applied = subprocess.run(  # plan -> apply -> materialize: runs refuse definitions that were not applied
         [sys.executable, "-m", "feature_platform.cli", "apply"], cwd=REPO, capture_output=True, text=True, timeout=300,
-        env={**os.environ, **env, "PYTHONPATH": str(REPO), "FEATURE_PLATFORM_HOME": str(tmp_path / "feature_platform")},
+        env=cli_env,
     )
     assert applied.returncode == 0, applied.stderr[-2000:]
     with dagster_dev(tmp_path, env=env) as server:
@@ -85,12 +87,8 @@ def test_ui_and_cli_backfills_are_followed_by_online_sync_and_drift_for_exactly_
         assert [p for p, _ in online] == DAYS and [p for p, _ in drift] == DAYS
         assert not {r for _, r in online} & {r for _, r in features}  # runs of their own, started by the sensor
 
-        cli = subprocess.run(
-            [sys.executable, "-m", "feature_platform.cli", "backfill", GROUP, "--start", CLI_DAYS[0], "--end", CLI_DAYS[-1]],
-            cwd=REPO, capture_output=True, text=True, timeout=600,
-            env={**os.environ, **env, "PYTHONPATH": str(REPO), "DAGSTER_HOME": str(tmp_path / "dagster_home"),
-                 "FEATURE_PLATFORM_HOME": str(tmp_path / "feature_platform")},
-        )
+        backfill = [sys.executable, "-m", "feature_platform.cli", "backfill", GROUP, "--start", CLI_DAYS[0], "--end", CLI_DAYS[-1]]
+        cli = subprocess.run(backfill, cwd=REPO, env=cli_env, capture_output=True, text=True, timeout=600)
         assert cli.returncode == 0, cli.stderr[-2000:]
         online, drift = wait_for_followers(server, len(DAYS) + len(CLI_DAYS))
 

@@ -154,7 +154,9 @@ def test_demo_ends_with_online_vectors_synced_by_the_online_assets(demo: dict[st
 
 def test_demo_builds_the_fraud_training_dataset_from_the_labelled_transactions(demo, transactions) -> None:
     store = demo["store"]
-    (manifest,) = store.list_training_datasets()
+    manifests = {m["name"]: m for m in store.list_training_datasets()}
+    assert set(manifests) == {"fraud_training", "realtime_fraud_training"}  # the second from the streaming group
+    manifest = manifests["fraud_training"]
     labelled = transactions[transactions["event_time"] >= pd.Timestamp("2024-04-08", tz="UTC")]
     assert (manifest["name"], manifest["version"], manifest["row_count"]) == ("fraud_training", 1, len(labelled))
     assert set(manifest["group_versions"]) == {

@@ -187,6 +187,9 @@ def test_thousands_of_http_pushes_to_one_server_process_all_land(tmp_path, redis
         port = probe.getsockname()[1]
     env = {**os.environ, "FEATURE_PLATFORM_REDIS_URL": redis_url, "PYTHONPATH": str(Path(__file__).parents[1])}
     env.pop("FEATURE_PLATFORM_SERVER_TOKEN", None)
+    apply = [sys.executable, "-m", "feature_platform.cli", "apply", "--repo", str(tmp_path)]
+    applied = subprocess.run(apply, env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert applied.returncode == 0, applied.stderr  # the server serves applied definitions only
     command = [sys.executable, "-m", "feature_platform.cli", "serve", "--repo", str(tmp_path), "--port", str(port)]
     server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
     base = f"http://127.0.0.1:{port}"

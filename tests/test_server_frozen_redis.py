@@ -74,7 +74,9 @@ def start(repo: Path, workers: int) -> tuple[subprocess.Popen, str]:
                 return server, url
         except httpx.TransportError:
             pass
-        assert server.poll() is None and time.monotonic() < deadline, "the server did not start"
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()  # never leave a half-started server behind
+            raise AssertionError(f"the server did not start (exit code {server.poll()})")
         time.sleep(0.1)
 
 
@@ -182,3 +184,14 @@ def test_workers_are_processes_on_one_port_and_a_dead_one_is_replaced(repo):
     finally:
         process.terminate()
         assert process.wait(timeout=20) == 0
+
+
+def test_workers_stop_when_the_server_is_killed(repo):
+    process, url = start(repo, workers=2)
+    workers = workers_of(process)
+    process.kill()
+    process.wait()
+    deadline = time.monotonic() + 15
+    while any(Path(f"/proc/{pid}").exists() for pid in workers):
+        assert time.monotonic() < deadline, "a worker outlived its server"
+        time.sleep(0.1)

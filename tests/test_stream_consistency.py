@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from feature_platform.streaming.processor import CONSUMER_GROUP, backfill_offline
-from tests.stream_fixtures import WINDOW_FEATURES, card_windows, features, stream_store, transaction
+from tests.stream_fixtures import WINDOW_FEATURES, features, stream_store, transaction
 
 TILE_S = 60
 STORED = ["card_id", "event_time", "event_id", "amount", "merchant_id"]

@@ -17,7 +17,6 @@ import msgpack
 import redis
 
 from feature_platform.definitions.aggregations import StreamFeatureGroup
-from feature_platform.online import codec
 from feature_platform.online.store import OnlineStore
 from feature_platform.windows.tiles import TileBatch, layout, tile_micros, tiles_in, window_values
 

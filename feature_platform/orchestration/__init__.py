@@ -3,6 +3,8 @@
 Only this package imports `dagster`; the library works without it.
 """
 
+import importlib.util
+import warnings
 from collections.abc import Sequence
 
 from feature_platform.errors import import_extra
@@ -68,7 +70,12 @@ def build_definitions(
         online_sync_asset(g, groups=groups, views=views, sources=sources) for g in groups if g.compute and g.online
     ]
     assets += [training_dataset_asset(t, groups=groups, views=views, sources=by_name) for t in training_datasets]
-    assets += [drift_asset(g) for g in groups if g.compute and g.partitions is not None and g.drift is not None]
+    drifting = [g for g in groups if g.compute and g.partitions is not None and g.drift is not None]
+    if drifting and importlib.util.find_spec("evidently") is None:
+        # Without the extra a drift asset could only fail; the pipeline runs and says what it left out.
+        warnings.warn(f"drift monitoring of {[g.name for g in drifting]} is left out: pip install 'feature-platform[drift]'", stacklevel=2)
+        drifting = []
+    assets += [drift_asset(g) for g in drifting]
     schedules = [group_schedule(g) for g in groups if g.compute and g.partitions is not None]
     landing = [s for s in sources if isinstance(s, RawSource)]
     schedules += [source_schedule(s) for s in landing if s.produce is not None and s.partitions is not None]

@@ -8,9 +8,11 @@ finishes its requests in flight and exits; a worker that dies on its own is
 replaced.
 """
 
+import ctypes
 import logging
 import os
 import signal
+import sys
 import time
 
 import uvicorn
@@ -18,6 +20,7 @@ import uvicorn
 log = logging.getLogger(__name__)
 # Workers dying this often are failing, not unlucky: stop rather than fork them forever.
 MAX_DEATHS, DEATHS_WINDOW_S = 5, 10.0
+PR_SET_PDEATHSIG = 1
 
 
 def run_workers(config: uvicorn.Config, workers: int) -> int:
@@ -32,6 +35,7 @@ def run_workers(config: uvicorn.Config, workers: int) -> int:
     def fork() -> None:
         pid = os.fork()
         if pid == 0:
+            _stop_with_parent()
             code = 1
             try:
                 _serve(config, [sock])
@@ -89,3 +93,9 @@ def _serve(config: uvicorn.Config, sockets: list | None) -> None:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _stop_with_parent() -> None:
+    """On Linux, have the kernel send this worker SIGTERM if the supervisor dies (even by SIGKILL)."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)

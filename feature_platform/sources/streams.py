@@ -42,10 +42,6 @@ class StreamLag:
     last_entry: str
     seconds: float
 
-    @property
-    def events(self) -> int | None:
-        return None if self.behind is None else self.behind + self.pending
-
 
 class EventStream(Protocol):
     """What the stream consumer uses; one instance per stream."""

@@ -1,0 +1,59 @@
+"""`feature-platform stream GROUP`: the long-running consumer of the demo's stream group, bounded or stopped by SIGTERM."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from assets.streaming import generate_transactions
+from feature_platform import FeatureStore
+from feature_platform.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def repo_env(tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    values = {"FEATURE_PLATFORM_HOME": str(tmp_path), "FEATURE_PLATFORM_REDIS_URL": redis_url, "FEATURE_PLATFORM_PROJECT": "cli"}
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("FEATURE_PLATFORM_OFFLINE_ROOT", raising=False)
+    return values
+
+
+def publish(count: int) -> FeatureStore:
+    store = FeatureStore.from_repo(REPO)
+    store.apply()  # the consumer refuses definitions that were not applied
+    store.publish_events("card_activity", [{k: v for k, v in e.items() if k != "is_fraud"} for e in generate_transactions(count)])
+    return store
+
+
+def test_stream_until_idle_consumes_everything_and_reports_it(repo_env: dict, capsys: pytest.CaptureFixture) -> None:
+    store = publish(200)
+    assert main(["stream", "card_activity", "--repo", str(REPO), "--until-idle", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["events"], report["dead_letters"], report["offline_rows"], report["lag_events"]) == (200, 0, 200, 0)
+    assert len(store.read_group("card_activity")) == 200
+
+
+def test_stream_stops_cleanly_on_sigterm_after_its_batch(repo_env: dict) -> None:
+    store = publish(100)
+    environment = {**os.environ, **repo_env, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "feature_platform.cli", "stream", "card_activity", "--repo", str(REPO), "--json", "--report-every", "1"],
+        cwd=REPO, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 60
+    while len(store.read_group("card_activity")) < 100 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    report = json.loads(out)
+    assert report["stopped_by_signal"] is True and report["events"] == 100
+    assert "card_activity: " in err  # a progress line per --report-every
