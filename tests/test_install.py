@@ -62,6 +62,7 @@ def test_the_base_install_runs_a_retrieval_without_dagster(venv: dict[str, Path]
         spend = fp.FeatureGroup("spend", entities=[user], features=[fp.Feature("total", "float64")],
                                 partitions=fp.DailyPartitions(start="2024-05-01"))
         store = fp.FeatureStore([spend], [fp.FeatureView("model", features=["spend:total"])], offline_root="offline")
+        store.apply()
         store.write_partition("spend", "2024-05-01", pd.DataFrame({"user_id": [1, 2], "event_time": pd.Timestamp("2024-05-01 12:00"), "total": [3.0, 4.0]}))
         entities = pd.DataFrame({"user_id": [2, 1, 3], "event_time": pd.Timestamp("2024-05-02")})
         store.create_training_dataset("model", entities, name="model_training")
@@ -193,6 +194,7 @@ def test_adopt_in_a_dagster_project_from_a_clone(venv: dict[str, Path], orders_t
     try:
         run([python, "-c", "import definitions, dagster as dg; dg.Definitions.validate_loadable(definitions.defs)"], cwd=shop, env=env)
         run([str(bin_ / "dagster"), "asset", "materialize", "-f", "definitions.py", "--select", "crm/customers"], cwd=shop, env=env)
+        run([str(bin_ / "feature-platform"), "apply"], cwd=shop, env=env)
         backfill = run([str(bin_ / "feature-platform"), "backfill", "customer_spend", "customer_segment", "--start", "2024-05-02",
                         "--end", "2024-05-03", "--with-downstream", "--json"], cwd=shop, env=env)
         assert json.loads(backfill)["success"] is True
