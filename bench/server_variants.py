@@ -33,6 +33,7 @@ from feature_platform import FeatureStore  # noqa: E402
 from feature_platform.online.redis_server import start_server  # noqa: E402
 from feature_platform.serving import server  # noqa: E402
 from feature_platform.serving.json_values import dumps  # noqa: E402
+from feature_platform.serving.lookup import parse  # noqa: E402
 
 BODY = b'{"feature_view": "plain", "entities": {"user_id": [3]}}'
 
@@ -43,7 +44,7 @@ def thread_pool_app(store: FeatureStore) -> FastAPI:
 
     @app.post("/get-online-features")
     async def lookup(request: Request) -> Response:
-        body = server._parse(server.OnlineFeaturesRequest, await request.body())
+        body = parse(server.OnlineFeaturesRequest, await request.body())
         view = store.catalog.view(body.feature_view)
         result = await run_in_threadpool(store.get_online_features, body.entities, view)
         return Response(dumps({"features": result.to_dict(), "statuses": result.statuses}), media_type="application/json")
