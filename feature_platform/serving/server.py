@@ -224,7 +224,8 @@ def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, repo: str | Path = 
     warm(store)
     app = create_app(store, token=os.environ.get("FEATURE_PLATFORM_SERVER_TOKEN") or None)
     gc.freeze()  # definitions and imports live forever: keep them out of collections (shorter tail latency)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
+    # No proxy-header rewriting: the server never reads the client's address, and it costs on every request.
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, proxy_headers=False,
                             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
     code = run_workers(config, workers or default_workers())
     if code:
