@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from feature_platform.errors import FeaturePlatformError
 from feature_platform.online.async_client import AsyncOnlineClient
 from feature_platform.online.store import OnlineStoreError
+from feature_platform.serving.http_protocol import http_protocol
 from feature_platform.serving.json_values import dumps, table_from_json
 from feature_platform.serving.lookup import LOOKUP_PATH, LookupRouter, check_authorization, error_answer, expected_authorization, parse
 from feature_platform.serving.workers import run_workers
@@ -226,7 +227,7 @@ def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, repo: str | Path = 
     gc.freeze()  # definitions and imports live forever: keep them out of collections (shorter tail latency)
     # No proxy-header rewriting: the server never reads the client's address, and it costs on every request.
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, proxy_headers=False,
-                            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
+                            http=http_protocol(), timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
     code = run_workers(config, workers or default_workers())
     if code:
         raise SystemExit(code)
