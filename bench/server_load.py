@@ -115,7 +115,11 @@ def wait_until_up(port: int, process: subprocess.Popen, timeout_s: float = 120) 
 
 
 def group_cpu_s(group: int, *, pid: int | None = None) -> float:
-    """CPU seconds (user + system) used so far by the live processes of process group `group` (or process `pid` alone)."""
+    """CPU seconds (user + system) used so far by process group `group` (or process `pid` alone).
+
+    With the CPU of the children they reaped: a worker that died or was replaced (Feast's time out
+    under load) still counts, through its supervisor.
+    """
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0
     for entry in [Path(f"/proc/{pid}")] if pid else Path("/proc").iterdir():
@@ -125,8 +129,8 @@ def group_cpu_s(group: int, *, pid: int | None = None) -> float:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if pid or int(fields[2]) == group:  # fields[2] is the process group; utime and stime follow at 11 and 12
-            total += int(fields[11]) + int(fields[12])
+        if pid or int(fields[2]) == group:  # fields[2] is the process group; utime, stime, cutime, cstime at 11-14
+            total += sum(int(f) for f in fields[11:15])
     return total / ticks
 
 
