@@ -122,6 +122,29 @@ def test_an_overwrite_that_loses_a_race_for_a_new_day_is_retried_and_stores_one_
     assert per_day(store, as_of=1) == {day(0): {"first"}, day(1): {"rival"}}
 
 
+def test_an_append_committed_during_an_overwrite_of_its_day_keeps_its_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Proves (a decision): rows appended to a day (a push) while an overwrite of that day is between its snapshot
+    and its commit are kept beside the overwrite's rows, as if appended right after it; nothing is lost or doubled."""
+    store, pusher = make_store(tmp_path), make_store(tmp_path)
+    store.write_partition("events", day(1), frame(day(1), 5, writer="first"))
+    real = DeltaTable.create_write_transaction
+    pushed: list[bool] = []
+
+    def push_then_commit(self: DeltaTable, *args: object, **kwargs: object) -> None:
+        if kwargs.get("mode") == "overwrite" and not pushed:
+            pushed.append(True)
+            late = frame(day(1), 1, writer="pushed")
+            late["user_id"] = 99
+            pusher.offline.append(events, late)
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(DeltaTable, "create_write_transaction", push_then_commit)
+    store.write_partition("events", day(1), frame(day(1), 3, writer="ours"))
+
+    rows = store.offline.read(events, columns=["user_id", "writer"]).to_pylist()
+    assert sorted((r["writer"], r["user_id"]) for r in rows) == [("ours", 0), ("ours", 1), ("ours", 2), ("pushed", 99)]
+
+
 def test_files_roll_over_and_chunks_keep_every_row_of_an_unsorted_frame(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Proves: with chunks of 7 rows and files of at most 10, a shuffled 3-day frame is stored as files of
     at most 10 rows, each holding one day, and reads back row for row."""
