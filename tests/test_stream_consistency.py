@@ -119,8 +119,9 @@ def test_a_replayed_stream_changes_neither_online_nor_offline(tmp_path: Path, re
     rows = len(store.read_group("card_windows"))
 
     stream = store.stream("card_windows")
-    stream.client.xgroup_setid(stream.key, CONSUMER_GROUP, "0")  # every entry is delivered again, to another consumer
     with store.stream_processor("card_windows", consumer="second") as second:
+        second.start()  # rewinds to the durable watermarks: nothing to read again
+        stream.client.xgroup_setid(stream.key, CONSUMER_GROUP, "0")  # yet every entry is delivered again
         stats = second.run(until_idle=True)
 
     assert stats.redelivered == 30 and stats.events == 0

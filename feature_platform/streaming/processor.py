@@ -3,12 +3,13 @@
 Each batch read from the stream is applied to the online tiles by one Redis
 script that also moves the online watermark (the last entry id applied), and
 buffered for the offline table; the buffer is appended to the group's Delta
-table in one commit whose metadata records the offline watermark, and only
-then are its entries acknowledged. A crash redelivers what was not
-acknowledged, and each sink skips what its watermark covers: an event is never
-lost and never counted twice, whoever replays it. Watermarks need the entries
-in stream order, so one process at a time consumes a stream group (a lease in
-Redis; a restarted consumer claims the pending entries of a dead one).
+table in one commit whose metadata records the offline watermark. Entries are
+read without acknowledgements: at start, and after a Redis outage, the
+consumer rewinds its consumer group to the older of the two durable
+watermarks and reads from there, and each sink skips what its watermark
+covers. So an event is never lost and never counted twice, whoever replays
+it. Watermarks need the entries in stream order, so one process at a time
+consumes a stream group (a lease in Redis).
 """
 
 import os
@@ -74,7 +75,6 @@ class StreamStats:
             "events_per_second": self.events_per_second,
             "last_event_time": self.last_event_time.isoformat() if self.last_event_time else None,
             "lag_events": self.lag.behind if self.lag else None, "lag_seconds": self.lag.seconds if self.lag else None,
-            "unacknowledged": self.lag.pending if self.lag else None,
         }
 
 
@@ -129,16 +129,15 @@ class StreamProcessor:
         self._watermark_key = stream_state_key(online, group, "watermark")
         self._online_mark: tuple[int, int] | None = None
         self._offline_mark: tuple[int, int] | None = None
-        self._pending: str | None = "0"
+        self._rewind = True
         self._buffer: list[pa.Table] = []
-        self._unacknowledged: list[str] = []
         self._offline_last = ""
         self._flusher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="offline-flush")
         self._flushing: Future | None = None
         self._started = False
 
     def start(self) -> None:
-        """Create the consumer group, take the lease, claim pending entries and load both watermarks."""
+        """Create the consumer group, take the lease, load both watermarks and rewind the group to the older one."""
         self._retrying(self._start)
 
     def _start(self) -> None:
@@ -148,12 +147,28 @@ class StreamProcessor:
                 f"stream group '{self.group.name}' is already consumed by another process (one consumer per stream "
                 f"group); stop it, or wait {LEASE_MS // 1000} s for a dead one's lease to expire"
             )
-        self.stream.claim_pending(CONSUMER_GROUP, self.consumer)
-        mark = watermark(self.online, self._watermark_key)
-        self._online_mark = entry_order(mark) if mark else None
         offline_mark = self.offline.last_commit_value(self.group, WATERMARK_KEY)
         self._offline_mark = entry_order(offline_mark) if offline_mark else None
+        self._rewind_to_durable()
         self._started = True
+
+    def _rewind_to_durable(self) -> None:
+        """Read again from the older durable watermark: whatever was read but is not in both sinks comes back.
+
+        The online watermark is reloaded (Redis may have restarted with older
+        state); the offline one is the last Delta commit's, kept in memory.
+        """
+        mark = watermark(self.online, self._watermark_key)
+        self._online_mark = entry_order(mark) if mark else None
+        durable = self._durable_mark()
+        self.stream.rewind(CONSUMER_GROUP, "0" if durable is None else f"{durable[0]}-{durable[1]}")
+        self._rewind = False
+
+    def _durable_mark(self) -> tuple[int, int] | None:
+        """The last entry both sinks have applied (None: possibly none)."""
+        if self._online_mark is None or self._offline_mark is None:
+            return None
+        return min(self._online_mark, self._offline_mark)
 
     def _take_over_dead_lease(self) -> bool:
         """Take the lease of a consumer on this machine whose process has died (no need to wait for it to expire)."""
@@ -172,13 +187,8 @@ class StreamProcessor:
             return False
 
     def _read(self) -> list[Entry]:
-        """Delivered but unacknowledged (pending) entries first, until there are none; then new ones."""
-        if self._pending is not None:
-            entries = self.stream.read(CONSUMER_GROUP, self.consumer, count=self.batch_size, pending_after=self._pending)
-            if entries:
-                self._pending = entries[-1][0]
-                return entries
-            self._pending = None
+        if self._rewind:
+            self._rewind_to_durable()
         return self.stream.read(CONSUMER_GROUP, self.consumer, count=self.batch_size, block_ms=self.block_ms)
 
     def _after(self, entries: list[Entry], mark: tuple[int, int] | None) -> list[Entry]:
@@ -203,7 +213,6 @@ class StreamProcessor:
             rows = parsed.table if parsed is not None and len(online) == len(offline) else parse_entries(self.group, offline).table
             self._buffer.append(rows)
             self._offline_last = offline[-1][0]
-        self._unacknowledged += [e[0] for e in entries]
         return len(entries)
 
     def _apply_online(self, parsed: ParsedEvents, entries: list[Entry], stats: StreamStats) -> None:
@@ -233,18 +242,18 @@ class StreamProcessor:
             stats.last_event_time = max(stats.last_event_time or latest, latest)
 
     def flush_offline(self, stats: StreamStats, *, wait: bool = True) -> None:
-        """Append the buffered events to the Delta table in one commit, then acknowledge what was read.
+        """Append the buffered events to the Delta table in one commit, moving the offline watermark.
 
         Without `wait` the commit runs on a background thread while consuming goes on (one at a time).
         """
         self._wait_for_flush()
-        buffer, read, last = self._buffer, self._unacknowledged, self._offline_last
-        self._buffer, self._unacknowledged = [], []
-        self._flushing = self._flusher.submit(self._flush, buffer, read, last, stats)
+        buffer, last = self._buffer, self._offline_last
+        self._buffer = []
+        self._flushing = self._flusher.submit(self._flush, buffer, last, stats)
         if wait:
             self._wait_for_flush()
 
-    def _flush(self, buffer: list[pa.Table], read: list[str], last: str, stats: StreamStats) -> None:
+    def _flush(self, buffer: list[pa.Table], last: str, stats: StreamStats) -> None:
         rows = pa.concat_tables(buffer) if buffer else None
         if rows is not None and rows.num_rows:
             if not self._retrying(lambda: claim_lease(self.online, self._lease_key, self._token, LEASE_MS), reset=False):
@@ -253,9 +262,6 @@ class StreamProcessor:
             stats.offline_rows += rows.num_rows
         if buffer:
             self._offline_mark = entry_order(last)
-        for start in range(0, len(read), 10_000):
-            chunk = read[start : start + 10_000]
-            self._retrying(lambda: self.stream.acknowledge(CONSUMER_GROUP, chunk), reset=False)
 
     def _wait_for_flush(self) -> None:
         """Wait for the commit in flight (raising its error, if any)."""
@@ -264,13 +270,13 @@ class StreamProcessor:
             flushing.result()
 
     def _reset_after_outage(self) -> None:
-        """Forget what was read but not acknowledged: it is read again from the pending entries.
+        """Forget what was read but not yet offline: the next read rewinds to the durable watermarks.
 
         A commit in flight finishes first, so what it appends is not read and appended again.
         """
         self._wait_for_flush()
-        self._pending = "0"
-        self._buffer, self._unacknowledged = [], []
+        self._rewind = True
+        self._buffer = []
 
     def run(
         self,
@@ -283,7 +289,7 @@ class StreamProcessor:
         """Consume until a limit, until no new entry arrives (`until_idle`), or until `should_stop()`.
 
         Redis outages up to `max_outage` are waited out; the offline table is
-        brought up to date (and everything read acknowledged) before returning.
+        brought up to date (everything read is then in both sinks) before returning.
         """
         if not self._started:
             self.start()
@@ -309,9 +315,12 @@ class StreamProcessor:
         return stats
 
     def _trim(self) -> None:
-        if self.retention is not None:
+        """Drop entries older than `retention` that both sinks have applied (a rewind never needs them)."""
+        durable = self._durable_mark()
+        if self.retention is not None and durable is not None:
             keep_after = int((datetime.now(timezone.utc) - self.retention).timestamp() * 1000)
-            self._retrying(lambda: self.stream.trim_acknowledged([CONSUMER_GROUP], keep_after))
+            ms, seq = min((durable[0], durable[1] + 1), (keep_after, 0))
+            self._retrying(lambda: self.stream.trim(f"{ms}-{seq}"))
 
     def __enter__(self) -> "StreamProcessor":
         return self
@@ -330,7 +339,7 @@ class StreamProcessor:
     def _retrying(self, call: Callable[[], T], *, reset: bool = True) -> T:
         """`call()`, waiting out a Redis restart or outage (connection refused, loading) up to `max_outage`.
 
-        A retried step starts over from the pending entries (`reset`), so what was read but not acknowledged is not skipped.
+        A retried step starts over from the durable watermarks (`reset`), so what was read but not stored is not skipped.
         """
         for attempt in Retrying(
             retry=retry_if_exception_type((redis.ConnectionError, redis.TimeoutError)),
