@@ -126,3 +126,21 @@ def test_a_consumer_that_read_past_what_it_stored_offline_is_rewound_on_restart(
 
     assert (again.redelivered, again.events, again.offline_rows) == (300, 0, 300)
     assert_counted_once(store, 300)
+
+
+def test_redis_coming_back_with_older_tiles_under_a_running_consumer_is_read_again_not_lost(tmp_path: Path, redis_url: str) -> None:
+    store = stream_store(tmp_path, redis_url)
+    publish(store, 300)
+    client = store.stream("card_windows").client
+    with store.stream_processor("card_windows", batch_size=100) as processor:
+        processor.start()
+        stats = StreamStats("card_windows", "processor")
+        processor.step(stats)
+        state = [k for k in client.scan_iter(match=b"fp:streams:card_windows:*") if not k.endswith(b"!stream:lease")]
+        saved = {key: client.dump(key) for key in state}  # tiles and watermark after the first batch
+        processor.step(stats)
+        for key, value in saved.items():  # as if Redis restarted from an append-only file missing the second batch
+            client.restore(key, 0, value, replace=True)
+        processor.run(until_idle=True)
+
+    assert_counted_once(store, 300)

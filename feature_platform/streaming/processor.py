@@ -31,7 +31,8 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_e
 from feature_platform.definitions.aggregations import StreamFeatureGroup
 from feature_platform.offline.store import OfflineStore
 from feature_platform.online.store import OnlineStore
-from feature_platform.online.tiles import apply_tiles, claim_lease, release_lease, stream_state_key, watermark
+from feature_platform.online.tile_cache import TileCache
+from feature_platform.online.tiles import claim_lease, release_lease, stream_state_key, watermark
 from feature_platform.errors import FeaturePlatformError
 from feature_platform.sources.streams import Entry, RedisStream, StreamLag, entry_order
 from feature_platform.windows.events import DeadLetter, ParsedEvents, parse_entries
@@ -107,6 +108,7 @@ class StreamProcessor:
         offline_interval: timedelta = timedelta(seconds=5),
         retention: timedelta | None = timedelta(hours=1),
         max_outage: timedelta = timedelta(minutes=5),
+        cached_entities: int = 200_000,
     ) -> None:
         if online.cluster:
             raise FeaturePlatformError(
@@ -127,6 +129,8 @@ class StreamProcessor:
         self._token = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._lease_key = stream_state_key(online, group, "lease")
         self._watermark_key = stream_state_key(online, group, "watermark")
+        self._tiles = TileCache(online, group, capacity=cached_entities)
+        self._online_id: str | None = None
         self._online_mark: tuple[int, int] | None = None
         self._offline_mark: tuple[int, int] | None = None
         self._rewind = True
@@ -158,11 +162,14 @@ class StreamProcessor:
         The online watermark is reloaded (Redis may have restarted with older
         state); the offline one is the last Delta commit's, kept in memory.
         """
-        mark = watermark(self.online, self._watermark_key)
-        self._online_mark = entry_order(mark) if mark else None
+        self._load_online_mark()
         durable = self._durable_mark()
         self.stream.rewind(CONSUMER_GROUP, "0" if durable is None else f"{durable[0]}-{durable[1]}")
         self._rewind = False
+
+    def _load_online_mark(self) -> None:
+        self._online_id = watermark(self.online, self._watermark_key)
+        self._online_mark = entry_order(self._online_id) if self._online_id else None
 
     def _durable_mark(self) -> tuple[int, int] | None:
         """The last entry both sinks have applied (None: possibly none)."""
@@ -206,33 +213,34 @@ class StreamProcessor:
         online, offline = self._after(entries, self._online_mark), self._after(entries, self._offline_mark)
         stats.redelivered += len(entries) - len(online)
         parsed = parse_entries(self.group, online) if online else None
-        if online:
-            assert parsed is not None
-            self._apply_online(parsed, online, stats)
+        if parsed is not None and not self._apply_online(parsed, online, stats):
+            return len(entries)
         if offline:
             rows = parsed.table if parsed is not None and len(online) == len(offline) else parse_entries(self.group, offline).table
             self._buffer.append(rows)
             self._offline_last = offline[-1][0]
         return len(entries)
 
-    def _apply_online(self, parsed: ParsedEvents, entries: list[Entry], stats: StreamStats) -> None:
-        while True:
-            applied = apply_tiles(
-                self.online, self.group, partial_tiles(self.group, parsed.table),
-                [dead_letter_fields(self.stream.name, d) for d in parsed.dead],
-                watermark_key=self._watermark_key, dead_key=self.stream.dead_key,
-                lease=(self._lease_key, self._token, LEASE_MS), first_id=entries[0][0], last_id=entries[-1][0],
-                now_us=time.time_ns() // 1000,
-            )
-            if applied is not None:
-                break
-            # Applied before the reply was lost (e.g. Redis restarted): the stored watermark says how far.
-            mark = watermark(self.online, self._watermark_key)
-            self._online_mark = entry_order(mark) if mark else None
+    def _apply_online(self, parsed: ParsedEvents, entries: list[Entry], stats: StreamStats) -> bool:
+        """Apply a batch to the online tiles; False when the stored state went back (the batch is read again)."""
+        while not self._tiles.apply(
+            partial_tiles(self.group, parsed.table), [dead_letter_fields(self.stream.name, d) for d in parsed.dead],
+            expected=self._online_id, last_id=entries[-1][0], now_us=time.time_ns() // 1000,
+            watermark_key=self._watermark_key, dead_key=self.stream.dead_key, lease=(self._lease_key, self._token, LEASE_MS),
+        ):
+            # Refused: the stored watermark is not the one we wrote. Ahead of it: a write whose reply was lost went
+            # through; apply the rest on top of the stored tiles, reloaded. Behind it: Redis came back with older
+            # state; rewind to the durable watermarks and read again what it lost.
+            written = self._online_mark
+            self._load_online_mark()
+            if written is not None and (self._online_mark is None or self._online_mark < written):
+                self._reset_after_outage()
+                return False
             entries = self._after(entries, self._online_mark)
             if not entries:
-                return
+                return True
             parsed = parse_entries(self.group, entries)
+        self._online_id = entries[-1][0]
         self._online_mark = entry_order(entries[-1][0])
         stats.events += parsed.table.num_rows
         stats.dead_letters += len(parsed.dead)
@@ -240,6 +248,7 @@ class StreamProcessor:
         if parsed.table.num_rows:
             latest = pc.max(parsed.table.column(self.group.event_time)).as_py()
             stats.last_event_time = max(stats.last_event_time or latest, latest)
+        return True
 
     def flush_offline(self, stats: StreamStats, *, wait: bool = True) -> None:
         """Append the buffered events to the Delta table in one commit, moving the offline watermark.
@@ -277,6 +286,7 @@ class StreamProcessor:
         self._wait_for_flush()
         self._rewind = True
         self._buffer = []
+        self._tiles.clear()
 
     def run(
         self,
