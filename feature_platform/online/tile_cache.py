@@ -7,11 +7,10 @@ of a cached entity are exactly the cached ones, and a batch costs Redis one
 `HSET` per touched entity instead of a read, a decode, a merge and an encode per
 tile. An entity's tiles are loaded with one `HGETALL` the first time a batch
 touches it; after a refused or failed write the cache is dropped and reloaded
-from Redis. Tiles are kept packed (msgpack, as stored), least recently touched
-entities first out past `capacity`.
+from Redis. Tiles are kept packed (msgpack, as stored); past `capacity`
+entities, the longest cached go first.
 """
 
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,17 +29,11 @@ return out
 """
 
 
-class _Entity:
-    __slots__ = ("key", "tiles", "refreshed_us")
-
-    def __init__(self, key: bytes, tiles: dict[int, bytes]) -> None:
-        self.key = key
-        self.tiles = tiles
-        self.refreshed_us = -1  # expiry not refreshed by this process yet
-
-
 class TileCache:
     """The tiles of recently touched entities of one stream group, as stored in Redis.
+
+    Per entity its Redis key and `{tile index: packed tile}`: tuples, bytes and
+    ints only, which Python's garbage collector leaves alone however many there are.
 
     >>> cache = TileCache(store.online, group)
     >>> cache.apply(partial_tiles(group, events), [], expected=None, last_id="1700000000000-0", now_us=now_us, ...)
@@ -54,13 +47,16 @@ class TileCache:
         self._prefix = online.prefix(group)
         self._tile_us = tile_micros(group)
         self._span = tiles_in(group, group.largest_window)
-        self._entities: OrderedDict[tuple[Any, ...], _Entity] = OrderedDict()
+        self._entities: dict[tuple[Any, ...], tuple[bytes, dict[int, bytes]]] = {}
+        self._refreshed: dict[tuple[Any, ...], int] = {}  # when this process last refreshed an entity's expiry
+        self._packer = msgpack.Packer()
 
     def __len__(self) -> int:
         return len(self._entities)
 
     def clear(self) -> None:
         self._entities.clear()
+        self._refreshed.clear()
 
     def apply(
         self,
@@ -89,47 +85,51 @@ class TileCache:
             raise
         if not written:
             self.clear()
-        while len(self._entities) > self.capacity:
-            self._entities.popitem(last=False)
+        while len(self._entities) > self.capacity:  # the longest cached first
+            oldest = next(iter(self._entities))
+            del self._entities[oldest]
+            self._refreshed.pop(oldest, None)
         return written
 
     def _merge(self, batch: TileBatch, now_us: int) -> TileWrites:
-        entities = [self._entities.get(e) for e in batch.entities]
+        cached = self._entities
+        entities = [cached.get(e) for e in batch.entities]
         missing = [i for i, e in enumerate(entities) if e is None]
         if missing:
             for i, loaded in zip(missing, self._load([batch.entities[i] for i in missing])):
-                entities[i] = loaded
+                entities[i] = cached[batch.entities[i]] = loaded
         touched: dict[int, list[int]] = {}
-        pack, unpack, merge = msgpack.packb, msgpack.unpackb, self._layout.merge
+        pack, unpack, merge = self._packer.pack, msgpack.unpackb, self._layout.merge
         for index, tile, *partial in zip(batch.entity_index, batch.tiles, *batch.columns):
-            tiles = entities[index].tiles  # type: ignore[union-attr]
+            tiles = entities[index][1]  # type: ignore[index]
             stored = tiles.get(tile)
             tiles[tile] = pack(partial if stored is None else merge(unpack(stored), partial))
-            touched.setdefault(index, []).append(tile)
+            if index in touched:
+                touched[index].append(tile)
+            else:
+                touched[index] = [tile]
         writes = TileWrites()
         oldest = now_us // self._tile_us - self._span
+        refreshed, every = self._refreshed, self._tile_us
         for index, changed in touched.items():
-            entity = entities[index]
-            assert entity is not None
-            self._entities[batch.entities[index]] = entity
-            self._entities.move_to_end(batch.entities[index])
-            refresh = now_us - entity.refreshed_us >= self._tile_us
+            entity = batch.entities[index]
+            key, tiles = entities[index]  # type: ignore[misc]
+            refresh = now_us - refreshed.get(entity, -every) >= every
             if refresh:
-                entity.refreshed_us = now_us
-            stale: list[bytes] = []
-            if len(entity.tiles) > self._span + 2:  # drop the tiles no window reads any more
-                stale = [b"%d" % t for t in entity.tiles if t < oldest]
-                for field in stale:
-                    del entity.tiles[int(field)]
-            kept = [t for t in changed if t in entity.tiles]
-            writes.keys.append(entity.key)
-            writes.heads.append([len(kept), int(refresh), stale])
-            for tile in kept:
-                writes.pairs += (b"%d" % tile, entity.tiles[tile])
+                refreshed[entity] = now_us
+            stale = [t for t in tiles if t < oldest] if len(tiles) > self._span + 2 else []
+            for tile in stale:  # tiles no window reads any more
+                del tiles[tile]
+            if stale:
+                changed = [t for t in changed if t in tiles]
+            writes.keys.append(key)
+            writes.heads += (len(changed), int(refresh), len(stale), *stale)
+            for tile in changed:
+                writes.pairs += (b"%d" % tile, tiles[tile])
         return writes
 
-    def _load(self, entities: list[tuple[Any, ...]]) -> list[_Entity]:
+    def _load(self, entities: list[tuple[Any, ...]]) -> list[tuple[bytes, dict[int, bytes]]]:
         """The stored tiles of entities not in the cache, in one script call (one reply, not one per entity)."""
         keys = self.online.encode_keys(self._prefix, [list(column) for column in zip(*entities)])
         replies = self.online.client.register_script(LOAD_SCRIPT)(keys=keys, args=[])
-        return [_Entity(key, {int(t): v for t, v in zip(flat[0::2], flat[1::2])}) for key, flat in zip(keys, replies)]
+        return [(key, {int(t): v for t, v in zip(flat[0::2], flat[1::2])}) for key, flat in zip(keys, replies)]

@@ -24,25 +24,30 @@ from feature_platform.online.store import OnlineStore
 from feature_platform.windows.tiles import window_values
 
 # KEYS: watermark, dead-letter stream, lease, then the entity keys. ARGV: expected watermark ('' = none), new
-# watermark, lease token, lease ms, expiry ms, dead letters, per entity [tiles to set, refresh expiry, fields to
-# delete], then the (field, value) pairs to set, entity after entity. Values are final: the consumer merged them.
+# watermark, lease token, lease ms, expiry ms, dead letters, per entity `tiles to set, refresh expiry (0/1), n, n
+# tile indexes to delete` in one flat array, then the (field, value) pairs to set, entity after entity. Values are
+# final: the consumer merged them.
 APPLY_SCRIPT = """
 if redis.call('GET', KEYS[3]) ~= ARGV[3] then return -2 end
 local mark = redis.call('GET', KEYS[1]) or ''
 if mark ~= ARGV[1] then return -1 end
 redis.call('PEXPIRE', KEYS[3], ARGV[4])
 local heads = cmsgpack.unpack(ARGV[7])
-local at = 8
-for i, head in ipairs(heads) do
-  local key = KEYS[i + 3]
-  local last = at + 2 * head[1] - 1
+local at, h = 8, 1
+for i = 4, #KEYS do
+  local key = KEYS[i]
+  local last = at + 2 * heads[h] - 1
   while at <= last do
     local upto = math.min(at + 999, last)
     redis.call('HSET', key, unpack(ARGV, at, upto))
     at = upto + 1
   end
-  if head[2] == 1 then redis.call('PEXPIRE', key, ARGV[5]) end
-  if #head[3] > 0 then redis.call('HDEL', key, unpack(head[3])) end
+  if heads[h + 1] == 1 then redis.call('PEXPIRE', key, ARGV[5]) end
+  local stale = heads[h + 2]
+  for j = h + 3, h + 2 + stale, 1000 do
+    redis.call('HDEL', key, unpack(heads, j, math.min(j + 999, h + 2 + stale)))
+  end
+  h = h + 3 + stale
 end
 for _, fields in ipairs(cmsgpack.unpack(ARGV[6])) do
   redis.call('XADD', KEYS[2], '*', unpack(fields))
@@ -90,11 +95,11 @@ def watermark(online: OnlineStore, key: bytes) -> str | None:
 
 @dataclass
 class TileWrites:
-    """What a batch changes in the tiles: per entity key, the tiles to set (packed), whether to refresh its
-    expiry, and the tiles to delete."""
+    """What a batch changes in the tiles: the entity keys; per entity, flat in `heads`, how many tiles it sets,
+    whether to refresh its expiry, and how many and which tiles to delete; the (field, packed tile) pairs to set."""
 
     keys: list[bytes] = field(default_factory=list)
-    heads: list[list[Any]] = field(default_factory=list)
+    heads: list[int] = field(default_factory=list)
     pairs: list[bytes] = field(default_factory=list)
 
 

@@ -12,13 +12,15 @@ it. Watermarks need the entries in stream order, so one process at a time
 consumes a stream group (a lease in Redis).
 """
 
+import gc
 import os
 import secrets
 import socket
 import time
 from collections import deque
+from contextlib import contextmanager
 from concurrent.futures import Future, ThreadPoolExecutor
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
@@ -43,6 +45,22 @@ LEASE_MS = 30_000
 WATERMARK_KEY = "stream_watermark"
 CONSUMER_KEY = "stream_consumer"
 T = TypeVar("T")
+
+
+@contextmanager
+def fewer_collections(threshold: int = 50_000) -> Iterator[None]:
+    """Raise the garbage collector's first threshold while consuming, then restore it.
+
+    A batch makes tens of thousands of short-lived lists; at the default (700)
+    their churn promotes them and sets off full collections of the whole heap
+    many times a second (a third of the consumer's CPU time in the benchmark).
+    """
+    previous = gc.get_threshold()
+    gc.set_threshold(max(threshold, previous[0]), *previous[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)
 
 
 def default_consumer() -> str:
@@ -306,19 +324,20 @@ class StreamProcessor:
         stats = StreamStats(self.group.name, self.consumer)
         began = last_flush = time.monotonic()
         try:
-            while not should_stop():
-                handled = self._retrying(lambda: self.step(stats))
-                buffered = sum(t.num_rows for t in self._buffer)
-                if buffered >= self.offline_batch or time.monotonic() - last_flush >= self.offline_interval:
-                    self.flush_offline(stats, wait=False)
-                    self._trim()
-                    last_flush = time.monotonic()
-                stats.seconds = time.monotonic() - began
-                if (max_events is not None and stats.events + stats.dead_letters >= max_events) or (
-                    max_seconds is not None and stats.seconds >= max_seconds
-                ) or (until_idle and handled == 0):
-                    break
-            self.flush_offline(stats)
+            with fewer_collections():
+                while not should_stop():
+                    handled = self._retrying(lambda: self.step(stats))
+                    buffered = sum(t.num_rows for t in self._buffer)
+                    if buffered >= self.offline_batch or time.monotonic() - last_flush >= self.offline_interval:
+                        self.flush_offline(stats, wait=False)
+                        self._trim()
+                        last_flush = time.monotonic()
+                    stats.seconds = time.monotonic() - began
+                    if (max_events is not None and stats.events + stats.dead_letters >= max_events) or (
+                        max_seconds is not None and stats.seconds >= max_seconds
+                    ) or (until_idle and handled == 0):
+                        break
+                self.flush_offline(stats)
         finally:
             stats.seconds = time.monotonic() - began
         stats.lag = self._retrying(lambda: self.stream.lag(CONSUMER_GROUP))
