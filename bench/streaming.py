@@ -4,8 +4,10 @@
     python bench/streaming.py --mode latency --rate 50000 --seconds 20
 
 `throughput`: publish first, then consume as fast as possible (online tiles and
-offline Delta appends); also reports the CPU time per event of the consumer and
-of redis-server, which bounds the rate on an unshared machine. `latency`: a producer process publishes at `--rate`
+offline Delta appends); reports the CPU time per event of the consumer and of
+redis-server, which bounds the rate on an unshared machine, and apart from
+them what publishing cost the producer (`publish`: redis-py pipelines) and
+redis-server (`XADD`). `latency`: a producer process publishes at `--rate`
 while the consumer runs; the latency of a batch is the time from its oldest
 entry reaching Redis to the batch being visible online (p50/p99 over batches).
 """
@@ -87,10 +89,12 @@ def process_cpu() -> float:
 
 def throughput(store: FeatureStore, count: int, cards: int, batch: int) -> dict:
     stream = store.stream("card_windows")
-    began = time.perf_counter()
-    for start in range(0, count, 100_000):
-        stream.publish(events(min(100_000, count - start), cards, start))
+    chunks = [events(min(100_000, count - start), cards, start) for start in range(0, count, 100_000)]
+    began, redis_before, own_before = time.perf_counter(), redis_cpu(store), process_cpu()
+    for chunk in chunks:
+        stream.publish(chunk)
     publish_s = time.perf_counter() - began
+    publish_redis, publish_own = redis_cpu(store) - redis_before, process_cpu() - own_before
     redis_before, own_before = redis_cpu(store), process_cpu()
     with store.stream_processor("card_windows", consumer="bench", batch_size=batch) as processor:
         stats = processor.run(until_idle=True)
@@ -98,6 +102,7 @@ def throughput(store: FeatureStore, count: int, cards: int, batch: int) -> dict:
     return {
         "consumer_cpu_us_per_event": round(own_used / count * 1e6, 1), "redis_cpu_us_per_event": round(redis_used / count * 1e6, 1),
         "events_per_s_if_each_had_a_core": round(count / max(own_used, redis_used)),
+        "producer_cpu_us_per_event": round(publish_own / count * 1e6, 1), "redis_xadd_cpu_us_per_event": round(publish_redis / count * 1e6, 1),
         "events": stats.events, "publish_events_per_s": round(count / publish_s), "consume_seconds": round(stats.seconds, 2),
         "events_per_s_online_and_offline": stats.events_per_second, "offline_rows": stats.offline_rows,
     }
