@@ -51,9 +51,6 @@ class TileCache:
         self._refreshed: dict[tuple[Any, ...], int] = {}  # when this process last refreshed an entity's expiry
         self._packer = msgpack.Packer()
 
-    def __len__(self) -> int:
-        return len(self._entities)
-
     def clear(self) -> None:
         self._entities.clear()
         self._refreshed.clear()

@@ -1,8 +1,9 @@
 """The stream consumer of one stream group: events in, online tiles and offline events out, each exactly once.
 
-Each batch read from the stream is applied to the online tiles by one Redis
-script that also moves the online watermark (the last entry id applied), and
-buffered for the offline table; the buffer is appended to the group's Delta
+Each batch read from the stream is merged into the consumer's copy of the
+tiles (`online.tile_cache`) and written by one Redis script that also moves the
+online watermark (the last entry id applied), only if the stored watermark is
+the one this consumer last wrote; and buffered for the offline table; the buffer is appended to the group's Delta
 table in one commit whose metadata records the offline watermark. Entries are
 read without acknowledgements: at start, and after a Redis outage, the
 consumer rewinds its consumer group to the older of the two durable
@@ -107,6 +108,10 @@ def dead_letter_fields(stream: str, letter: DeadLetter) -> list[str]:
 
 class StreamProcessor:
     """Consumes one stream group's events into its online tiles and its offline Delta table.
+
+    `cached_entities` bounds the entities whose tiles the consumer keeps
+    (memory: about their packed tiles); past it the longest cached are loaded
+    again from Redis when next touched.
 
     >>> with StreamProcessor(store.online, store.offline, group, stream) as processor:
     ...     processor.run(max_seconds=10).as_dict()
