@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import signal
 import socket
 import statistics
@@ -113,36 +114,47 @@ def wait_until_up(port: int, process: subprocess.Popen, timeout_s: float = 120) 
     raise RuntimeError(f"nothing listens on {port} after {timeout_s} s")
 
 
-def group_cpu_s(group: int) -> float:
-    """CPU seconds (user + system) used so far by the live processes of process group `group`."""
+def group_cpu_s(group: int, *, pid: int | None = None) -> float:
+    """CPU seconds (user + system) used so far by the live processes of process group `group` (or process `pid` alone)."""
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0
-    for entry in Path("/proc").iterdir():
+    for entry in [Path(f"/proc/{pid}")] if pid else Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[2]) == group:  # fields[2] is the process group; utime and stime follow at 11 and 12
+        if pid or int(fields[2]) == group:  # fields[2] is the process group; utime and stime follow at 11 and 12
             total += int(fields[11]) + int(fields[12])
     return total / ticks
 
 
-def wrk(port: int, body_template: str, users: int, connections: int, duration_s: int, folder: Path, group: int | None = None) -> dict:
+def children_cpu_s() -> float:
+    """CPU seconds used by this process's finished children (the wrk runs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def wrk(port: int, body_template: str, users: int, connections: int, duration_s: int, folder: Path,
+        group: int | None = None, redis_pid: int | None = None) -> dict:
     """One wrk run (after a one-second warm-up at the same load): requests/s, latency percentiles, errors.
 
-    With `group` (the server's process group), also the server's CPU time per request: a figure that
-    holds on a shared machine, where requests/s follow what else runs.
+    With `group` (the server's process group) and `redis_pid`, also the CPU time per request of the
+    server, its Redis and wrk, and `cpu_bound_rps`: the cores divided by their sum, the rate the machine
+    would sustain with nothing else running. On a shared machine requests/s follow what else runs; CPU
+    per request much less.
     """
     script = folder / f"wrk_{connections}.lua"
     script.write_text(WRK_SCRIPT.format(users=users, template=json.dumps(body_template)))
     threads = 1 if connections == 1 else 2
     base = ["wrk", f"-t{threads}", f"-c{connections}", "--latency", "-s", str(script), f"http://127.0.0.1:{port}"]
     subprocess.run([*base[:4], "-d1s", *base[4:]], capture_output=True, check=True)
-    cpu_before = group_cpu_s(group) if group else 0.0
+    before = (group_cpu_s(group) if group else 0.0, group_cpu_s(0, pid=redis_pid) if redis_pid else 0.0, children_cpu_s())
     output = subprocess.run([*base[:4], f"-d{duration_s}s", *base[4:]], capture_output=True, text=True, check=True).stdout
-    cpu = group_cpu_s(group) - cpu_before if group else None
+    cpu = group_cpu_s(group) - before[0] if group else None
+    redis_cpu = group_cpu_s(0, pid=redis_pid) - before[1] if redis_pid else None
+    client_cpu = children_cpu_s() - before[2]
     percentiles = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)$", output, re.M))
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     socket_errors = re.search(r"Socket errors: (.*)$", output, re.M)
@@ -151,6 +163,10 @@ def wrk(port: int, body_template: str, users: int, connections: int, duration_s:
         "connections": connections,
         "rps": float(re.search(r"Requests/sec:\s+(\S+)", output).group(1)),
         **({"server_cpu_us_per_request": round(cpu / requests * 1e6, 1)} if cpu is not None else {}),
+        **({"redis_cpu_us_per_request": round(redis_cpu / requests * 1e6, 1)} if redis_cpu is not None else {}),
+        "wrk_cpu_us_per_request": round(client_cpu / requests * 1e6, 1),
+        **({"cpu_bound_rps": round(len(os.sched_getaffinity(0)) * requests / (cpu + redis_cpu + client_cpu))}
+           if cpu is not None and redis_cpu is not None else {}),
         **{f"p{p}_ms": _ms(v) for p, v in percentiles.items()},
         "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
         "socket_errors": socket_errors.group(1) if socket_errors else None,
@@ -172,14 +188,15 @@ def health_while(port: int, stop: threading.Event, seen: list[float]) -> None:
             time.sleep(0.1)
 
 
-def load_runs(port: int, body: str, users: int, connections: list[int], duration_s: int, folder: Path, *, health: bool, group: int) -> dict:
+def load_runs(port: int, body: str, users: int, connections: list[int], duration_s: int, folder: Path, *, health: bool, group: int,
+              redis_pid: int) -> dict:
     runs = []
     for count in connections:
         stop, seen = threading.Event(), []
         watcher = threading.Thread(target=health_while, args=(port, stop, seen))
         if health and count == max(connections):
             watcher.start()
-        runs.append(wrk(port, body, users, count, duration_s, folder, group))
+        runs.append(wrk(port, body, users, count, duration_s, folder, group, redis_pid))
         stop.set()
         if seen:
             watcher.join()
@@ -217,7 +234,8 @@ def ours(args: argparse.Namespace, data: Path, users: int, folder: Path) -> dict
                             headers={"content-type": "application/json"})
         result["sample"] = sample.json()
         for case, body in requests.items():
-            result[case] = load_runs(port, body, users, args.connections, args.duration, folder, health=True, group=server.pid)
+            result[case] = load_runs(port, body, users, args.connections, args.duration, folder, health=True, group=server.pid,
+                                     redis_pid=redis.process.pid)
         result["shutdown"] = sigterm_while_busy(port, server, requests["view"], users, folder)
     finally:
         if server.poll() is None:
@@ -263,7 +281,7 @@ def feast(args: argparse.Namespace, data: Path, users: int, folder: Path) -> dic
             result["sample"] = httpx.post(f"http://127.0.0.1:{port}/get-online-features", content=body % 3,
                                           headers={"content-type": "application/json"}).json()
             result["references"] = load_runs(port, body, users, args.connections, args.duration, folder, health=False,
-                                             group=server.pid)
+                                             group=server.pid, redis_pid=redis.process.pid)
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=30)

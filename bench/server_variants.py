@@ -1,4 +1,4 @@
-"""The feature server's lookup: awaited on redis.asyncio (what ships) against a sync endpoint on the thread pool; prints JSON.
+"""The feature server's lookup: awaited on the pipelined redis.asyncio connection (what ships) against a blocking lookup on the thread pool; prints JSON.
 
     python bench/server_variants.py [--calls N] [--concurrency C]
 
@@ -17,10 +17,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import uvloop
-from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,25 +33,24 @@ from feature_platform import FeatureStore  # noqa: E402
 from feature_platform.online.redis_server import start_server  # noqa: E402
 from feature_platform.serving import server  # noqa: E402
 from feature_platform.serving.json_values import dumps  # noqa: E402
+from feature_platform.serving.lookup import LookupRouter, parse  # noqa: E402
 
 BODY = b'{"feature_view": "plain", "entities": {"user_id": [3]}}'
 
 
-def thread_pool_app(store: FeatureStore) -> FastAPI:
-    """The alternative: the same parse and answer, with the blocking lookup on Starlette's thread pool."""
-    app = FastAPI()
+def thread_pool_app(store: FeatureStore) -> LookupRouter:
+    """The alternative: the same route, parse and answer, with the blocking lookup on Starlette's thread pool."""
 
-    @app.post("/get-online-features")
-    async def lookup(request: Request) -> Response:
-        body = server._parse(server.OnlineFeaturesRequest, await request.body())
-        view = store.catalog.view(body.feature_view)
-        result = await run_in_threadpool(store.get_online_features, body.entities, view)
-        return Response(dumps({"features": result.to_dict(), "statuses": result.statuses}), media_type="application/json")
+    async def lookup(body: bytes) -> bytes:
+        request = parse(server.OnlineFeaturesRequest, body)
+        view = store.catalog.view(request.feature_view)
+        result = await run_in_threadpool(store.get_online_features, request.entities, view)
+        return dumps({"features": result.to_dict(), "statuses": result.statuses})
 
-    return app
+    return LookupRouter(FastAPI(), lookup)
 
 
-async def call(app: FastAPI, body: bytes) -> None:
+async def call(app: Any, body: bytes) -> None:
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
              "path": "/get-online-features", "raw_path": b"/get-online-features", "query_string": b"", "root_path": "",
              "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
@@ -69,7 +68,7 @@ async def call(app: FastAPI, body: bytes) -> None:
     assert sent[0]["status"] == 200, sent
 
 
-async def measure(app: FastAPI, calls: int, concurrency: int) -> dict:
+async def measure(app: Any, calls: int, concurrency: int) -> dict:
     for _ in range(200):
         await call(app, BODY)
     result = {}

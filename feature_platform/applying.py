@@ -1,10 +1,17 @@
 """Plan, apply and retire definitions against the registry, and the check every read and write runs.
 
 The check compares a definition's fingerprint with the applied record once per
-process (a set of checked fingerprints), so the hot paths pay a dict lookup.
+registry version and process (a set of checked fingerprints), so the hot paths
+pay a set lookup. Another process may apply or retire at any time: every check
+first asks the registry for its Delta version (an incremental log read), and the
+online path asks at most every `FEATURE_PLATFORM_REGISTRY_CHECK_S` seconds (a stat of
+the next commit file, or an S3 HEAD).
 """
 
-from collections.abc import Mapping
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +19,7 @@ from feature_platform.definitions.changes import AppliedState, Plan, PlanItem, p
 from feature_platform.definitions.concepts import FeatureGroup, FeatureView
 from feature_platform.definitions.records import group_from_record, group_record, view_record
 from feature_platform.definitions.references import Catalog
-from feature_platform.errors import DefinitionError, DefinitionMismatchError, FeatureReferenceError, RegistryError, RegistryStorageError
+from feature_platform.errors import ArgumentError, DefinitionError, DefinitionMismatchError, FeatureReferenceError, RegistryError, RegistryStorageError
 from feature_platform.offline.registry import RegistryConflict, RegistryStore, Snapshot
 from feature_platform.offline.store import OfflineStore
 from feature_platform.online.store import OnlineStore
@@ -20,9 +27,24 @@ from feature_platform.retrieval.training import list_training_datasets
 
 APPLY_ATTEMPTS = 5
 PLAN_HINT = "run `feature-platform plan` to see the difference, then `feature-platform apply`"
+REGISTRY_CHECK_S = 1.0
 
-# (registry uri, kind, name, version, fingerprint) of every definition this process found applied.
-_CHECKED: set[tuple[str, str, str, int, str]] = set()
+# (registry uri, registry version, kind, name, version, fingerprint) of every definition this process found applied.
+_CHECKED: set[tuple[str, int | None, str, str, int, str]] = set()
+
+
+def registry_check_s() -> float:
+    """How stale an online read's view of the registry may be: `FEATURE_PLATFORM_REGISTRY_CHECK_S`, default 1 second."""
+    text = os.environ.get("FEATURE_PLATFORM_REGISTRY_CHECK_S")
+    if text is None:
+        return REGISTRY_CHECK_S
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 3600:
+        raise ArgumentError(f"FEATURE_PLATFORM_REGISTRY_CHECK_S must be a number of seconds in [0, 3600], got {text!r}")
+    return seconds
 
 
 class ApplyRefused(DefinitionError):
@@ -30,17 +52,37 @@ class ApplyRefused(DefinitionError):
 
 
 class AppliedDefinitions:
-    """The registry of one project as a store sees it: the applied state (read once, refreshed on a miss) and the checks."""
+    """The registry of one project as a store sees it: the applied state, kept current, and the checks."""
 
     def __init__(self, registry: RegistryStore) -> None:
         self.store = registry
         self._snapshot: Snapshot | None = None
+        self._probed_at = float("-inf")
+        self._lock = threading.Lock()
+        self._listeners: list[Callable[[], None]] = []
         self._fingerprints: dict[int, tuple[object, str]] = {}
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call `listener` whenever the applied state this process sees changes (to drop what was derived from it)."""
+        self._listeners.append(listener)
 
     def snapshot(self, *, refresh: bool = False) -> Snapshot:
         if self._snapshot is None or refresh:
-            self._snapshot = self.store.load()
+            self.remember(self.store.load())
+        assert self._snapshot is not None
         return self._snapshot
+
+    def current(self, max_age_s: float = 0.0) -> None:
+        """Reload the applied state if another process changed the registry, unless this was asked within `max_age_s`."""
+        if self._snapshot is None or time.monotonic() - self._probed_at < max_age_s:
+            return  # nothing read yet (the first check loads it), or asked recently enough
+        with self._lock:
+            probed_at = time.monotonic()
+            version = self.store.latest_version(self._snapshot.version)
+            self._probed_at = probed_at
+            if version == self._snapshot.version:
+                return
+        self.snapshot(refresh=True)
 
     def view_versions(self) -> dict[str, Mapping[str, int]]:
         """The group versions each applied view recorded (what unpinned view references read)."""
@@ -53,36 +95,42 @@ class AppliedDefinitions:
         return cached[1]
 
     def require_group(self, group: FeatureGroup) -> None:
-        """Raise DefinitionMismatchError unless exactly this group version is applied (and not retired)."""
+        """Raise DefinitionMismatchError unless exactly this group version is applied (and not retired) now."""
         fingerprint = self._fingerprint(group, lambda: group_record(group)["fingerprint"])
-        key = (self.store.uri, "group", group.name, group.version, fingerprint)
-        if key in _CHECKED:
-            return
         try:
-            problem = _group_problem(self.snapshot().state, group)
-            if problem:
-                problem = _group_problem(self.snapshot(refresh=True).state, group)
+            self.current()
+            snapshot = self.snapshot()
         except RegistryStorageError as exc:
             raise RegistryStorageError(f"feature group '{group.name}' v{group.version}: {exc}") from None
+        key = (self.store.uri, snapshot.version, "group", group.name, group.version, fingerprint)
+        if key in _CHECKED:
+            return
+        problem = _group_problem(snapshot.state, group)
         if problem:
             raise DefinitionMismatchError(problem)
         _CHECKED.add(key)
 
     def require_view(self, view: FeatureView, group_versions: Mapping[str, int]) -> None:
-        """Raise DefinitionMismatchError unless this view is applied reading these group versions."""
+        """Raise DefinitionMismatchError unless this view is applied reading these group versions now."""
         record = view_record(view, group_versions)
-        key = (self.store.uri, "view", view.name, view.version, f"{record['fingerprint']}{record['group_versions']}")
+        self.current()
+        snapshot = self.snapshot()
+        key = (self.store.uri, snapshot.version, "view", view.name, view.version, f"{record['fingerprint']}{record['group_versions']}")
         if key in _CHECKED:
             return
-        problem = _view_problem(self.snapshot().state, record)
-        if problem:
-            problem = _view_problem(self.snapshot(refresh=True).state, record)
+        problem = _view_problem(snapshot.state, record)
         if problem:
             raise DefinitionMismatchError(problem)
         _CHECKED.add(key)
 
     def remember(self, snapshot: Snapshot) -> None:
+        """Take `snapshot` as the applied state (read, or just committed by this process) and tell the listeners."""
+        changed = self._snapshot is not None and self._snapshot.version != snapshot.version
         self._snapshot = snapshot
+        self._probed_at = time.monotonic()
+        if changed:
+            for listener in self._listeners:
+                listener()
 
 
 def _group_problem(state: AppliedState, group: FeatureGroup) -> str | None:
@@ -93,7 +141,10 @@ def _group_problem(state: AppliedState, group: FeatureGroup) -> str | None:
         known = f" (applied versions: {applied})" if applied else ""
         return f"{where} is not applied yet{known}: {PLAN_HINT}"
     if entry["retired"]:
-        return f"{where} was retired: its online keys are gone; define version={max(state.groups[group.name]) + 1} and apply it"
+        return (
+            f"{where} was retired: its online keys are gone; define version={max(state.groups[group.name]) + 1} and apply it "
+            "(a long-running process, such as a feature server, must load definitions that no longer read it)"
+        )
     record = group_record(group)
     if entry["record"]["fingerprint"] == record["fingerprint"]:
         return None
@@ -220,8 +271,6 @@ def retire(
             except RegistryConflict:
                 continue
             applied.remember(Snapshot(state, sequence))
-        for key in [k for k in _CHECKED if k[:4] == (applied.store.uri, "group", name, version)]:
-            _CHECKED.discard(key)
         # After the record: a retire killed here is finished by running it again.
         deleted = online.delete_group(group) if online is not None and group.online else 0
         if delete_offline:

@@ -78,6 +78,8 @@ class FeatureStore:
         self.home = Path(home)
         self._online: OnlineStore | None = None
         self._read_plans: dict[int, tuple[object, ReadPlan]] = {}
+        self._registry_check_s = applying.registry_check_s()
+        self.registry.on_change(self._forget_applied)
 
     @classmethod
     def from_repo(cls, path: str | Path = ".") -> "FeatureStore":
@@ -137,9 +139,12 @@ class FeatureStore:
 
     def apply(self) -> Plan:
         """Record the definitions in the registry and evolve tables in place; raises ApplyRefused with the plan otherwise."""
-        plan = applying.apply(self.catalog, self.offline, self.registry)
+        return applying.apply(self.catalog, self.offline, self.registry)
+
+    def _forget_applied(self) -> None:
+        """Drop what was derived from the applied state (view pins, resolutions, read plans) when it changes."""
         self.catalog.forget_applied()
-        return plan
+        self._read_plans.clear()
 
     def retire(
         self, group_name: str, version: int, *, delete_offline: bool = False, force: bool = False, dry_run: bool = False
@@ -295,7 +300,12 @@ class FeatureStore:
         return read_online(self.online, self.online_read_plan(features, full_feature_names), entity_rows)
 
     def online_read_plan(self, features: "Sequence[str] | FeatureView | str", full_feature_names: bool = False) -> ReadPlan:
-        """The prepared online read of `features` (resolved once per request shape, then cached)."""
+        """The prepared online read of `features` (resolved once per request shape, then cached).
+
+        At most every `FEATURE_PLATFORM_REGISTRY_CHECK_S` seconds it asks whether another process
+        changed the registry; if so the plans are built (and checked) again.
+        """
+        self.registry.current(self._registry_check_s)
         resolved = self.catalog.resolve(features, full_feature_names)
         cached = self._read_plans.get(id(resolved))
         if cached is None or cached[0] is not resolved:

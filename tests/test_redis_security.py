@@ -59,7 +59,12 @@ def tls_server(tmp_path: Path) -> Iterator[tuple[int, Path]]:
 
 def test_rediss_url_with_a_verified_certificate_serves_features(tmp_path: Path, tls_server, monkeypatch: pytest.MonkeyPatch) -> None:
     """Proves: with a `rediss://` URL, the password in the environment and the server's CA named by
-    FEATURE_PLATFORM_REDIS_CA_CERT, pushes and lookups go over TLS to a server that accepts nothing else."""
+    FEATURE_PLATFORM_REDIS_CA_CERT, pushes and lookups (the Python API's and the HTTP server's pipelined
+    asyncio connection) go over TLS to a server that accepts nothing else."""
+    from fastapi.testclient import TestClient
+
+    from feature_platform.serving.server import create_app
+
     port, cert = tls_server
     monkeypatch.setenv("FEATURE_PLATFORM_REDIS_PASSWORD", PASSWORD)
     monkeypatch.setenv("FEATURE_PLATFORM_REDIS_CA_CERT", str(cert))
@@ -68,6 +73,9 @@ def test_rediss_url_with_a_verified_certificate_serves_features(tmp_path: Path, 
     store.push("events", frame(day(1), 3), to="online")
 
     assert store.get_online_features({"user_id": [0, 2]}, ["txn_count"]).to_dict()["txn_count"] == [0, 4]
+    with TestClient(create_app(store)) as client:
+        answer = client.post("/get-online-features", json={"features": ["txn_count"], "entities": {"user_id": [0, 2]}})
+    assert answer.json()["features"]["txn_count"] == [0, 4]
 
 
 def test_rediss_refuses_a_server_certificate_it_cannot_verify(tmp_path: Path, tls_server, monkeypatch: pytest.MonkeyPatch) -> None:

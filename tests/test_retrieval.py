@@ -126,6 +126,19 @@ def test_files_outside_the_time_window_are_not_read(store):
         store.get_historical_features(entities((1, 7, "2024-05-02")), ["user_stats:txn_count"])
 
 
+def test_file_statistics_in_milliseconds_never_hide_a_row_of_the_same_millisecond(tmp_path: Path):
+    # Delta keeps a file's min/max event time to the millisecond: 12:00:00.000999 is recorded as 12:00:00.000.
+    store = make_store(tmp_path)
+    row = user_rows("2024-05-05", {5: (9, 1.0, "z")}).assign(event_time=pd.Timestamp("2024-05-05 12:00:00.000999"))
+    store.write_partition("user_stats", "2024-05-05", row)
+    # Before the row; at it; exactly its ttl (2 days) later, inclusive; one microsecond past the ttl.
+    # One request each: a request reads the files of its rows' whole time range.
+    for time, expected in [("2024-05-05 12:00:00.000998", pd.NA), ("2024-05-05 12:00:00.000999", 9),
+                           ("2024-05-07 12:00:00.000999", 9), ("2024-05-07 12:00:00.001", pd.NA)]:
+        result = store.get_historical_features(entities((5, 7, time)), ["user_stats:txn_count"])
+        assert result["txn_count"].tolist() == [expected], time
+
+
 def test_on_demand_features_run_the_shared_transformation(store):
     frame = entities((1, 7, "2024-05-02"), (9, 7, "2024-05-02")).assign(amount=[25.0, 5.0])
     result = store.get_historical_features(frame, "risk")

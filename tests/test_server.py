@@ -148,6 +148,20 @@ def test_token_is_required_when_set(store):
     assert client.get("/feature-views").status_code == 401
 
 
+def test_the_lookup_route_answers_like_every_other_endpoint(store):
+    """The bare ASGI route of lookups gives the same 401 (with its challenge), 405, 422 and 413 as FastAPI does elsewhere."""
+    client = TestClient(create_app(store, token="t0ken", max_body_bytes=200))
+    unauthorised = client.post("/get-online-features", json={"features": ["score"], "entities": {"user_id": [1]}})
+    assert (unauthorised.status_code, unauthorised.headers["www-authenticate"]) == (401, "Bearer")
+    assert unauthorised.json() == {"detail": "missing or wrong bearer token"}
+    assert client.get("/get-online-features").status_code == 405
+    headers = {"Authorization": "Bearer t0ken", "content-type": "application/json"}
+    empty = client.post("/get-online-features", content=b"", headers=headers)
+    assert (empty.status_code, empty.json()["detail"][0]["type"]) == (422, "json_invalid")
+    big = client.post("/get-online-features", content=b" " * 201, headers=headers)
+    assert big.json() == {"detail": "request body larger than 200 bytes"} and big.status_code == 413
+
+
 def test_openapi_schema_documents_the_endpoints(client):
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/get-online-features", "/push", "/health", "/feature-views"} <= set(paths)

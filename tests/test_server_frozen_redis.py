@@ -8,6 +8,7 @@ the requests in flight finish, then the server exits 0.
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -160,6 +161,19 @@ def test_sigterm_lets_the_requests_in_flight_finish_then_exits_zero(repo, redis)
     assert process.wait(timeout=15) == 0
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{url}/health", timeout=2)
+
+
+def test_each_answer_arrives_whole_in_one_write_and_the_connection_stays_open(server):
+    """The coalescing transport sends a response's head and body together; keep-alive and lengths stay right."""
+    port = int(server.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        for user_id in (3, 4):
+            body = b'{"feature_view": "ranking", "entities": {"user_id": [%d]}}' % user_id
+            conn.sendall(b"POST /get-online-features HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+                         b"content-length: %d\r\n\r\n%s" % (len(body), body))
+            head, _, answer = conn.recv(65536).partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200") and b"content-length: %d" % len(answer) in head
+            assert answer == b'{"features":{"user_id":[%d],"score":[%d]},"statuses":{"score":["PRESENT"]}}' % (user_id, 10 * user_id)
 
 
 def workers_of(process: subprocess.Popen) -> list[int]:

@@ -41,15 +41,49 @@ def check_name(kind: str, name: object) -> str:
     return name
 
 
+# Delta Lake has no unsigned integers (delta-rs stores uint8 as a signed byte: 200 fails mid-write) and neither
+# do Feast's value types; the signed type that holds every value is what a definition declares instead.
+SIGNED_FOR_UNSIGNED: dict[pa.DataType, str] = {
+    pa.uint8(): "int16 (pa.int16())",
+    pa.uint16(): "int32",
+    pa.uint32(): "int64",
+    pa.uint64(): "int64",
+}
+
+
 def arrow_type(dtype: DType, *, owner: str = "feature") -> pa.DataType:
-    """The Arrow type of a dtype given by name (`"int64"`, ...) or as a pyarrow type."""
+    """The Arrow type of a dtype given by name (`"int64"`, ...) or as a pyarrow type; unsigned integers are refused."""
+    if isinstance(dtype, str) and dtype in ("uint8", "uint16", "uint32", "uint64"):
+        dtype = pa.type_for_alias(dtype)
     if isinstance(dtype, pa.DataType):
+        unsigned = _unsigned_in(dtype)
+        if unsigned is not None:
+            raise DefinitionError(
+                f"{owner}: dtype {dtype} holds unsigned integers ({unsigned}), which Delta Lake and the online store do "
+                f"not have; declare {SIGNED_FOR_UNSIGNED[unsigned]} instead (input columns of {unsigned} are converted "
+                f"to it, and a value out of its range is refused). Supported: {sorted(DTYPES)} or a signed pyarrow type"
+            )
         if pa.types.is_timestamp(dtype):
             return pa.timestamp("us", tz="UTC")
         return dtype
     if isinstance(dtype, str) and dtype in DTYPES:
         return DTYPES[dtype]
     raise DefinitionError(f"{owner}: unknown dtype {dtype!r}; use one of {sorted(DTYPES)} or a pyarrow type")
+
+
+def _unsigned_in(arrow: pa.DataType) -> pa.DataType | None:
+    """The first unsigned integer type in `arrow` (itself, or inside lists, maps, structs and dictionaries)."""
+    if pa.types.is_unsigned_integer(arrow):
+        return arrow
+    if pa.types.is_dictionary(arrow):
+        return _unsigned_in(arrow.value_type)  # dictionary indices are storage detail, not values
+    if pa.types.is_list(arrow) or pa.types.is_large_list(arrow) or pa.types.is_fixed_size_list(arrow):
+        return _unsigned_in(arrow.value_type)
+    if pa.types.is_map(arrow):
+        return _unsigned_in(arrow.key_type) or _unsigned_in(arrow.item_type)
+    if pa.types.is_struct(arrow):
+        return next((found for f in arrow if (found := _unsigned_in(f.type)) is not None), None)
+    return None
 
 
 def _online_key_type(arrow: pa.DataType) -> bool:

@@ -26,7 +26,7 @@ from deltalake.schema import Field, Schema
 from feature_platform.definitions.concepts import DailyPartitions, FeatureGroup, check_name
 from feature_platform.definitions.contract import UTC_MICROS, conform, utc_timestamp
 from feature_platform.errors import ArgumentError, ContractError, DefinitionError, StorageError
-from feature_platform.offline.storage import filesystem
+from feature_platform.offline.storage import filesystem, table_dataset
 
 COMMIT_ATTEMPTS = 8
 # An idempotent append looks for its rows among this many latest commits (a retry comes soon after).
@@ -315,7 +315,7 @@ class OfflineStore:
         table = self._table(group) if as_of is None else self._table_at(group, self.resolve_version(group, as_of))
         if table is None:
             return pds.dataset(pa.schema([group.schema.field(n) for n in names]).empty_table()).scanner()
-        return table.to_pyarrow_dataset().scanner(columns=names, filter=_window(group, start, end), **options)
+        return table_dataset(table, group.event_time).scanner(columns=names, filter=_window(group, start, end), **options)
 
     def _table_at(self, group: FeatureGroup, version: int | None) -> DeltaTable | None:
         if version is None:
@@ -363,7 +363,7 @@ class OfflineStore:
     def snapshot(self, group: FeatureGroup, version: int) -> "Snapshot | None":
         """The table at one Delta version, opened once for several scans; None without a table."""
         table = self._table(group, version)
-        return None if table is None else Snapshot(group, table.to_pyarrow_dataset(), _single_write(table))
+        return None if table is None else Snapshot(group, table_dataset(table, group.event_time), _single_write(table))
 
     def history(self, group: FeatureGroup) -> list[dict[str, Any]]:
         """Delta versions of the group's table, newest first: version, time, operation, metadata."""
@@ -448,7 +448,7 @@ class OfflineStore:
         table = self._table(group)
         if table is None:
             return []
-        days = table.to_pyarrow_dataset().to_table(columns=["_partition"]).column("_partition").unique()
+        days = table_dataset(table, group.event_time).to_table(columns=["_partition"]).column("_partition").unique()
         return sorted(d for d in days.to_pylist() if d is not None)
 
 

@@ -4,9 +4,9 @@ On one Redis server the MGET is awaited over redis.asyncio. Reads redis.asyncio
 cannot do in one round trip (a Redis Cluster, windowed groups' tiles) run the
 synchronous read on a thread of their own. Either way a call has a deadline: a
 frozen or unreachable Redis fails it with `OnlineStoreError` once the command
-timeout passes, and calls never wait for each other (each in-flight call holds
-its own connection; a call abandoned at its deadline drops its connection, so a
-late reply never reaches the next caller).
+timeout passes. Concurrent MGETs share one pipelined connection per event loop
+(`online.pipelined`): each has its own deadline, and every reply reaches its own
+caller, late ones included.
 """
 
 import asyncio
@@ -19,6 +19,7 @@ import redis.asyncio
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from feature_platform.online.pipelined import PipelinedConnection, pack_mget
 from feature_platform.online.reads import OnlineResponse, ReadPlan, complete_lookup, prepare_lookup, read_online
 from feature_platform.online.store import REDIS_ERRORS, OnlineStore, OnlineStoreError, client_options, redact
 
@@ -38,14 +39,15 @@ class AsyncOnlineClient:
         self.timeout_s: float = self._options["socket_timeout"]
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: redis.asyncio.Redis | None = None
-        self._idle: list[redis.asyncio.Connection] = []
+        self._current: PipelinedConnection | None = None
+        self._pipes: set[PipelinedConnection] = set()  # the current one and retired ones not closed yet
         self._threads: ThreadPoolExecutor | None = None
 
     def client(self) -> redis.asyncio.Redis:
         """The client of the running event loop (asyncio connections belong to the loop that opened them)."""
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop:
-            self._idle = []
+            self._current, self._pipes = None, set()
             # A dropped connection (Redis restarted) is retried once at once; a timeout is not retried.
             retry = Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,))
             self._client, self._loop = redis.asyncio.Redis.from_url(self.url, retry=retry, **self._options), loop
@@ -62,31 +64,38 @@ class AsyncOnlineClient:
     async def mget(self, keys: Sequence[bytes]) -> list[bytes | None]:
         """The stored values of `keys` in one round trip, or `OnlineStoreError` within the deadline.
 
-        Straight on an idle connection of this client (the command machinery of redis.asyncio costs more than
-        the round trip); a connection that fails or is abandoned at the deadline is dropped, never reused.
+        Pipelined with the other lookups of this event loop on one connection (`online.pipelined`); a
+        connection that fails is replaced once at once, one whose caller gave up at the deadline is retired.
         """
-        client = self.client()  # first: a new event loop starts with no idle connections
-        for attempt in (1, 2):
-            connection = self._idle.pop() if self._idle else None
-            try:
-                async with asyncio.timeout(self.timeout_s):
-                    if connection is None:
-                        connection = client.connection_pool.make_connection()
-                        await connection.connect()
-                    await connection.send_command("MGET", *keys)
-                    values = await connection.read_response()
-                self._idle.append(connection)
-                return values
-            except redis.ConnectionError as exc:  # e.g. Redis restarted: a pooled connection is dead, a new one may work
-                await _drop(connection)
-                if attempt == 2 or connection is None:
-                    raise self._error(exc) from None
-            except BaseException as exc:
-                await _drop(connection)
-                if isinstance(exc, (redis.RedisError, TimeoutError, OSError)):
-                    raise self._error(exc) from None
-                raise
+        packed = pack_mget(keys)
+        pipe = None
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                for attempt in (1, 2):
+                    pipe = self._pipe()
+                    try:
+                        return await pipe.send(packed)
+                    except redis.ConnectionError:  # e.g. Redis restarted: the connection is dead, a new one may work
+                        await pipe.close()
+                        if attempt == 2:
+                            raise
+        except TimeoutError as exc:
+            if pipe is not None:
+                await pipe.retire()  # its late reply must reach nobody; later lookups get a new connection
+            raise self._error(exc) from None
+        except (redis.RedisError, OSError) as exc:
+            raise self._error(exc) from None
         raise AssertionError("unreachable")
+
+    def _pipe(self) -> PipelinedConnection:
+        """The pipelined connection of the running event loop that takes new commands (a new one if none)."""
+        pool = self.client().connection_pool  # first: a new event loop starts with no connections
+        if self._current is None or self._current.closed or self._current.retired:
+            # No socket timeout of its own: each caller has a deadline, and the reader waits for replies as long as needed.
+            connection = pool.connection_class(**{**pool.connection_kwargs, "socket_timeout": None})
+            self._current = PipelinedConnection(connection)
+            self._pipes = {p for p in self._pipes if not p.closed} | {self._current}
+        return self._current
 
     def _error(self, exc: BaseException) -> OnlineStoreError:
         return OnlineStoreError(f"online store {redact(self.url)}: {_describe(exc, self.timeout_s)}")
@@ -108,18 +117,13 @@ class AsyncOnlineClient:
 
     async def close(self) -> None:
         if self._client is not None and self._loop is asyncio.get_running_loop():
-            for connection in self._idle:
-                await _drop(connection)
+            for pipe in self._pipes:
+                await pipe.close()
             await self._client.aclose()
-        self._client = None
+        self._client, self._current, self._pipes = None, None, set()
         if self._threads is not None:
             self._threads.shutdown(wait=False)
             self._threads = None
-
-
-async def _drop(connection: "redis.asyncio.Connection | None") -> None:
-    if connection is not None:
-        await connection.disconnect(nowait=True)
 
 
 def _describe(exc: BaseException, timeout_s: float) -> str:

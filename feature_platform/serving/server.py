@@ -11,26 +11,25 @@ message. The OpenAPI schema is at `/openapi.json`, docs at `/docs`.
 
 import argparse
 import gc
-import hmac
-import json
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Literal
 
-from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.encoders import jsonable_encoder
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from feature_platform.errors import DefinitionMismatchError, FeaturePlatformError, RegistryError
+from feature_platform.errors import FeaturePlatformError
 from feature_platform.online.async_client import AsyncOnlineClient
 from feature_platform.online.store import OnlineStoreError
+from feature_platform.serving.http_protocol import http_protocol
 from feature_platform.serving.json_values import dumps, table_from_json
+from feature_platform.serving.lookup import LOOKUP_PATH, LookupRouter, check_authorization, error_answer, expected_authorization, parse
 from feature_platform.serving.workers import run_workers
 from feature_platform.store import FeatureStore
 
@@ -116,8 +115,11 @@ async def _too_large(send: Any, limit: int) -> None:
     await response({"type": "http"}, None, send)
 
 
-def create_app(store: FeatureStore, *, token: str | None = None, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
-    """The feature server app over `store`; `token`, if set, is required as a bearer token."""
+def create_app(store: FeatureStore, *, token: str | None = None, max_body_bytes: int = MAX_BODY_BYTES) -> BodyLimit:
+    """The feature server's ASGI app over `store`; `token`, if set, is required as a bearer token.
+
+    Lookups go straight to `LookupRouter`; everything else (and the OpenAPI schema) is the FastAPI app's.
+    """
     redis = AsyncOnlineClient(store.online)
     redis_endpoint = store.online_endpoint()
 
@@ -129,53 +131,40 @@ def create_app(store: FeatureStore, *, token: str | None = None, max_body_bytes:
     app = FastAPI(
         title="feature-platform feature server", version="1", default_response_class=StrictJSONResponse, lifespan=lifespan
     )
-    expected = f"Bearer {token}".encode() if token else None
+    expected = expected_authorization(token)
 
     async def authorised(request: Request) -> None:
-        if expected is None:
-            return
-        given = request.headers.get("authorization", "").encode()
-        if not hmac.compare_digest(given, expected):
-            raise HTTPException(status_code=401, detail="missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+        check_authorization(request.scope, expected)
 
     @app.exception_handler(OnlineStoreError)
-    async def unavailable(request: Request, exc: OnlineStoreError) -> Response:
-        return StrictJSONResponse({"detail": str(exc)}, status_code=503)
-
-    @app.exception_handler(DefinitionMismatchError)
-    @app.exception_handler(RegistryError)
-    async def not_applied(request: Request, exc: FeaturePlatformError) -> Response:
-        # The server's definitions are not the applied ones: no request can be served until they are.
-        return StrictJSONResponse({"detail": str(exc)}, status_code=409)
-
     @app.exception_handler(FeaturePlatformError)
-    async def bad_request(request: Request, exc: FeaturePlatformError) -> Response:
-        return StrictJSONResponse({"detail": str(exc)}, status_code=400)
-
     @app.exception_handler(RequestValidationError)
-    async def malformed(request: Request, exc: RequestValidationError) -> Response:
-        return StrictJSONResponse({"detail": jsonable_encoder(exc.errors())}, status_code=422)
-
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        return StrictJSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+    async def error(request: Request, exc: Exception) -> Response:
+        answer = error_answer(exc)
+        assert answer is not None, "registered only for the errors error_answer knows"
+        status, detail, headers = answer
+        return StrictJSONResponse({"detail": detail}, status_code=status, headers={k.decode(): v.decode() for k, v in headers})
 
     lookup_body = {"required": True, "content": {"application/json": {"schema": OnlineFeaturesRequest.model_json_schema()}}}
 
-    @app.post("/get-online-features", response_model=OnlineFeaturesResponse, openapi_extra={"requestBody": lookup_body})
+    async def lookup(body: bytes) -> bytes:
+        request = parse(OnlineFeaturesRequest, body)
+        features: Any = store.catalog.view(request.feature_view) if request.feature_view is not None else request.features
+        result = await redis.read(store.online_read_plan(features, request.full_feature_names), request.entities)
+        return dumps({"features": result.to_dict(), "statuses": result.statuses})
+
+    @app.post(LOOKUP_PATH, response_model=OnlineFeaturesResponse, openapi_extra={"requestBody": lookup_body})
     async def get_online_features(request: Request) -> Response:
-        # The hot path parses and checks its body itself: FastAPI's dependency machinery costs more than the lookup.
+        """Documents the lookup in the OpenAPI schema; requests are answered by `LookupRouter` before they get here."""
         await authorised(request)
-        body = _parse(OnlineFeaturesRequest, await request.body())
-        features: Any = store.catalog.view(body.feature_view) if body.feature_view is not None else body.features
-        result = await redis.read(store.online_read_plan(features, body.full_feature_names), body.entities)
-        return Response(dumps({"features": result.to_dict(), "statuses": result.statuses}), media_type="application/json")
+        return Response(await lookup(await request.body()), media_type="application/json")
 
     push_body = {"required": True, "content": {"application/json": {"schema": PushRequest.model_json_schema()}}}
 
     @app.post("/push", dependencies=[Depends(authorised)], openapi_extra={"requestBody": push_body})
     async def push(request: Request) -> dict[str, Any]:
-        body = _parse(PushRequest, await request.body())
+        body = parse(PushRequest, await request.body())
         return await run_in_threadpool(push_rows, body)
 
     def push_rows(body: PushRequest) -> dict[str, Any]:
@@ -209,31 +198,7 @@ def create_app(store: FeatureStore, *, token: str | None = None, max_body_bytes:
             )
         return views
 
-    app.add_middleware(BodyLimit, limit=max_body_bytes)
-    return app
-
-
-def _parse(model: type[BaseModel], body: bytes) -> Any:
-    """`body` as `model`, or the 422 FastAPI would give for it."""
-    try:
-        content = json.loads(body, object_pairs_hook=_unique_keys)
-    except ValueError as exc:
-        position = exc.pos if isinstance(exc, json.JSONDecodeError) else 0
-        raise RequestValidationError([{"type": "json_invalid", "loc": ("body", position), "msg": "JSON decode error",
-                                       "input": {}, "ctx": {"error": str(exc)}}]) from None
-    try:
-        return model.model_validate(content)
-    except ValidationError as exc:
-        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]) from None
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """A JSON object as a dict, refusing a repeated name (JSON parsers would keep one of the two silently)."""
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        repeated = sorted({name for name, _ in pairs if sum(1 for other, _ in pairs if other == name) > 1})
-        raise ValueError(f"the name {repeated[0]!r} appears twice in one JSON object")
-    return result
+    return BodyLimit(LookupRouter(app, lookup, token=token), max_body_bytes)
 
 
 def warm(store: FeatureStore) -> None:
@@ -260,8 +225,9 @@ def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, repo: str | Path = 
     warm(store)
     app = create_app(store, token=os.environ.get("FEATURE_PLATFORM_SERVER_TOKEN") or None)
     gc.freeze()  # definitions and imports live forever: keep them out of collections (shorter tail latency)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
-                            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
+    # No proxy-header rewriting: the server never reads the client's address, and it costs on every request.
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, proxy_headers=False,
+                            http=http_protocol(), timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
     code = run_workers(config, workers or default_workers())
     if code:
         raise SystemExit(code)
