@@ -55,15 +55,19 @@ def script_calls(
     slots: dict[int, tuple[list[bytes], list[Any]]],
     stride: int,
     batch: int,
-    index_key: Callable[[int], bytes],
+    index_keys: Callable[[int], list[bytes]],
     options: Sequence[Any],
 ) -> Iterable[tuple[int, list[Any]]]:
-    """Per call, its slot and the script arguments after the SHA: the slot's lineage index, then at most
-    `batch` keys of the slot, the stride, the options and each key's arguments."""
+    """Per call, its slot and the script arguments after the SHA: the slot's lineage indexes, then at most
+    `batch` keys of the slot, the stride, the options and each key's arguments (a slot without keys: one call
+    that only trims its indexes)."""
     for slot, (keys, args) in slots.items():
+        indexes = index_keys(slot)
+        if not keys:
+            yield slot, [len(indexes), *indexes, stride, *options]
         for start in range(0, len(keys), batch):
             chunk = keys[start : start + batch]
-            head = [len(chunk) + 1, index_key(slot), *chunk, stride, *options]
+            head = [len(chunk) + len(indexes), *indexes, *chunk, stride, *options]
             yield slot, [*head, *args[start * stride : (start + len(chunk)) * stride]]
 
 

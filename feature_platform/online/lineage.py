@@ -4,7 +4,9 @@ Every online value has a source: the offline partition (a day number) or the
 unpartitioned table it was synced or pushed from, or `PUSH` for a push to the
 online store alone. Redis keeps them in one sorted set per group version (per
 hash slot on a cluster), member = the entity part of the key, score = the
-source, updated by the write script together with the value. A sync of some
+source, updated by the write script together with the value; for a group
+with a ttl a second sorted set holds when each value expires, and the script
+trims the members whose value Redis expired. A sync of some
 partitions finds the entities those partitions provided, replaces their values
 whatever their time, and re-derives or deletes those that the partitions no
 longer hold: the non-regressing rule protects only values from elsewhere.
@@ -58,6 +60,16 @@ def index_key(prefix: bytes, slot: int | None = None) -> bytes:
     if slot is None:
         return prefix + b"\x00lineage"
     return prefix + b"\x00lineage{" + slot_tag(slot) + b"}"
+
+
+def expiry_key(prefix: bytes, slot: int | None = None) -> bytes:
+    """The sorted set of when each indexed value of a group with a ttl expires (unix ms), in the index's slot.
+
+    The write script trims index members whose value expired, so neither set outgrows the live values.
+    """
+    if slot is None:
+        return prefix + b"\x00lineage-expiry"
+    return prefix + b"\x00lineage-expiry{" + slot_tag(slot) + b"}"
 
 
 def slot_tag(slot: int) -> bytes:

@@ -25,6 +25,7 @@ from redis.retry import Retry
 
 from feature_platform.definitions.concepts import FeatureGroup
 from feature_platform.definitions.records import layout_ids
+from feature_platform.definitions.settings import seconds_setting
 from feature_platform.errors import FeaturePlatformError
 from feature_platform.online import cluster, codec, lineage
 
@@ -34,18 +35,22 @@ REDIS_ERRORS = (redis.RedisError, RedisClusterException)
 SOCKET_TIMEOUT_S = 5.0
 CONNECT_TIMEOUT_S = 2.0
 
-# KEYS[1] is the lineage index (entity -> source, see `online.lineage`), KEYS[2..] the entities.
+# KEYS[1] is the lineage index (entity -> source, see `online.lineage`), KEYS[2] the expiry index
+# (entity -> unix ms its value expires), KEYS[3..] the entities.
 # ARGV: stride (2: value, source; 3: value, source, expiry as unix ms), the re-synced sources
 # first..last (empty: none), the sync's read time (high, low halves), the key prefix length,
 # then the arguments of each key. An empty value deletes a re-synced entity.
 # Times compare as (high signed, low unsigned) 32-bit halves: exact for every int64, where a
 # Lua number (a double) is exact only below 2**53.
+# Each call then trims index members whose value Redis expired (by the server's clock), up to
+# twice the keys it wrote plus 64, so the indexes follow the values instead of growing forever.
 WRITE_SCRIPT = """
 local stride = tonumber(ARGV[1])
 local first, last = tonumber(ARGV[2]), tonumber(ARGV[3])
 local read_hi, read_lo = tonumber(ARGV[4]), tonumber(ARGV[5])
 local cut = tonumber(ARGV[6]) + 1
-local index = KEYS[1]
+local index, expiry = KEYS[1], KEYS[2]
+local prefix = string.sub(index, 1, cut - 1)
 local function not_older(new, old)
   local n = {struct.unpack('>i4I4i4I4i4I4', new)}
   local o = {struct.unpack('>i4I4i4I4i4I4', old)}
@@ -59,8 +64,8 @@ local function written_by_then(old)
   return hi < read_hi or (hi == read_hi and lo <= read_lo)
 end
 local written, older, removed = 0, 0, 0
-for i = 2, #KEYS do
-  local at = 7 + (i - 2) * stride
+for i = 3, #KEYS do
+  local at = 7 + (i - 3) * stride
   local key, new = KEYS[i], ARGV[at]
   local member = string.sub(key, cut)
   local old = redis.call('GET', key)
@@ -79,10 +84,12 @@ for i = 2, #KEYS do
         removed = removed + 1
       end
       redis.call('ZREM', index, member)
+      redis.call('ZREM', expiry, member)
     end
   elseif not old or resynced or not_older(new, old) then
     if stride == 3 then
       redis.call('SET', key, new, 'PXAT', ARGV[at + 2])
+      redis.call('ZADD', expiry, ARGV[at + 2], member)
     else
       redis.call('SET', key, new)
     end
@@ -90,6 +97,16 @@ for i = 2, #KEYS do
     written = written + 1
   else
     older = older + 1
+  end
+end
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local due = redis.call('ZRANGEBYSCORE', expiry, '-inf', now_ms, 'LIMIT', 0, 2 * (#KEYS - 2) + 64)
+for _, member in ipairs(due) do
+  redis.call('ZREM', expiry, member)
+  -- a value still there was rewritten without an expiry (its group's ttl was removed): it keeps its source
+  if redis.call('EXISTS', prefix .. member) == 0 then
+    redis.call('ZREM', index, member)
   end
 end
 return {written, older, removed}
@@ -152,16 +169,7 @@ def client_options(url: str) -> dict[str, Any]:
 
 def command_timeout_s() -> float:
     """Seconds a Redis command may take before it fails: `FEATURE_PLATFORM_REDIS_TIMEOUT_S`, default 5."""
-    text = os.environ.get("FEATURE_PLATFORM_REDIS_TIMEOUT_S")
-    if text is None:
-        return SOCKET_TIMEOUT_S
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = -1.0
-    if not 0 < seconds < 3600:
-        raise OnlineStoreError(f"FEATURE_PLATFORM_REDIS_TIMEOUT_S must be a number of seconds in (0, 3600), got {text!r}")
-    return seconds
+    return seconds_setting("FEATURE_PLATFORM_REDIS_TIMEOUT_S", SOCKET_TIMEOUT_S, error=OnlineStoreError)
 
 
 @dataclass(frozen=True)
@@ -292,25 +300,36 @@ class OnlineStore:
         if self.cluster:
             counts = self._send_by_slot(prefix, encoded(), options)
         else:
-            index = lineage.index_key(prefix)
+            indexes = [lineage.index_key(prefix), lineage.expiry_key(prefix)]
 
             def batches() -> Iterator[list[Any]]:
                 for keys, stride, args in encoded():
-                    yield [len(keys) + 1, index, *keys, stride, *options, *args]
+                    yield [len(keys) + 2, *indexes, *keys, stride, *options, *args]
 
             counts = self._send(batches)
         return WriteCount(rows, *counts)
 
     def _send_by_slot(self, prefix: bytes, encoded: Iterator[tuple[list[bytes], int, list[Any]]], options: list[Any]) -> list[int]:
-        """Cluster writes: the script once per hash slot (at most BATCH keys a call), pipelined per node."""
+        """Cluster writes: the script once per hash slot (at most BATCH keys a call), pipelined per node.
+
+        A slot's indexes are trimmed when it is written; so that slots written once are trimmed too,
+        each write also runs the script without keys on up to `2 * slots + 16` other listed slots.
+        """
         slots: dict[int, tuple[list[bytes], list[Any]]] = {}
         stride = 2
         for keys, stride, args in encoded:
             cluster.add_by_slot(slots, keys, args, stride)
-        calls = cluster.script_calls(slots, stride, BATCH, lambda slot: lineage.index_key(prefix, slot), options)
         try:
             if slots:  # before the writes: a slot listed without an index costs a lookup, one missing loses lineage
-                self.client.sadd(lineage.slots_key(prefix), *slots)
+                pipe = self.client.pipeline()
+                pipe.srandmember(lineage.slots_key(prefix), 2 * len(slots) + 16)
+                pipe.sadd(lineage.slots_key(prefix), *slots)
+                listed = pipe.execute()[0]
+                for slot in listed:
+                    slots.setdefault(int(slot), ([], []))
+            calls = cluster.script_calls(
+                slots, stride, BATCH, lambda slot: [lineage.index_key(prefix, slot), lineage.expiry_key(prefix, slot)], options
+            )
             return cluster.run_script_calls(self.client, WRITE_SCRIPT, calls)
         except REDIS_ERRORS as exc:
             raise self._error(exc) from None
