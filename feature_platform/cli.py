@@ -337,7 +337,7 @@ register(Command("redis", "start, stop or show the embedded Redis online store",
 
 def stream_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("group", help="a stream feature group")
-    parser.add_argument("--consumer", help="a stable name per worker (default: host-pid); a restart under it resumes its pending events")
+    parser.add_argument("--consumer", help="the name this worker reads under (default: host-pid); any restart resumes from the durable watermarks")
     parser.add_argument("--batch-size", type=int, default=10_000, help="entries per online batch")
     parser.add_argument("--max-seconds", type=float, help="stop after this long (default: run until SIGTERM or Ctrl-C)")
     parser.add_argument("--max-events", type=int, help="stop after this many events")

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from feature_platform import Aggregation, DefinitionError, StreamFeatureGroup
 from feature_platform.windows import hll
-from feature_platform.windows.tiles import layout, window_start
+from feature_platform.windows.tiles import layout, partial_tiles, window_start
 from tests.stream_fixtures import card, card_windows
 
 MINUTE_US = 60_000_000
@@ -42,6 +42,35 @@ def test_registers_merged_from_two_halves_equal_registers_of_the_whole(values: l
 
     merged = np.maximum(registers(values[:cut]), registers(values[cut:]))
     assert np.array_equal(merged, registers(values))
+
+
+def tiles_of(table: pa.Table) -> dict[tuple, list]:
+    batch = partial_tiles(card_windows(), table)
+    return {(batch.entities[e], t): [c[i] for c in batch.columns] for i, (e, t) in enumerate(zip(batch.entity_index, batch.tiles))}
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), events=st.integers(1, 3000), batches=st.integers(1, 6))
+def test_partial_tiles_of_batches_merged_in_order_equal_the_tiles_of_the_whole(seed: int, events: int, batches: int) -> None:
+    rng = np.random.default_rng(seed)
+    table = pa.table({
+        "card_id": pa.array(rng.integers(0, 3, events)),
+        "event_time": pa.array(rng.integers(0, 2 * MINUTE_US, events), pa.timestamp("us", tz="UTC")),
+        "amount": pa.array(rng.integers(-400, 400, events) * 0.25),
+        "merchant_id": pa.array(rng.integers(0, 5_000, events)),
+    })
+    cuts = sorted(rng.integers(0, events, batches - 1).tolist())
+    spec = layout(card_windows())
+    merged: dict[tuple, list] = {}
+    for start, end in zip([0, *cuts], [*cuts, events]):
+        for cell, partial in tiles_of(table.slice(start, end - start)).items():
+            merged[cell] = spec.merge(merged[cell], partial) if cell in merged else partial
+    whole = tiles_of(table)
+    assert merged.keys() == whole.keys()
+    for cell, tile in whole.items():
+        assert merged[cell][:5] == tile[:5]  # count, last time, sum (exact for quarters), min, max
+        assert np.array_equal(hll.dense(merged[cell][5]), hll.dense(tile[5]))
+        assert len(merged[cell][5]) <= hll.MAX_PAIRS  # repeats are compacted before they grow past the registers
 
 
 @pytest.mark.parametrize("distinct", [1, 10, 1_000, 50_000])

@@ -1,15 +1,18 @@
-"""Window tiles in Redis: one hash per entity (field: tile index, value: msgpack of the tile), merged by a script.
+"""Window tiles in Redis: one hash per entity (field: tile index, value: msgpack of the tile).
 
-`apply_tiles` merges a batch's partial tiles, appends its dead letters and
-moves the consumer's watermark (the last entry id applied) in one Lua script,
-so a batch is applied entirely or not at all, and a batch at or below the
-watermark (a redelivery after a crash) is refused: nothing is counted twice.
-The script also checks the consumer's lease (`claim_lease`): one process at a
-time consumes a stream group.
-Reads fetch an entity's tiles with HGETALL and sum the tiles of each window.
+`write_tiles` sets a batch's tiles (merged by the consumer, see
+`tile_cache`), appends its dead letters and moves the consumer's watermark (the
+last entry id applied) in one Lua script, so a batch is applied entirely or not
+at all, and only on top of the state the consumer merged into: the script
+compares the stored watermark with the one the consumer expects, so a
+redelivery, a lost reply or a Redis restart never counts an event twice. The
+script also checks the consumer's lease (`claim_lease`): one process at a time
+consumes a stream group. Reads fetch an entity's tiles with HGETALL and sum
+the tiles of each window.
 """
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -18,71 +21,39 @@ import redis
 
 from feature_platform.definitions.aggregations import StreamFeatureGroup
 from feature_platform.online.store import OnlineStore
-from feature_platform.windows.tiles import TileBatch, layout, tile_micros, tiles_in, window_values
+from feature_platform.windows.tiles import window_values
 
+# KEYS: watermark, dead-letter stream, lease, then the entity keys. ARGV: expected watermark ('' = none), new
+# watermark, lease token, lease ms, expiry ms, dead letters, per entity `tiles to set, refresh expiry (0/1), n, n
+# tile indexes to delete` in one flat array, then the (field, value) pairs to set, entity after entity. Values are
+# final: the consumer merged them.
 APPLY_SCRIPT = """
-if redis.call('GET', KEYS[3]) ~= ARGV[8] then return -2 end
-redis.call('PEXPIRE', KEYS[3], ARGV[9])
-local mark = redis.call('GET', KEYS[1])
-if mark then
-  local ms, seq = string.match(mark, '(%d+)-(%d+)')
-  local fms, fseq = string.match(ARGV[1], '(%d+)-(%d+)')
-  ms, seq, fms, fseq = tonumber(ms), tonumber(seq), tonumber(fms), tonumber(fseq)
-  if ms > fms or (ms == fms and seq >= fseq) then return -1 end
-end
-local codes = ARGV[3]
-local expire_ms = tonumber(ARGV[4])
-local max_fields = tonumber(ARGV[5])
-local oldest = tonumber(ARGV[6])
-local function merge(old, new)
-  for i = 1, #codes do
-    local c = string.sub(codes, i, i)
-    if c == 'a' then old[i] = old[i] + new[i]
-    elseif c == 'n' then if new[i] < old[i] then old[i] = new[i] end
-    elseif c == 'x' then if new[i] > old[i] then old[i] = new[i] end
-    else
-      local best = {}
-      local o, n = old[i], new[i]
-      for j = 1, #o, 2 do best[o[j]] = o[j + 1] end
-      for j = 1, #n, 2 do
-        local r = best[n[j]]
-        if r == nil or n[j + 1] > r then best[n[j]] = n[j + 1] end
-      end
-      local out = {}
-      for reg, rank in pairs(best) do out[#out + 1] = reg; out[#out + 1] = rank end
-      old[i] = out
-    end
+if redis.call('GET', KEYS[3]) ~= ARGV[3] then return -2 end
+local mark = redis.call('GET', KEYS[1]) or ''
+if mark ~= ARGV[1] then return -1 end
+redis.call('PEXPIRE', KEYS[3], ARGV[4])
+local heads = cmsgpack.unpack(ARGV[7])
+local at, h = 8, 1
+for i = 4, #KEYS do
+  local key = KEYS[i]
+  local last = at + 2 * heads[h] - 1
+  while at <= last do
+    local upto = math.min(at + 999, last)
+    redis.call('HSET', key, unpack(ARGV, at, upto))
+    at = upto + 1
   end
-  return old
-end
--- ARGV[10]: the tiles column by column: entity key index, tile index, then one column per tile position.
-local columns = cmsgpack.unpack(ARGV[10])
-local entity, tile = columns[1], columns[2]
-local width = #columns - 2
-for row = 1, #tile do
-  local key = KEYS[entity[row] + 4]
-  local field = tostring(tile[row])
-  local value = {}
-  for i = 1, width do value[i] = columns[i + 2][row] end
-  local stored = redis.call('HGET', key, field)
-  if stored then
-    redis.call('HSET', key, field, cmsgpack.pack(merge(cmsgpack.unpack(stored), value)))
-  else
-    redis.call('HSET', key, field, cmsgpack.pack(value))
-    -- A new tile: the entity is active, so keep its key a horizon longer and drop tiles no window reads any more.
-    redis.call('PEXPIRE', key, expire_ms)
-    if redis.call('HLEN', key) > max_fields then
-      for _, old in ipairs(redis.call('HKEYS', key)) do
-        if tonumber(old) < oldest then redis.call('HDEL', key, old) end
-      end
-    end
+  if heads[h + 1] == 1 then redis.call('PEXPIRE', key, ARGV[5]) end
+  local stale = heads[h + 2]
+  for j = h + 3, h + 2 + stale, 1000 do
+    redis.call('HDEL', key, unpack(heads, j, math.min(j + 999, h + 2 + stale)))
   end
+  h = h + 3 + stale
 end
-for _, fields in ipairs(cmsgpack.unpack(ARGV[7])) do
+for _, fields in ipairs(cmsgpack.unpack(ARGV[6])) do
   redis.call('XADD', KEYS[2], '*', unpack(fields))
 end
 redis.call('SET', KEYS[1], ARGV[2])
-return #tile
+return #heads
 """
 
 
@@ -122,42 +93,48 @@ def watermark(online: OnlineStore, key: bytes) -> str | None:
     return None if value is None else value.decode()
 
 
-def entity_keys(online: OnlineStore, group: StreamFeatureGroup, entities: Sequence[tuple[Any, ...]]) -> list[bytes]:
-    columns = [list(column) for column in zip(*entities)] if entities else [[] for _ in group.join_keys]
-    return online.encode_keys(online.prefix(group), columns)
+@dataclass
+class TileWrites:
+    """What a batch changes in the tiles: the entity keys; per entity, flat in `heads`, how many tiles it sets,
+    whether to refresh its expiry, and how many and which tiles to delete; the (field, packed tile) pairs to set."""
+
+    keys: list[bytes] = field(default_factory=list)
+    heads: list[int] = field(default_factory=list)
+    pairs: list[bytes] = field(default_factory=list)
 
 
-def apply_tiles(
+def write_tiles(
     online: OnlineStore,
     group: StreamFeatureGroup,
-    batch: TileBatch,
+    writes: TileWrites,
     dead_letters: Sequence[Sequence[str]],
     *,
     watermark_key: bytes,
     dead_key: str,
     lease: tuple[bytes, str, int],
-    first_id: str,
+    expected: str | None,
     last_id: str,
-    now_us: int,
-) -> int | None:
-    """Merge partial tiles and append dead letters atomically, unless the batch is at or below the watermark (None).
+) -> bool:
+    """Set the merged tiles, append dead letters and move the watermark to `last_id`, atomically, if the watermark
+    is still `expected` (False otherwise: another writer, a lost reply or a Redis restart moved it).
 
     `lease` is `(key, token, ms)`; a lease held by another process raises `LeaseLost`.
     Redis errors are raised as they are, for the caller to retry.
     """
-    keys = [watermark_key, dead_key.encode(), lease[0], *entity_keys(online, group, batch.entities)]
-    span = tiles_in(group, group.largest_window)
-    horizon = group.largest_window + 2 * group.tile + group.max_future
-    oldest = now_us // tile_micros(group) - span
     args = [
-        first_id, last_id, layout(group).codes, horizon // timedelta(milliseconds=1) + (group.ttl or timedelta(0)) // timedelta(milliseconds=1),
-        span + 2, oldest, msgpack.packb([list(f) for f in dead_letters]), lease[1], lease[2],
-        msgpack.packb([batch.entity_index, batch.tiles, *batch.columns]),
+        expected or "", last_id, lease[1], lease[2], expiry(group) // timedelta(milliseconds=1),
+        msgpack.packb([list(f) for f in dead_letters]), msgpack.packb(writes.heads), *writes.pairs,
     ]
+    keys = [watermark_key, dead_key.encode(), lease[0], *writes.keys]
     applied = int(online.client.register_script(APPLY_SCRIPT)(keys=keys, args=args))
     if applied == -2:
         raise LeaseLost(f"stream group '{group.name}': another process took over the consumer lease; this one stops")
-    return None if applied < 0 else applied
+    return applied >= 0
+
+
+def expiry(group: StreamFeatureGroup) -> timedelta:
+    """How long an entity's tiles are kept after its expiry was last refreshed: past every window, and its ttl."""
+    return group.largest_window + 2 * group.tile + group.max_future + (group.ttl or timedelta(0))
 
 
 def read_windows(online: OnlineStore, group: StreamFeatureGroup, keys: Sequence[bytes], now_us: int) -> list[tuple[list[Any] | None, int | None]]:

@@ -49,7 +49,6 @@ def observation_metadata(stats: StreamStats | None, lag: StreamLag) -> dict[str,
     metadata: dict[str, Any] = {
         "consumer_lag_events": lag.behind if lag.behind is not None else -1,
         "consumer_lag_seconds": lag.seconds,
-        "unacknowledged": lag.pending,
         "last_entry_id": lag.last_entry,
     }
     if stats is not None:

@@ -1,12 +1,13 @@
 """Event streams: the small protocol a stream consumer needs, and its Redis Streams transport.
 
-A transport delivers entries `(id, {field: value})` to named consumer groups,
-at least once: an entry stays pending until acknowledged, and a restarted
-consumer claims the pending entries and gets them again. Entry ids increase
-along the stream, which is what lets a sink skip what it already applied (see
-`feature_platform.streaming`). A Kafka transport
-fits the same protocol (offsets per partition as ids); only Redis Streams ships,
-because only it is tested against a real broker here.
+A transport delivers entries `(id, [field, value, ...])` to a named consumer
+group in id order, without acknowledgements (Redis `NOACK`): the consumer keeps
+durable watermarks of what its sinks applied and, after a crash or an outage,
+rewinds the group to them and reads the rest again (at least once). Entry ids
+increase along the stream, which is what lets a sink skip what it already
+applied (see `feature_platform.streaming`). A Kafka transport fits the same
+protocol (offsets per partition as ids, `rewind` as a seek); only Redis
+Streams ships, because only it is tested against a real broker here.
 """
 
 from collections.abc import Iterable, Mapping, Sequence
@@ -18,7 +19,8 @@ import redis
 
 from feature_platform.errors import FeaturePlatformError
 
-Entry = tuple[str, dict[bytes, bytes]]
+# Fields as Redis sends them, `[field, value, field, value, ...]`, or a mapping.
+Entry = tuple[str, Sequence[bytes] | Mapping[bytes, bytes]]
 LAG_COUNT_LIMIT = 100_000
 
 
@@ -30,14 +32,13 @@ def entry_order(entry_id: str) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class StreamLag:
-    """How far a consumer group is behind: undelivered entries, delivered but unacknowledged ones, and seconds.
+    """How far a consumer group is behind: undelivered entries, and seconds between its position and the stream's end.
 
     `behind` is None when the broker cannot count it cheaply; it is at least
     `LAG_COUNT_LIMIT` when it equals that.
     """
 
     behind: int | None
-    pending: int
     last_delivered: str
     last_entry: str
     seconds: float
@@ -52,11 +53,9 @@ class EventStream(Protocol):
 
     def ensure_consumer_group(self, group: str) -> None: ...
 
-    def read(self, group: str, consumer: str, *, count: int, block_ms: int | None = None, pending_after: str | None = None) -> list[Entry]: ...
+    def read(self, group: str, consumer: str, *, count: int, block_ms: int | None = None) -> list[Entry]: ...
 
-    def acknowledge(self, group: str, ids: Sequence[str]) -> int: ...
-
-    def claim_pending(self, group: str, consumer: str) -> int: ...
+    def rewind(self, group: str, after_id: str) -> None: ...
 
     def lag(self, group: str) -> StreamLag: ...
 
@@ -88,6 +87,7 @@ class RedisStream:
         self.name = name
         self.key = f"fp:{project}:stream:{name}"
         self.dead_key = f"{self.key}:dead"
+        self._raw: redis.Redis | None = None
 
     def __repr__(self) -> str:
         return f"RedisStream({self.key!r})"
@@ -115,14 +115,18 @@ class RedisStream:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    def read(
-        self, group: str, consumer: str, *, count: int, block_ms: int | None = None, pending_after: str | None = None
-    ) -> list[Entry]:
-        """Up to `count` entries for `consumer`: new ones (waiting up to `block_ms`), or with `pending_after`
-        (`"0"` to start) its own delivered but unacknowledged ones after that id."""
-        position = ">" if pending_after is None else pending_after
+    def read(self, group: str, consumer: str, *, count: int, block_ms: int | None = None) -> list[Entry]:
+        """Up to `count` entries after the group's position (waiting up to `block_ms`), moving the position past them.
+
+        No acknowledgements (`NOACK`): nothing is kept pending, and a consumer
+        that must read entries again `rewind`s the group. The reply is taken as
+        the server sends it (flat field lists), without a dict per entry.
+        """
+        args: list[Any] = ["GROUP", group, consumer, "COUNT", count]
+        if block_ms is not None:
+            args += ["BLOCK", block_ms]
         try:
-            reply = self.client.xreadgroup(group, consumer, {self.key: position}, count=count, block=block_ms if pending_after is None else None)
+            reply = self._raw_client().execute_command("XREADGROUP", *args, "NOACK", "STREAMS", self.key, ">")
         except redis.ResponseError as exc:
             if "NOGROUP" in str(exc):
                 raise FeaturePlatformError(
@@ -132,24 +136,22 @@ class RedisStream:
             raise
         if not reply:
             return []
-        # A pending entry deleted from the stream by a trim comes back with no fields: there is nothing to apply.
-        return [(i.decode(), f) for i, f in reply[0][1] if f is not None]
+        entries = next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1]
+        return [(i.decode(), f) for i, f in entries]
 
-    def acknowledge(self, group: str, ids: Sequence[str]) -> int:
-        return int(self.client.xack(self.key, group, *ids)) if ids else 0
+    def _raw_client(self) -> redis.Redis:
+        """A client on the same connection pool whose XREADGROUP replies are not reshaped into dicts."""
+        if self._raw is None:
+            self._raw = redis.Redis(connection_pool=self.client.connection_pool)
+            self._raw.set_response_callback("XREADGROUP", lambda reply, **_: reply)
+        return self._raw
 
-    def claim_pending(self, group: str, consumer: str) -> int:
-        """Move every pending entry of `group` (e.g. of a consumer that died) to `consumer`; returns how many."""
-        claimed, start = 0, "0-0"
-        while True:
-            reply = self.client.xautoclaim(self.key, group, consumer, min_idle_time=0, start_id=start, count=1000)
-            start = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
-            claimed += len(reply[1])
-            if start == "0-0":
-                return claimed
+    def rewind(self, group: str, after_id: str) -> None:
+        """Move the group's position back to `after_id` (`"0"`: the start): the next read returns the entries after it."""
+        self.client.xgroup_setid(self.key, group, after_id)
 
     def lag(self, group: str) -> StreamLag:
-        """Entries not yet delivered to `group`, those pending, and the time between its position and the stream's end."""
+        """Entries not yet delivered to `group`, and the time between its position and the stream's end."""
         info = {g["name"].decode(): g for g in self.client.xinfo_groups(self.key)}
         if group not in info:
             raise FeaturePlatformError(f"stream {self.key} has no consumer group '{group}'")
@@ -161,7 +163,7 @@ class RedisStream:
             # Redis before 7 has no lag field: count the undelivered entries, up to a limit.
             behind = len(self.client.xrange(self.key, f"({delivered}", "+", count=LAG_COUNT_LIMIT))
         seconds = max(0, entry_order(last)[0] - entry_order(delivered)[0]) / 1000 if behind else 0.0
-        return StreamLag(behind, int(state["pending"]), delivered, last, seconds)
+        return StreamLag(behind, delivered, last, seconds)
 
     def entries(self, start: str = "-", end: str = "+", count: int | None = None) -> list[Entry]:
         """Stored entries between two ids (inclusive), oldest first: the raw history a backfill replays."""
@@ -172,16 +174,6 @@ class RedisStream:
         rows = self.client.xrange(self.dead_key, "-", "+", count=count)
         return [{k.decode(): v.decode("utf-8", "backslashreplace") for k, v in f.items()} for _, f in rows]
 
-    def trim_acknowledged(self, groups: Sequence[str], keep_after_ms: int) -> int:
-        """Delete entries every group has acknowledged and that are older than `keep_after_ms` (epoch ms)."""
-        info = {g["name"].decode(): g for g in self.client.xinfo_groups(self.key)}
-        if any(g not in info for g in groups):
-            return 0
-        safe = []
-        for group in groups:
-            summary = self.client.xpending(self.key, group)
-            oldest = summary["min"].decode() if summary["pending"] else None
-            delivered = info[group]["last-delivered-id"].decode()
-            safe.append(entry_order(oldest) if oldest else (entry_order(delivered)[0], entry_order(delivered)[1] + 1))
-        ms, seq = min([*safe, (keep_after_ms, 0)])
-        return int(self.client.xtrim(self.key, minid=f"{ms}-{seq}", approximate=False))
+    def trim(self, before_id: str) -> int:
+        """Delete the entries older than `before_id` (the consumer passes what both its sinks made durable)."""
+        return int(self.client.xtrim(self.key, minid=before_id, approximate=False))

@@ -1,6 +1,7 @@
 """Stream entries to typed events, and the reason each rejected entry goes to the dead-letter stream.
 
-An entry is `(entry id, {field: value})` with bytes or text values: join keys,
+An entry is `(entry id, fields)`, the fields a flat `[name, value, ...]` list as
+Redis sends them (or a mapping), with bytes or text values: join keys,
 `event_time` (epoch milliseconds or ISO 8601, naive = UTC) and the group's
 fields. Columns are parsed with Arrow casts; a column that does not cast
 whole is parsed value by value with the same cast, so whether an entry is
@@ -108,6 +109,31 @@ def _describe(dtype: pa.DataType | None) -> str:
     return "a number" if pa.types.is_floating(dtype) else "text"
 
 
+def _as_mapping(fields: Any) -> dict[Any, Any]:
+    if isinstance(fields, dict):
+        return fields
+    return dict(zip(fields[0::2], fields[1::2]))
+
+
+def _raw_columns(fields: list[Any], names: Sequence[str]) -> dict[str, list[Any]]:
+    """Each named field's value per entry (None when absent).
+
+    When every entry is a flat list with the same field names in the same
+    order — what one producer sends — the columns are sliced out whole;
+    otherwise each entry is looked up by name.
+    """
+    first = fields[0] if fields else None
+    if isinstance(first, list) and all(type(f) is list and len(f) == len(first) for f in fields):
+        transposed = list(zip(*fields))
+        sent = [transposed[p][0] for p in range(0, len(first), 2)]
+        same = all(transposed[p].count(sent[p // 2]) == len(fields) for p in range(0, len(first), 2))
+        if same and len(set(sent)) == len(sent):
+            where = {(n.decode() if isinstance(n, bytes) else n): p + 1 for n, p in zip(sent, range(0, len(first), 2))}
+            return {name: list(transposed[where[name]]) if name in where else [None] * len(fields) for name in names}
+    mappings = [_as_mapping(f) for f in fields]
+    return {name: [m.get(name.encode(), m.get(name)) for m in mappings] for name in names}
+
+
 def parse_entries(group: StreamFeatureGroup, entries: Sequence[Entry]) -> ParsedEvents:
     """Typed events of the valid entries, in entry order, and a `DeadLetter` for every other one."""
     columns: dict[str, pa.DataType | None] = {**group.key_types, group.event_time: None, **group.field_types}
@@ -116,9 +142,9 @@ def parse_entries(group: StreamFeatureGroup, entries: Sequence[Entry]) -> Parsed
     fields = [f for _, f in entries]
     reasons: list[str | None] = [None] * rows
     arrays: dict[str, pa.Array] = {}
+    values = _raw_columns(fields, list(columns))
     for name, dtype in columns.items():
-        encoded = name.encode()
-        raw = [f.get(encoded, f.get(name)) for f in fields]
+        raw = values[name]
         typed, failed = _column(raw, dtype)
         arrays[name] = typed
         for row, value in enumerate(raw):
@@ -153,7 +179,7 @@ def parse_entries(group: StreamFeatureGroup, entries: Sequence[Entry]) -> Parsed
         }
     ).filter(keep)
     dead = [
-        DeadLetter(ids[row], reason, {_text(k): _text(v) for k, v in fields[row].items()})
+        DeadLetter(ids[row], reason, {_text(k): _text(v) for k, v in _as_mapping(fields[row]).items()})
         for row, reason in enumerate(reasons)
         if reason is not None
     ]

@@ -58,6 +58,19 @@ def estimate(registers: np.ndarray) -> int:
     return int(round(raw))
 
 
+# Tiles keep `[register, rank, ...]` pairs with repeats up to this many values, then one pair per register.
+MAX_PAIRS = 2 * REGISTERS
+
+
+def compact(pairs: list[int]) -> list[int]:
+    """Flat pairs with one pair per register, its maximum rank: the same estimate, at most `MAX_PAIRS` values."""
+    registers = dense(pairs)
+    used = np.flatnonzero(registers)
+    flat = np.empty(2 * len(used), dtype=np.int64)
+    flat[0::2], flat[1::2] = used, registers[used]
+    return flat.tolist()
+
+
 def dense(pairs: list[int]) -> np.ndarray:
     """A dense register array from the flat `[register, rank, register, rank, ...]` form tiles store."""
     registers = np.zeros(REGISTERS, dtype=np.int64)

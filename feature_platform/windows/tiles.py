@@ -4,12 +4,12 @@ A window of length W read at time t covers the tiles `floor(t / tile) - W/tile +
 floor(t / tile)`, so events with `window_start(t) <= event_time`, up to t. A tile
 holds `[count, last event time, *one value per (op, field)]` (see `layout`);
 partial tiles of a batch merge into stored ones by adding counts and sums, and
-taking minima, maxima and register-wise HyperLogLog maxima — the same merge
-in Python (reads) and in the online store's Lua script (writes).
+taking minima, maxima and register-wise HyperLogLog maxima (`Layout.merge`).
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import timedelta
 from typing import Any
 
@@ -20,7 +20,7 @@ from feature_platform.definitions.aggregations import StreamFeatureGroup
 from feature_platform.windows import hll
 
 MICROSECOND = timedelta(microseconds=1)
-# Merge codes of the Lua script: add, minimum, maximum, HyperLogLog registers.
+# Merge codes: add, minimum, maximum, HyperLogLog registers.
 _CODES = {"count": "a", "last": "x", "sum": "a", "min": "n", "max": "x", "hll": "h"}
 _MEASURE = {"sum": "sum", "mean": "sum", "min": "min", "max": "max", "approx_count_distinct": "hll"}
 
@@ -31,12 +31,36 @@ class Layout:
 
     measures: tuple[tuple[str, str], ...]
 
-    @property
+    @cached_property
     def codes(self) -> str:
         return "ax" + "".join(_CODES[op] for op, _ in self.measures)
 
     def position(self, op: str, column: str) -> int:
         return 2 + self.measures.index((op, column))
+
+    @cached_property
+    def _by_code(self) -> dict[str, tuple[int, ...]]:
+        return {code: tuple(i for i, c in enumerate(self.codes) if c == code) for code in "anxh"}
+
+    def merge(self, stored: list[Any], partial: Sequence[Any]) -> list[Any]:
+        """`stored` with a partial tile of the same entity and tile merged in (in place; returned).
+
+        HyperLogLog pairs are appended (a register may repeat; readers take the
+        maximum) and compacted to one pair per register when they grow long.
+        """
+        by_code = self._by_code
+        for i in by_code["a"]:
+            stored[i] += partial[i]
+        for i in by_code["n"]:
+            if partial[i] < stored[i]:
+                stored[i] = partial[i]
+        for i in by_code["x"]:
+            if partial[i] > stored[i]:
+                stored[i] = partial[i]
+        for i in by_code["h"]:
+            pairs = stored[i] + partial[i]
+            stored[i] = hll.compact(pairs) if len(pairs) > hll.MAX_PAIRS else pairs
+        return stored
 
 
 def layout(group: StreamFeatureGroup) -> Layout:
@@ -76,13 +100,9 @@ class TileBatch:
     def __len__(self) -> int:
         return len(self.tiles)
 
-    def rows(self) -> list[tuple[tuple[Any, ...], int, list[Any]]]:
-        """`(entity, tile index, partial tile)` per tile: the same tiles, row by row."""
-        return [(self.entities[e], t, [c[i] for c in self.columns]) for i, (e, t) in enumerate(zip(self.entity_index, self.tiles))]
-
 
 def partial_tiles(group: StreamFeatureGroup, table: pa.Table) -> TileBatch:
-    """The partial tile of each entity and tile the events of `table` touch."""
+    """The partial tile of each entity and tile the events of `table` touch (one Arrow group-by)."""
     keys = group.join_keys
     spec = layout(group)
     if table.num_rows == 0:
@@ -92,37 +112,35 @@ def partial_tiles(group: StreamFeatureGroup, table: pa.Table) -> TileBatch:
     work["__tile"] = pa.array(np.floor_divide(times, tile_micros(group)))
     work["__t"] = pa.array(times)
     aggregations: list[tuple[str, str]] = [("__t", "count"), ("__t", "max")]
-    for op, column in spec.measures:
-        if op != "hll":
+    for position, (op, column) in enumerate(spec.measures):
+        if op == "hll":
+            register, rank = hll.registers_and_ranks(table.column(column))
+            work[f"__r{position}"], work[f"__k{position}"] = pa.array(register), pa.array(rank)
+            aggregations += [(f"__r{position}", "list"), (f"__k{position}", "list")]
+        else:
             work[column] = table.column(column)
             aggregations.append((column, op))
     grouped = pa.table(work).group_by([*keys, "__tile"], use_threads=False).aggregate(aggregations)
-    plain = iter([grouped.column(f"{c}_{op}").to_pylist() for c, op in aggregations])
-    key_columns = [grouped.column(k).to_pylist() for k in keys]
-    entity_rows = list(zip(*key_columns))
-    tiles = grouped.column("__tile").to_pylist()
-    columns = [next(plain), next(plain)]
-    for op, column in spec.measures:
+    entity_rows = list(zip(*[grouped.column(k).to_pylist() for k in keys]))
+    columns = [grouped.column("__t_count").to_pylist(), grouped.column("__t_max").to_pylist()]
+    for position, (op, column) in enumerate(spec.measures):
         if op == "hll":
-            registers = _registers(table, work, keys, column)
-            columns.append([registers.get((*entity, tile), []) for entity, tile in zip(entity_rows, tiles)])
+            columns.append(_pairs(grouped.column(f"__r{position}_list"), grouped.column(f"__k{position}_list")))
         else:
-            columns.append(next(plain))
+            columns.append(grouped.column(f"{column}_{op}").to_pylist())
     positions: dict[tuple[Any, ...], int] = {}
     entity_index = [positions.setdefault(entity, len(positions)) for entity in entity_rows]
-    return TileBatch(list(positions), entity_index, tiles, columns)
+    return TileBatch(list(positions), entity_index, grouped.column("__tile").to_pylist(), columns)
 
 
-def _registers(table: pa.Table, work: dict[str, Any], keys: Sequence[str], column: str) -> dict[tuple[Any, ...], list[int]]:
-    """Flat `[register, rank, ...]` of each (entity, tile), the maximum rank per register."""
-    register, rank = hll.registers_and_ranks(table.column(column))
-    cells = pa.table({**{k: work[k] for k in keys}, "__tile": work["__tile"], "__r": register, "__k": rank})
-    best = cells.group_by([*keys, "__tile", "__r"], use_threads=False).aggregate([("__k", "max")])
-    out: dict[tuple[Any, ...], list[int]] = {}
-    columns = [best.column(k).to_pylist() for k in (*keys, "__tile")]
-    for cell, reg, top in zip(zip(*columns), best.column("__r").to_pylist(), best.column("__k_max").to_pylist()):
-        out.setdefault(cell, []).extend((reg, top))
-    return out
+def _pairs(registers: pa.ChunkedArray, ranks: pa.ChunkedArray) -> list[list[int]]:
+    """Per tile, the flat `[register, rank, ...]` of its events (a register may repeat: readers take the maximum)."""
+    registers, ranks = registers.combine_chunks(), ranks.combine_chunks()
+    flat = np.empty(2 * len(registers.values), dtype=np.int64)
+    flat[0::2], flat[1::2] = registers.values.to_numpy(), ranks.values.to_numpy()
+    offsets = pa.array(registers.offsets.to_numpy() * 2, pa.int32())
+    tiles = pa.ListArray.from_arrays(offsets, pa.array(flat)).to_pylist()
+    return [hll.compact(pairs) if len(pairs) > hll.MAX_PAIRS else pairs for pairs in tiles]
 
 
 def feature_value(function: str, is_float: bool, count: int, total: Any, low: Any, high: Any, distinct: int) -> Any:
