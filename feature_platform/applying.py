@@ -8,7 +8,6 @@ online path asks at most every `FEATURE_PLATFORM_REGISTRY_CHECK_S` seconds (a st
 the next commit file, or an S3 HEAD).
 """
 
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -19,6 +18,7 @@ from feature_platform.definitions.changes import AppliedState, Plan, PlanItem, p
 from feature_platform.definitions.concepts import FeatureGroup, FeatureView
 from feature_platform.definitions.records import group_from_record, group_record, view_record
 from feature_platform.definitions.references import Catalog
+from feature_platform.definitions.settings import seconds_setting
 from feature_platform.errors import ArgumentError, DefinitionError, DefinitionMismatchError, FeatureReferenceError, RegistryError, RegistryStorageError
 from feature_platform.offline.registry import RegistryConflict, RegistryStore, Snapshot
 from feature_platform.offline.store import OfflineStore
@@ -35,16 +35,7 @@ _CHECKED: set[tuple[str, int | None, str, str, int, str]] = set()
 
 def registry_check_s() -> float:
     """How stale an online read's view of the registry may be: `FEATURE_PLATFORM_REGISTRY_CHECK_S`, default 1 second."""
-    text = os.environ.get("FEATURE_PLATFORM_REGISTRY_CHECK_S")
-    if text is None:
-        return REGISTRY_CHECK_S
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = -1.0
-    if not 0 <= seconds <= 3600:
-        raise ArgumentError(f"FEATURE_PLATFORM_REGISTRY_CHECK_S must be a number of seconds in [0, 3600], got {text!r}")
-    return seconds
+    return seconds_setting("FEATURE_PLATFORM_REGISTRY_CHECK_S", REGISTRY_CHECK_S, error=ArgumentError, allow_zero=True)
 
 
 class ApplyRefused(DefinitionError):
@@ -102,26 +93,14 @@ class AppliedDefinitions:
             snapshot = self.snapshot()
         except RegistryStorageError as exc:
             raise RegistryStorageError(f"feature group '{group.name}' v{group.version}: {exc}") from None
-        key = (self.store.uri, snapshot.version, "group", group.name, group.version, fingerprint)
-        if key in _CHECKED:
-            return
-        problem = _group_problem(snapshot.state, group)
-        if problem:
-            raise DefinitionMismatchError(problem)
-        _CHECKED.add(key)
+        _require(self.store.uri, snapshot, ("group", group.name, group.version, fingerprint), lambda state: _group_problem(state, group))
 
     def require_view(self, view: FeatureView, group_versions: Mapping[str, int]) -> None:
         """Raise DefinitionMismatchError unless this view is applied reading these group versions now."""
         record = view_record(view, group_versions)
         self.current()
-        snapshot = self.snapshot()
-        key = (self.store.uri, snapshot.version, "view", view.name, view.version, f"{record['fingerprint']}{record['group_versions']}")
-        if key in _CHECKED:
-            return
-        problem = _view_problem(snapshot.state, record)
-        if problem:
-            raise DefinitionMismatchError(problem)
-        _CHECKED.add(key)
+        what = ("view", view.name, view.version, f"{record['fingerprint']}{record['group_versions']}")
+        _require(self.store.uri, self.snapshot(), what, lambda state: _view_problem(state, record))
 
     def remember(self, snapshot: Snapshot) -> None:
         """Take `snapshot` as the applied state (read, or just committed by this process) and tell the listeners."""
@@ -131,6 +110,17 @@ class AppliedDefinitions:
         if changed:
             for listener in self._listeners:
                 listener()
+
+
+def _require(uri: str, snapshot: Snapshot, what: tuple[str, str, int, str], problem_of: Callable[[AppliedState], str | None]) -> None:
+    """Raise DefinitionMismatchError with the problem `problem_of` finds in the state, unless this process checked it already."""
+    key = (uri, snapshot.version, *what)
+    if key in _CHECKED:
+        return
+    problem = problem_of(snapshot.state)
+    if problem:
+        raise DefinitionMismatchError(problem)
+    _CHECKED.add(key)
 
 
 def _group_problem(state: AppliedState, group: FeatureGroup) -> str | None:

@@ -75,7 +75,7 @@ def test_describe_a_group_shows_its_stored_partitions_and_versions(demo: dict, c
 
 def test_history_links_each_version_to_its_dagster_run(demo: dict, capsys: pytest.CaptureFixture) -> None:
     rows = cli_json(capsys, "history", "user_last_transaction")
-    assert [(r["version"], r["operation"], r["partition_key"]) for r in rows] == [(0, "WRITE", "2024-04-01..2024-04-03")]
+    assert [(r["version"], r["operation"], r["partition_key"]) for r in rows] == [(0, "CREATE TABLE", "2024-04-01..2024-04-03")]
     assert rows[0]["dagster_run_id"] == demo["backfill"]["runs"][1]["run_id"]
 
 

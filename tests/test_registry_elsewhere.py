@@ -120,7 +120,7 @@ def test_a_store_serves_again_once_it_has_the_definitions_another_process_applie
 
 def test_a_bad_check_interval_is_refused_naming_the_variable(tmp_path, monkeypatch):
     monkeypatch.setenv("FEATURE_PLATFORM_REGISTRY_CHECK_S", "soon")
-    with pytest.raises(ArgumentError, match=r"FEATURE_PLATFORM_REGISTRY_CHECK_S must be a number of seconds in \[0, 3600\], got 'soon'"):
+    with pytest.raises(ArgumentError, match=r"FEATURE_PLATFORM_REGISTRY_CHECK_S must be a number of seconds in \[0, 3600\), got 'soon'"):
         FeatureStore([scores()], offline_root=tmp_path)
 
 

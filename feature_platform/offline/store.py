@@ -19,13 +19,15 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as pds
-from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake import CommitProperties, DeltaTable
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 from deltalake.schema import Field, Schema
+from deltalake.transaction import AddAction, Transaction, create_table_with_add_actions
 
 from feature_platform.definitions.concepts import DailyPartitions, FeatureGroup, check_name
 from feature_platform.definitions.contract import UTC_MICROS, conform, utc_timestamp
 from feature_platform.errors import ArgumentError, ContractError, DefinitionError, StorageError
+from feature_platform.offline.files import delete_files, table_filesystem, write_files
 from feature_platform.offline.storage import filesystem, table_dataset
 
 COMMIT_ATTEMPTS = 8
@@ -125,7 +127,7 @@ class OfflineStore:
             table = conform(group, df, written_at=datetime.now(timezone.utc))
             if before_commit is not None:
                 before_commit(table)
-            return self._commit(group, table, predicate=None, partition_key=None, metadata=commit_metadata)
+            return self._commit(group, table, replace=None, partition_key=None, metadata=commit_metadata)
         if partition_key is None:
             raise ContractError(group.name, None, "partition key", "a partitioned group needs a partition key 'YYYY-MM-DD'")
         return self.write_partitions(group, partition_key, partition_key, df, commit_metadata=commit_metadata, before_commit=before_commit)
@@ -154,9 +156,8 @@ class OfflineStore:
         if before_commit is not None:
             before_commit(table)
         first, last = start.date().isoformat(), (end - timedelta(days=1)).date().isoformat()
-        predicate = f"_partition = '{first}'" if first == last else f"_partition >= '{first}' AND _partition <= '{last}'"
         key = first if first == last else f"{first}..{last}"
-        return self._commit(group, table, predicate=predicate, partition_key=key, metadata=commit_metadata)
+        return self._commit(group, table, replace=(first, last), partition_key=key, metadata=commit_metadata)
 
     def append(
         self,
@@ -193,18 +194,24 @@ class OfflineStore:
                 if entry.get(IDEMPOTENCY_KEY) == key:
                     return WriteResult(group.name, table.num_rows, int(entry["version"]), self.table_uri(group), None)
             metadata[IDEMPOTENCY_KEY] = key
-        return self._commit(group, table, predicate=None, partition_key=None, metadata=metadata, mode="append")
+        return self._commit(group, table, replace=None, partition_key=None, metadata=metadata, mode="append")
 
     def _commit(
         self,
         group: FeatureGroup,
         table: pa.Table,
         *,
-        predicate: str | None,
+        replace: tuple[str, str] | None,
         partition_key: str | None,
         metadata: dict[str, str] | None,
         mode: str = "overwrite",
     ) -> WriteResult:
+        """Write `table`'s files day by day, then commit them in one Delta transaction.
+
+        An overwrite replaces the days `replace` (first, last), or the whole table for None; it claims
+        those days (an application transaction each) so that two overwrites of one day conflict and
+        retry, even when neither saw a file there. Files of a write that never committed are deleted.
+        """
         uri = self.table_uri(group)
         custom = {
             "feature_group": group.name,
@@ -214,26 +221,47 @@ class OfflineStore:
         }
         if partition_key:
             custom["partition_key"] = partition_key
+        fs = table_filesystem(uri, self.storage_options)
+        try:
+            actions = write_files(fs, table)
+        except OSError as exc:
+            raise self._storage_error(group, f"writing {uri} failed and nothing was committed", exc) from None
+        committed = False
+        try:
+            self._commit_files(group, table, actions, replace=replace, mode=mode, custom=custom)
+            committed = True
+        finally:
+            if not committed and not self._has_commit(group, custom):
+                delete_files(fs, [action.path for action in actions])
+        version = self._committed_version(group, custom)
+        return WriteResult(group.name, table.num_rows, version, uri, partition_key)
+
+    def _commit_files(
+        self, group: FeatureGroup, table: pa.Table, actions: list[AddAction], *,
+        replace: tuple[str, str] | None, mode: str, custom: dict[str, str],
+    ) -> None:
+        uri = self.table_uri(group)
         for attempt in range(COMMIT_ATTEMPTS):
             existing = self._table(group)
             try:
                 if existing is None:
                     # Create the table with this data only if nobody else does: a racing creator's blind
                     # commit would otherwise be retried as an append and duplicate rows. With mode "error"
-                    # and no commit retries it fails instead, and the next attempt overwrites by predicate.
-                    write_deltalake(
-                        uri, table, partition_by=["_partition"], mode="error",
+                    # and no commit retries it fails instead, and the next attempt overwrites its days.
+                    create_table_with_add_actions(
+                        uri, Schema.from_arrow(table.schema), actions, mode="error", partition_by=["_partition"],
                         storage_options=self.storage_options or None,
                         commit_properties=CommitProperties(custom_metadata=custom, max_commit_retries=0),
                     )
                 else:
-                    write_deltalake(
-                        existing, table, partition_by=["_partition"], mode=mode, predicate=predicate,
-                        storage_options=self.storage_options or None,
-                        commit_properties=CommitProperties(custom_metadata=custom),
-                        schema_mode=_schema_mode(existing, table),
+                    _check_columns(group, existing, table)
+                    claims = _claims(replace, existing.version() + 1) if mode == "overwrite" else []
+                    existing.create_write_transaction(
+                        actions, mode=mode, schema=existing.schema(), partition_by=["_partition"],
+                        partition_filters=None if replace is None else [("_partition", ">=", replace[0]), ("_partition", "<=", replace[1])],
+                        commit_properties=CommitProperties(custom_metadata=custom, app_transactions=claims),
                     )
-                break
+                return
             except CommitFailedError:
                 if attempt == COMMIT_ATTEMPTS - 1:
                     raise
@@ -242,8 +270,15 @@ class OfflineStore:
                 if not racing_create or attempt == COMMIT_ATTEMPTS - 1:
                     raise self._storage_error(group, f"writing {uri} failed and nothing was committed", exc) from None
             time.sleep(random.uniform(0.05, 0.2) * (attempt + 1))
-        version = self._committed_version(group, custom)
-        return WriteResult(group.name, table.num_rows, version, uri, partition_key)
+
+    def _has_commit(self, group: FeatureGroup, custom: dict[str, str]) -> bool:
+        """Whether a commit with this write id landed (a failure may be reported for a commit that did);
+        True when that cannot be known, so its files are kept."""
+        try:
+            _, entries = self._history(group, limit=64)
+        except StorageError:
+            return True
+        return any(entry.get("write_id") == custom["write_id"] for entry in entries)
 
     def _storage_error(self, group: FeatureGroup, what: str, cause: Exception) -> StorageError:
         try:
@@ -479,13 +514,25 @@ class Snapshot:
         return [fragment.path for fragment in self.dataset.get_fragments(filter=_window(self.group, start, end))]
 
 
-def _schema_mode(existing: DeltaTable, table: pa.Table) -> str | None:
-    """"merge" when the table has extra columns (features an interrupted or concurrent apply added): they read null here.
+def _check_columns(group: FeatureGroup, existing: DeltaTable, table: pa.Table) -> None:
+    """Every column written is stored with its type; stored columns not written (features an interrupted or
+    concurrent apply added) read as null in these files."""
+    stored = {f.name: f.type for f in existing.schema().fields}
+    wrong = [f"{f.name} ({f.type})" for f in Schema.from_arrow(table.schema).fields if stored.get(f.name) != f.type]
+    if wrong:
+        raise StorageError(
+            f"feature group '{group.name}': the table {existing.table_uri} has no column(s) {wrong} of that type; "
+            "apply the group's definitions (or bump its version) before writing"
+        )
 
-    The definitions were checked against the registry, so every column of `table` is in the stored table with its type.
-    """
-    stored = {f.name for f in existing.schema().fields}
-    return "merge" if stored - set(table.column_names) else None
+
+def _claims(replace: tuple[str, str] | None, version: int) -> list[Transaction]:
+    """The application transactions an overwrite claims: one per day of `replace`, or the whole table."""
+    if replace is None:
+        return [Transaction("feature_platform:table", version)]
+    first, last = date.fromisoformat(replace[0]), date.fromisoformat(replace[1])
+    days = (first + timedelta(days=n) for n in range((last - first).days + 1))
+    return [Transaction(f"feature_platform:_partition={day.isoformat()}", version) for day in days]
 
 
 def _window(group: FeatureGroup, start: datetime | str | None, end: datetime | str | None) -> pds.Expression | None:

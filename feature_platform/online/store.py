@@ -25,6 +25,7 @@ from redis.retry import Retry
 
 from feature_platform.definitions.concepts import FeatureGroup
 from feature_platform.definitions.records import layout_ids
+from feature_platform.definitions.settings import seconds_setting
 from feature_platform.errors import FeaturePlatformError
 from feature_platform.online import cluster, codec, lineage
 
@@ -168,16 +169,7 @@ def client_options(url: str) -> dict[str, Any]:
 
 def command_timeout_s() -> float:
     """Seconds a Redis command may take before it fails: `FEATURE_PLATFORM_REDIS_TIMEOUT_S`, default 5."""
-    text = os.environ.get("FEATURE_PLATFORM_REDIS_TIMEOUT_S")
-    if text is None:
-        return SOCKET_TIMEOUT_S
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = -1.0
-    if not 0 < seconds < 3600:
-        raise OnlineStoreError(f"FEATURE_PLATFORM_REDIS_TIMEOUT_S must be a number of seconds in (0, 3600), got {text!r}")
-    return seconds
+    return seconds_setting("FEATURE_PLATFORM_REDIS_TIMEOUT_S", SOCKET_TIMEOUT_S, error=OnlineStoreError)
 
 
 @dataclass(frozen=True)
