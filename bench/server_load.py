@@ -1,6 +1,6 @@
 """The HTTP feature server under load, next to `feast serve`; prints JSON.
 
-    python bench/server_load.py [--data DIR] [--workers N] [--duration S] [--connections 1,8,64] [--feast-venv DIR]
+    python bench/server_load.py [--data DIR] [--workers N] [--duration S] [--rounds R] [--connections 1,8,64] [--feast-venv DIR]
 
 Data: the peers' Feast-shaped set (`--data`, default `$FEAST_DATA` or
 /tmp/peers-feast/data/small: `user_stats` with 10 features, `user_activity` with
@@ -11,7 +11,9 @@ Redis answer the same one-entity request (15 references, a random user per
 request, the peer figure's request) under `wrk` at each connection count; ours
 also serves the 15 features as a view and as a view with one on-demand
 transformation. During the largest run of each of our cases a client times
-`/health`. At the end the server gets SIGTERM while busy: exit code and time.
+`/health`. With `--rounds R` our cases take turns R times (so a change in the
+machine's load hits them alike) and each figure is the round of median
+requests/s. At the end the server gets SIGTERM while busy: exit code and time.
 """
 
 import argparse
@@ -115,7 +117,11 @@ def wait_until_up(port: int, process: subprocess.Popen, timeout_s: float = 120) 
 
 
 def group_cpu_s(group: int, *, pid: int | None = None) -> float:
-    """CPU seconds (user + system) used so far by the live processes of process group `group` (or process `pid` alone)."""
+    """CPU seconds (user + system) used so far by process group `group` (or process `pid` alone).
+
+    With the CPU of the children they reaped: a worker that died or was replaced (Feast's time out
+    under load) still counts, through its supervisor.
+    """
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0
     for entry in [Path(f"/proc/{pid}")] if pid else Path("/proc").iterdir():
@@ -125,8 +131,8 @@ def group_cpu_s(group: int, *, pid: int | None = None) -> float:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if pid or int(fields[2]) == group:  # fields[2] is the process group; utime and stime follow at 11 and 12
-            total += int(fields[11]) + int(fields[12])
+        if pid or int(fields[2]) == group:  # fields[2] is the process group; utime, stime, cutime, cstime at 11-14
+            total += sum(int(f) for f in fields[11:15])
     return total / ticks
 
 
@@ -204,6 +210,13 @@ def load_runs(port: int, body: str, users: int, connections: list[int], duration
     return {f"c{r['connections']}": r for r in runs}
 
 
+def median_run(runs: list[dict]) -> dict:
+    """The run of median requests/s (the lower one of an even count), with every round's requests/s and server CPU."""
+    chosen = sorted(runs, key=lambda r: r["rps"])[(len(runs) - 1) // 2]
+    return {**chosen, "rps_rounds": [r["rps"] for r in runs],
+            "server_cpu_us_rounds": [r.get("server_cpu_us_per_request") for r in runs]}
+
+
 def ours(args: argparse.Namespace, data: Path, users: int, folder: Path) -> dict:
     from feature_platform import FeatureStore
 
@@ -233,9 +246,15 @@ def ours(args: argparse.Namespace, data: Path, users: int, folder: Path) -> dict
         sample = httpx.post(f"http://127.0.0.1:{port}/get-online-features", content=requests["view_with_transformation"] % 3,
                             headers={"content-type": "application/json"})
         result["sample"] = sample.json()
-        for case, body in requests.items():
-            result[case] = load_runs(port, body, users, args.connections, args.duration, folder, health=True, group=server.pid,
-                                     redis_pid=redis.process.pid)
+        rounds: dict[str, dict[str, list[dict]]] = {}
+        for _ in range(args.rounds):  # the cases take turns, so a change in the machine's load hits them alike
+            for case, body in requests.items():
+                runs = load_runs(port, body, users, args.connections, args.duration, folder, health=True, group=server.pid,
+                                 redis_pid=redis.process.pid)
+                for key, run in runs.items():
+                    rounds.setdefault(case, {}).setdefault(key, []).append(run)
+        for case, by_connections in rounds.items():
+            result[case] = {key: median_run(runs) for key, runs in by_connections.items()}
         result["shutdown"] = sigterm_while_busy(port, server, requests["view"], users, folder)
     finally:
         if server.poll() is None:
@@ -295,6 +314,7 @@ def main() -> None:
     parser.add_argument("--data", default=os.environ.get("FEAST_DATA", "/tmp/peers-feast/data/small"))
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=1, help="runs of every case of ours, taking turns; the median is reported")
     parser.add_argument("--connections", type=lambda s: [int(c) for c in s.split(",")], default=[1, 8, 64])
     parser.add_argument("--feast-venv", default="/tmp/peers-feast/venv", help="a venv with feast[redis] 0.67; '' skips Feast")
     args = parser.parse_args()
