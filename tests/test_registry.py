@@ -227,9 +227,12 @@ def cli_repo(tmp_path: Path, group_source: str) -> Path:
 def cli_env(tmp_path, monkeypatch):
     monkeypatch.setenv("FEATURE_PLATFORM_OFFLINE_ROOT", str(tmp_path / "offline"))
     monkeypatch.setenv("FEATURE_PLATFORM_PROJECT", "cli")
+    # Loading a repository puts it first on sys.path and imports its `assets`: undo both for later tests.
+    monkeypatch.setattr(sys, "path", list(sys.path))
     monkeypatch.delitem(sys.modules, "assets", raising=False)
     yield
-    sys.modules.pop("assets", None)
+    for name in [m for m in sys.modules if m == "assets" or m.startswith("assets.")]:
+        del sys.modules[name]
 
 
 def run_cli(capsys, *args: str) -> tuple[int, str]:
