@@ -117,6 +117,7 @@ def test_a_consumer_that_read_past_what_it_stored_offline_is_rewound_on_restart(
     stats = StreamStats("card_windows", "crashed")
     for _ in range(3):
         crashed.step(stats)  # online applied, offline only buffered: as if killed before the Delta commit
+    crashed.drain()  # the last batch's online write confirmed
     crashed.close()  # gives the lease up without flushing: the buffered events are lost with the process
     stream = store.stream("card_windows")
     assert (stats.events, stream.lag("feature-platform").behind, store.read_group("card_windows").empty) == (300, 0, True)
@@ -136,11 +137,56 @@ def test_redis_coming_back_with_older_tiles_under_a_running_consumer_is_read_aga
         processor.start()
         stats = StreamStats("card_windows", "processor")
         processor.step(stats)
+        processor.drain()
         state = [k for k in client.scan_iter(match=b"fp:streams:card_windows:*") if not k.endswith(b"!stream:lease")]
         saved = {key: client.dump(key) for key in state}  # tiles and watermark after the first batch
         processor.step(stats)
+        processor.drain()  # key by key, the restore below is not atomic as a restart is: no write may come between
         for key, value in saved.items():  # as if Redis restarted from an append-only file missing the second batch
             client.restore(key, 0, value, replace=True)
         processor.run(until_idle=True)
 
     assert_counted_once(store, 300)
+
+
+def test_a_batch_refused_by_the_watermark_while_in_flight_is_read_again_and_counted_once(tmp_path: Path, redis_url: str) -> None:
+    store = stream_store(tmp_path, redis_url)
+    publish(store, 400)
+    client = store.stream("card_windows").client
+    with store.stream_processor("card_windows", batch_size=100) as processor:
+        processor.start()
+        stats = StreamStats("card_windows", "processor")
+        processor.step(stats)
+        processor.drain()
+        state = [k for k in client.scan_iter(match=b"fp:streams:card_windows:*") if not k.endswith(b"!stream:lease")]
+        saved = {key: client.dump(key) for key in state}  # tiles and watermark after the first batch
+        processor.step(stats)
+        processor.drain()
+        for key, value in saved.items():  # Redis lost the second batch
+            client.restore(key, 0, value, replace=True)
+        processor.step(stats)  # the third batch goes out expecting the second's watermark: refused in flight
+        processor.step(stats)  # reads the fourth while the third's refusal comes back: nothing more counted
+        assert stats.events == 200
+        again = processor.run(until_idle=True)
+
+    assert (again.redelivered, again.events) == (100, 300)  # from the start: the first batch is skipped online
+    assert_counted_once(store, 400)
+
+
+def test_connections_dropped_with_a_batch_in_flight_lose_nothing_and_count_nothing_twice(tmp_path: Path, redis_url: str) -> None:
+    store = stream_store(tmp_path, redis_url)
+    publish(store, 400)
+    killer = redis.Redis.from_url(redis_url)
+    kills = iter(range(6))
+
+    def drop_connections() -> bool:  # run asks just after sending a batch's write: drop it, written or not
+        if next(kills, None) is not None:
+            killer.client_kill_filter(_type="normal", skipme=True)
+        return False
+
+    with store.stream_processor("card_windows", batch_size=50) as processor:
+        stats = processor.run(until_idle=True, should_stop=drop_connections)
+    killer.close()
+
+    assert stats.events <= 400  # a write whose reply was lost is skipped when read again, never counted twice
+    assert_counted_once(store, 400)

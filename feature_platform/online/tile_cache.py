@@ -11,14 +11,14 @@ from Redis. Tiles are kept packed (msgpack, as stored); past `capacity`
 entities, the longest cached go first.
 """
 
-from collections.abc import Sequence
+from itertools import islice
 from typing import Any
 
 import msgpack
 
 from feature_platform.definitions.aggregations import StreamFeatureGroup
 from feature_platform.online.store import OnlineStore
-from feature_platform.online.tiles import TileWrites, write_tiles
+from feature_platform.online.tiles import TileWrites
 from feature_platform.windows.tiles import TileBatch, layout, tile_micros, tiles_in
 
 
@@ -36,7 +36,7 @@ class TileCache:
     ints only, which Python's garbage collector leaves alone however many there are.
 
     >>> cache = TileCache(store.online, group)
-    >>> cache.apply(partial_tiles(group, events), [], expected=None, last_id="1700000000000-0", now_us=now_us, ...)
+    >>> writes = cache.merge(partial_tiles(group, events), now_us)
     """
 
     def __init__(self, online: OnlineStore, group: StreamFeatureGroup, *, capacity: int = 200_000) -> None:
@@ -55,38 +55,24 @@ class TileCache:
         self._entities.clear()
         self._refreshed.clear()
 
-    def apply(
-        self,
-        batch: TileBatch,
-        dead_letters: Sequence[Sequence[str]],
-        *,
-        expected: str | None,
-        last_id: str,
-        now_us: int,
-        watermark_key: bytes,
-        dead_key: str,
-        lease: tuple[bytes, str, int],
-    ) -> bool:
-        """Merge a batch into the tiles and write them with the watermark `last_id`, if the stored one is `expected`.
+    def merge(self, batch: TileBatch, now_us: int) -> TileWrites:
+        """Merge a batch into the cached tiles; returns the writes that store the results (`tiles.write_tiles`).
 
-        False when the stored watermark is another (nothing written; the cache is dropped).
+        The caller drops the cache (`clear`) when those writes fail or are refused. Past `capacity` the longest
+        cached entities go, except this batch's: while its write is in flight, they must not be loaded again.
         """
         try:
             writes = self._merge(batch, now_us)
-            written = write_tiles(
-                self.online, self.group, writes, dead_letters, watermark_key=watermark_key, dead_key=dead_key,
-                lease=lease, expected=expected, last_id=last_id,
-            )
         except BaseException:
             self.clear()
             raise
-        if not written:
-            self.clear()
-        while len(self._entities) > self.capacity:  # the longest cached first
-            oldest = next(iter(self._entities))
-            del self._entities[oldest]
-            self._refreshed.pop(oldest, None)
-        return written
+        excess = len(self._entities) - self.capacity
+        if excess > 0:
+            touched = set(batch.entities)
+            for entity in list(islice((e for e in self._entities if e not in touched), excess)):
+                del self._entities[entity]
+                self._refreshed.pop(entity, None)
+        return writes
 
     def _merge(self, batch: TileBatch, now_us: int) -> TileWrites:
         cached = self._entities

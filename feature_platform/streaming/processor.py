@@ -3,7 +3,10 @@
 Each batch read from the stream is merged into the consumer's copy of the
 tiles (`online.tile_cache`) and written by one Redis script that also moves the
 online watermark (the last entry id applied), only if the stored watermark is
-the one this consumer last wrote; and buffered for the offline table; the buffer is appended to the group's Delta
+the one this consumer last wrote. The script runs on a writer thread while the
+next batch is read and merged (one write in flight); a batch counts as applied,
+and its watermark as ours, only once its write is confirmed. Each batch is also
+buffered for the offline table; the buffer is appended to the group's Delta
 table in one commit whose metadata records the offline watermark. Entries are
 read without acknowledgements: at start, and after a Redis outage, the
 consumer rewinds its consumer group to the older of the two durable
@@ -35,7 +38,7 @@ from feature_platform.definitions.aggregations import StreamFeatureGroup
 from feature_platform.offline.store import OfflineStore
 from feature_platform.online.store import OnlineStore
 from feature_platform.online.tile_cache import TileCache
-from feature_platform.online.tiles import claim_lease, release_lease, stream_state_key, watermark
+from feature_platform.online.tiles import TileWrites, claim_lease, release_lease, stream_state_key, watermark, write_tiles
 from feature_platform.errors import FeaturePlatformError
 from feature_platform.sources.streams import Entry, RedisStream, StreamLag, entry_order
 from feature_platform.windows.events import DeadLetter, ParsedEvents, parse_entries
@@ -161,6 +164,8 @@ class StreamProcessor:
         self._offline_last = ""
         self._flusher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="offline-flush")
         self._flushing: Future | None = None
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="online-write")
+        self._in_flight: tuple[Future, ParsedEvents, list[Entry], StreamStats] | None = None
         self._started = False
 
     def start(self) -> None:
@@ -228,50 +233,70 @@ class StreamProcessor:
         return [e for e in entries if entry_order(e[0]) > mark]
 
     def step(self, stats: StreamStats) -> int:
-        """Apply one batch online and buffer it for the offline table; returns the entries read (0: none new)."""
+        """Read a batch, merge it, confirm the previous batch's online write and send this one's; buffer it offline.
+
+        Returns the entries read or, when none came, those of the write confirmed (0: none new, none in flight).
+        The batch's write is still in flight on return: `drain` waits for it.
+        """
         entries = self._read()
         if not entries:
             claim_lease(self.online, self._lease_key, self._token, LEASE_MS)
-            return 0
+            pending = len(self._in_flight[2]) if self._in_flight else 0
+            self.drain()
+            return pending
         online, offline = self._after(entries, self._online_mark), self._after(entries, self._offline_mark)
         stats.redelivered += len(entries) - len(online)
         parsed = parse_entries(self.group, online) if online else None
-        if parsed is not None and not self._apply_online(parsed, online, stats):
+        writes = self._tiles.merge(partial_tiles(self.group, parsed.table), time.time_ns() // 1000) if parsed is not None else None
+        self.drain()
+        if self._rewind:  # the previous write was refused: this batch is read again after the rewind
             return len(entries)
+        if parsed is not None and writes is not None:  # (both or neither)
+            dead = [dead_letter_fields(self.stream.name, d) for d in parsed.dead]
+            self._in_flight = (self._writer.submit(self._write, writes, dead, self._online_id, online[-1][0]), parsed, online, stats)
         if offline:
             rows = parsed.table if parsed is not None and len(online) == len(offline) else parse_entries(self.group, offline).table
             self._buffer.append(rows)
             self._offline_last = offline[-1][0]
         return len(entries)
 
-    def _apply_online(self, parsed: ParsedEvents, entries: list[Entry], stats: StreamStats) -> bool:
-        """Apply a batch to the online tiles; False when the stored state went back (the batch is read again)."""
-        while not self._tiles.apply(
-            partial_tiles(self.group, parsed.table), [dead_letter_fields(self.stream.name, d) for d in parsed.dead],
-            expected=self._online_id, last_id=entries[-1][0], now_us=time.time_ns() // 1000,
-            watermark_key=self._watermark_key, dead_key=self.stream.dead_key, lease=(self._lease_key, self._token, LEASE_MS),
-        ):
-            # Refused: the stored watermark is not the one we wrote. Ahead of it: a write whose reply was lost went
-            # through; apply the rest on top of the stored tiles, reloaded. Behind it: Redis came back with older
-            # state; rewind to the durable watermarks and read again what it lost.
-            written = self._online_mark
-            self._load_online_mark()
-            if written is not None and (self._online_mark is None or self._online_mark < written):
-                self._reset_after_outage()
-                return False
-            entries = self._after(entries, self._online_mark)
-            if not entries:
-                return True
-            parsed = parse_entries(self.group, entries)
+    def _events_in_flight(self) -> int:
+        """The events and dead letters of the online write in flight (counted once it is confirmed)."""
+        return self._in_flight[1].table.num_rows + len(self._in_flight[1].dead) if self._in_flight else 0
+
+    def _write(self, writes: TileWrites, dead: list[list[str]], expected: str | None, last_id: str) -> float | None:
+        """Store a merged batch (on the writer thread); when it became visible online (epoch ms), None if refused."""
+        written = write_tiles(
+            self.online, self.group, writes, dead, watermark_key=self._watermark_key, dead_key=self.stream.dead_key,
+            lease=(self._lease_key, self._token, LEASE_MS), expected=expected, last_id=last_id,
+        )
+        return time.time() * 1000 if written else None
+
+    def drain(self) -> None:
+        """Wait for the online write in flight and count it; if the stored watermark refused it, rewind.
+
+        Refused: the stored watermark is not the one we wrote (Redis came back with older state, or a write whose
+        reply was lost went through). Each sink skips what its reloaded watermark covers; the rest is read again.
+        """
+        if self._in_flight is None:
+            return
+        (write, parsed, entries, stats), self._in_flight = self._in_flight, None
+        try:
+            visible_ms = write.result()
+        except BaseException:
+            self._tiles.clear()  # the retry rewinds (`_reset_after_outage`)
+            raise
+        if visible_ms is None:
+            self._reset_after_outage()
+            return
         self._online_id = entries[-1][0]
         self._online_mark = entry_order(entries[-1][0])
         stats.events += parsed.table.num_rows
         stats.dead_letters += len(parsed.dead)
-        stats.latencies_ms.append(time.time() * 1000 - entry_order(entries[0][0])[0])
+        stats.latencies_ms.append(visible_ms - entry_order(entries[0][0])[0])
         if parsed.table.num_rows:
             latest = pc.max(parsed.table.column(self.group.event_time)).as_py()
             stats.last_event_time = max(stats.last_event_time or latest, latest)
-        return True
 
     def flush_offline(self, stats: StreamStats, *, wait: bool = True) -> None:
         """Append the buffered events to the Delta table in one commit, moving the offline watermark.
@@ -304,9 +329,14 @@ class StreamProcessor:
     def _reset_after_outage(self) -> None:
         """Forget what was read but not yet offline: the next read rewinds to the durable watermarks.
 
-        A commit in flight finishes first, so what it appends is not read and appended again.
+        A commit in flight finishes first, so what it appends is not read and appended again; so does an online
+        write in flight (counted if stored: the reloaded watermark then skips it).
         """
         self._wait_for_flush()
+        try:
+            self.drain()
+        except Exception:
+            pass  # whether it went through or not, the rewind reloads the stored watermark
         self._rewind = True
         self._buffer = []
         self._tiles.clear()
@@ -338,10 +368,11 @@ class StreamProcessor:
                         self._trim()
                         last_flush = time.monotonic()
                     stats.seconds = time.monotonic() - began
-                    if (max_events is not None and stats.events + stats.dead_letters >= max_events) or (
+                    if (max_events is not None and stats.events + stats.dead_letters + self._events_in_flight() >= max_events) or (
                         max_seconds is not None and stats.seconds >= max_seconds
                     ) or (until_idle and handled == 0):
                         break
+                self._retrying(self.drain)
                 self.flush_offline(stats)
         finally:
             stats.seconds = time.monotonic() - began
@@ -364,6 +395,7 @@ class StreamProcessor:
 
     def close(self) -> None:
         """Give the lease up, so another process can consume the group at once."""
+        self._writer.shutdown(wait=True)
         self._flusher.shutdown(wait=True)
         try:
             release_lease(self.online, self._lease_key, self._token)
