@@ -164,8 +164,8 @@ def test_a_batch_refused_by_the_watermark_while_in_flight_is_read_again_and_coun
         processor.drain()
         for key, value in saved.items():  # Redis lost the second batch
             client.restore(key, 0, value, replace=True)
-        processor.step(stats)  # the third batch goes out expecting the second's watermark: refused in flight
-        processor.step(stats)  # reads the fourth while the third's refusal comes back: nothing more counted
+        processor.step(stats)  # the third batch merged on the tiles with the second
+        processor.step(stats)  # reads the fourth, sends the third (refused: it expects the second's watermark), rewinds
         assert stats.events == 200
         again = processor.run(until_idle=True)
 

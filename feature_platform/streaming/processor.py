@@ -3,9 +3,11 @@
 Each batch read from the stream is merged into the consumer's copy of the
 tiles (`online.tile_cache`) and written by one Redis script that also moves the
 online watermark (the last entry id applied), only if the stored watermark is
-the one this consumer last wrote. The script runs on a writer thread while the
-next batch is read and merged (one write in flight); a batch counts as applied,
-and its watermark as ours, only once its write is confirmed. Each batch is also
+the one this consumer last wrote. The script is sent, on a writer thread, just
+after the next batch is read (a read sent after it would wait behind it in
+Redis), and runs while that batch is parsed and merged (one write in flight);
+a batch counts as applied, and its watermark as ours, only once its write is
+confirmed. Each batch is also
 buffered for the offline table; the buffer is appended to the group's Delta
 table in one commit whose metadata records the offline watermark. Entries are
 read without acknowledgements: at start, and after a Redis outage, the
@@ -165,6 +167,7 @@ class StreamProcessor:
         self._flusher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="offline-flush")
         self._flushing: Future | None = None
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="online-write")
+        self._prepared: tuple[TileWrites, ParsedEvents, list[Entry], StreamStats] | None = None  # merged, not sent
         self._in_flight: tuple[Future, ParsedEvents, list[Entry], StreamStats] | None = None
         self._started = False
 
@@ -222,9 +225,11 @@ class StreamProcessor:
             return False
 
     def _read(self) -> list[Entry]:
+        """The next batch; without waiting for entries while a merged batch waits to be sent."""
         if self._rewind:
             self._rewind_to_durable()
-        return self.stream.read(CONSUMER_GROUP, self.consumer, count=self.batch_size, block_ms=self.block_ms)
+        block_ms = None if self._prepared else self.block_ms
+        return self.stream.read(CONSUMER_GROUP, self.consumer, count=self.batch_size, block_ms=block_ms)
 
     def _after(self, entries: list[Entry], mark: tuple[int, int] | None) -> list[Entry]:
         """The entries after `mark` (entries come in stream order, so usually all of them)."""
@@ -233,36 +238,44 @@ class StreamProcessor:
         return [e for e in entries if entry_order(e[0]) > mark]
 
     def step(self, stats: StreamStats) -> int:
-        """Read a batch, merge it, confirm the previous batch's online write and send this one's; buffer it offline.
+        """Read a batch, send the previous batch's online write, merge this one, confirm that write; buffer offline.
 
-        Returns the entries read or, when none came, those of the write confirmed (0: none new, none in flight).
-        The batch's write is still in flight on return: `drain` waits for it.
+        Returns the entries read or, when none came, those of the write confirmed (0: none new, none pending).
+        This batch's write is sent by the next step (after its read) or by `drain`.
         """
         entries = self._read()
+        self._send()
         if not entries:
             claim_lease(self.online, self._lease_key, self._token, LEASE_MS)
             pending = len(self._in_flight[2]) if self._in_flight else 0
-            self.drain()
+            self._confirm()
             return pending
         online, offline = self._after(entries, self._online_mark), self._after(entries, self._offline_mark)
         stats.redelivered += len(entries) - len(online)
         parsed = parse_entries(self.group, online) if online else None
         writes = self._tiles.merge(partial_tiles(self.group, parsed.table), time.time_ns() // 1000) if parsed is not None else None
-        self.drain()
+        self._confirm()
         if self._rewind:  # the previous write was refused: this batch is read again after the rewind
             return len(entries)
         if parsed is not None and writes is not None:  # (both or neither)
-            dead = [dead_letter_fields(self.stream.name, d) for d in parsed.dead]
-            self._in_flight = (self._writer.submit(self._write, writes, dead, self._online_id, online[-1][0]), parsed, online, stats)
+            self._prepared = (writes, parsed, online, stats)
         if offline:
             rows = parsed.table if parsed is not None and len(online) == len(offline) else parse_entries(self.group, offline).table
             self._buffer.append(rows)
             self._offline_last = offline[-1][0]
         return len(entries)
 
+    def _send(self) -> None:
+        """Send the merged batch's online write (on the writer thread), expecting the last confirmed watermark."""
+        if self._prepared is None:
+            return
+        (writes, parsed, entries, stats), self._prepared = self._prepared, None
+        dead = [dead_letter_fields(self.stream.name, d) for d in parsed.dead]
+        self._in_flight = (self._writer.submit(self._write, writes, dead, self._online_id, entries[-1][0]), parsed, entries, stats)
+
     def _events_in_flight(self) -> int:
-        """The events and dead letters of the online write in flight (counted once it is confirmed)."""
-        return self._in_flight[1].table.num_rows + len(self._in_flight[1].dead) if self._in_flight else 0
+        """The events and dead letters merged but not yet confirmed online (counted once they are)."""
+        return sum(p[1].table.num_rows + len(p[1].dead) for p in (self._prepared, self._in_flight) if p is not None)
 
     def _write(self, writes: TileWrites, dead: list[list[str]], expected: str | None, last_id: str) -> float | None:
         """Store a merged batch (on the writer thread); when it became visible online (epoch ms), None if refused."""
@@ -273,6 +286,11 @@ class StreamProcessor:
         return time.time() * 1000 if written else None
 
     def drain(self) -> None:
+        """Send the merged batch's online write, if any, and confirm it (`step` leaves it pending)."""
+        self._send()
+        self._confirm()
+
+    def _confirm(self) -> None:
         """Wait for the online write in flight and count it; if the stored watermark refused it, rewind.
 
         Refused: the stored watermark is not the one we wrote (Redis came back with older state, or a write whose
@@ -333,8 +351,9 @@ class StreamProcessor:
         write in flight (counted if stored: the reloaded watermark then skips it).
         """
         self._wait_for_flush()
+        self._prepared = None
         try:
-            self.drain()
+            self._confirm()
         except Exception:
             pass  # whether it went through or not, the rewind reloads the stored watermark
         self._rewind = True
