@@ -7,9 +7,8 @@ the one this consumer last wrote. The script is sent, on a writer thread, just
 after the next batch is read (a read sent after it would wait behind it in
 Redis), and runs while that batch is parsed and merged (one write in flight);
 a batch counts as applied, and its watermark as ours, only once its write is
-confirmed. Each batch is also
-buffered for the offline table; the buffer is appended to the group's Delta
-table in one commit whose metadata records the offline watermark. Entries are
+confirmed. Each batch is also buffered for the offline table; the buffer is
+appended to the group's Delta table in one commit whose metadata records the offline watermark. Entries are
 read without acknowledgements: at start, and after a Redis outage, the
 consumer rewinds its consumer group to the older of the two durable
 watermarks and reads from there, and each sink skips what its watermark
