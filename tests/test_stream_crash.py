@@ -129,21 +129,27 @@ def test_a_consumer_that_read_past_what_it_stored_offline_is_rewound_on_restart(
     assert_counted_once(store, 300)
 
 
+def lose_the_second_batch(processor, client, stats: StreamStats) -> None:
+    """Two batches stored online, then Redis restored to its state after the first, as after a restart
+    from an append-only file missing the second. Each batch is drained first: key by key, the restore is
+    not atomic as a restart is, so no write may come between."""
+    processor.start()
+    processor.step(stats)
+    processor.drain()
+    state = [k for k in client.scan_iter(match=b"fp:streams:card_windows:*") if not k.endswith(b"!stream:lease")]
+    saved = {key: client.dump(key) for key in state}
+    processor.step(stats)
+    processor.drain()
+    for key, value in saved.items():
+        client.restore(key, 0, value, replace=True)
+
+
 def test_redis_coming_back_with_older_tiles_under_a_running_consumer_is_read_again_not_lost(tmp_path: Path, redis_url: str) -> None:
     store = stream_store(tmp_path, redis_url)
     publish(store, 300)
     client = store.stream("card_windows").client
     with store.stream_processor("card_windows", batch_size=100) as processor:
-        processor.start()
-        stats = StreamStats("card_windows", "processor")
-        processor.step(stats)
-        processor.drain()
-        state = [k for k in client.scan_iter(match=b"fp:streams:card_windows:*") if not k.endswith(b"!stream:lease")]
-        saved = {key: client.dump(key) for key in state}  # tiles and watermark after the first batch
-        processor.step(stats)
-        processor.drain()  # key by key, the restore below is not atomic as a restart is: no write may come between
-        for key, value in saved.items():  # as if Redis restarted from an append-only file missing the second batch
-            client.restore(key, 0, value, replace=True)
+        lose_the_second_batch(processor, client, StreamStats("card_windows", "processor"))
         processor.run(until_idle=True)
 
     assert_counted_once(store, 300)
@@ -154,16 +160,8 @@ def test_a_batch_refused_by_the_watermark_while_in_flight_is_read_again_and_coun
     publish(store, 400)
     client = store.stream("card_windows").client
     with store.stream_processor("card_windows", batch_size=100) as processor:
-        processor.start()
         stats = StreamStats("card_windows", "processor")
-        processor.step(stats)
-        processor.drain()
-        state = [k for k in client.scan_iter(match=b"fp:streams:card_windows:*") if not k.endswith(b"!stream:lease")]
-        saved = {key: client.dump(key) for key in state}  # tiles and watermark after the first batch
-        processor.step(stats)
-        processor.drain()
-        for key, value in saved.items():  # Redis lost the second batch
-            client.restore(key, 0, value, replace=True)
+        lose_the_second_batch(processor, client, stats)
         processor.step(stats)  # the third batch merged on the tiles with the second
         processor.step(stats)  # reads the fourth, sends the third (refused: it expects the second's watermark), rewinds
         assert stats.events == 200
