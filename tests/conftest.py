@@ -1,5 +1,7 @@
 """Shared fixtures: small real definitions and a feature store on a temporary Delta root."""
 
+import os
+import signal
 from datetime import timedelta
 from pathlib import Path
 
@@ -65,6 +67,17 @@ def redis_url(redis_server) -> str:
     client.flushall()
     client.close()
     return redis_server.url
+
+
+@pytest.fixture
+def freezable_redis(tmp_path: Path):
+    """A redis-server of this test alone, which the test may freeze (SIGSTOP): continued and stopped at the end."""
+    from feature_platform.online.redis_server import start_server
+
+    server = start_server(tmp_path / "redis", persistent=False)
+    yield server
+    os.kill(server.process.pid, signal.SIGCONT)
+    server.stop()
 
 
 @pytest.fixture(scope="session")

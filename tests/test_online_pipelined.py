@@ -15,7 +15,6 @@ import redis.asyncio
 from feature_platform.online.async_client import AsyncOnlineClient
 from feature_platform.online.codec import encode_keys, key_prefix
 from feature_platform.online.pipelined import PipelinedConnection, pack_mget
-from feature_platform.online.redis_server import start_server
 from feature_platform.online.store import OnlineStoreError
 from tests.online_fixtures import online_store, score_rows, scores_group
 
@@ -24,17 +23,9 @@ TIMEOUT_S = 1.0
 
 
 @pytest.fixture
-def redis_process(tmp_path):
-    server = start_server(tmp_path / "redis", persistent=False)
-    yield server
-    os.kill(server.process.pid, signal.SIGCONT)
-    server.stop()
-
-
-@pytest.fixture
-def store(tmp_path, redis_process, monkeypatch):
+def store(tmp_path, freezable_redis, monkeypatch):
     monkeypatch.setenv("FEATURE_PLATFORM_REDIS_TIMEOUT_S", str(TIMEOUT_S))
-    store = online_store(tmp_path, redis_process.url, scores_group())
+    store = online_store(tmp_path, freezable_redis.url, scores_group())
     store.push("scores", score_rows("2024-01-01", USERS, 1000))
     return store
 
@@ -51,10 +42,10 @@ def test_pack_mget_is_the_redis_protocol_of_the_command():
     assert pack_mget([b"a", b"bc"]) == b"*3\r\n$4\r\nMGET\r\n$1\r\na\r\n$2\r\nbc\r\n"
 
 
-def test_concurrent_lookups_share_one_connection_and_each_gets_its_own_values(store, redis_process):
+def test_concurrent_lookups_share_one_connection_and_each_gets_its_own_values(store, freezable_redis):
     client = AsyncOnlineClient(store.online)
     expected = {u: store.online.mget(keys_of(store, [u])) for u in USERS}
-    before = connections_received(redis_process.url)
+    before = connections_received(freezable_redis.url)
 
     async def lookups() -> list[list[bytes | None]]:
         try:
@@ -65,12 +56,12 @@ def test_concurrent_lookups_share_one_connection_and_each_gets_its_own_values(st
     answers = asyncio.run(lookups())
     assert answers == [expected[u] for u in USERS]
     assert all(a[0] is not None for a in answers)
-    assert connections_received(redis_process.url) - before == 2  # ours, and the one counting
+    assert connections_received(freezable_redis.url) - before == 2  # ours, and the one counting
 
 
-def test_a_lookup_past_its_deadline_fails_and_the_late_reply_reaches_nobody(store, redis_process):
+def test_a_lookup_past_its_deadline_fails_and_the_late_reply_reaches_nobody(store, freezable_redis):
     client = AsyncOnlineClient(store.online)
-    stopped = redis_process.process.pid
+    stopped = freezable_redis.process.pid
 
     async def scenario() -> tuple[list, list, float]:
         try:
@@ -91,9 +82,9 @@ def test_a_lookup_past_its_deadline_fails_and_the_late_reply_reaches_nobody(stor
     assert thawed == [store.online.mget(keys_of(store, [u])) for u in USERS]
 
 
-def test_a_killed_connection_is_replaced_and_the_lookup_succeeds(store, redis_process):
+def test_a_killed_connection_is_replaced_and_the_lookup_succeeds(store, freezable_redis):
     client = AsyncOnlineClient(store.online)
-    admin = redis.Redis.from_url(redis_process.url)
+    admin = redis.Redis.from_url(freezable_redis.url)
 
     async def scenario() -> list:
         try:
@@ -107,9 +98,9 @@ def test_a_killed_connection_is_replaced_and_the_lookup_succeeds(store, redis_pr
     assert asyncio.run(scenario()) == [store.online.mget(keys_of(store, [u])) for u in (5, 6)]
 
 
-def test_an_error_reply_fails_its_own_command_only(store, redis_process):
+def test_an_error_reply_fails_its_own_command_only(store, freezable_redis):
     async def scenario() -> list:
-        pool = redis.asyncio.ConnectionPool.from_url(redis_process.url)
+        pool = redis.asyncio.ConnectionPool.from_url(freezable_redis.url)
         pipe = PipelinedConnection(pool.make_connection())
         try:
             futures = [pipe.send(pack_mget(keys_of(store, [7]))), pipe.send(b"*1\r\n$4\r\nNOPE\r\n"),

@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 
 from feature_platform import FeatureStore
-from feature_platform.online.redis_server import free_port, start_server
+from feature_platform.online.redis_server import free_port
 from feature_platform.online.store import OnlineStoreError
 
 TIMEOUT_S = 2.0
@@ -39,20 +39,11 @@ USERS = list(range(1, 41))
 
 
 @pytest.fixture
-def redis(tmp_path):
-    """A redis-server of this test alone (it gets frozen), continued and stopped at the end."""
-    server = start_server(tmp_path / "redis", persistent=False)
-    yield server
-    os.kill(server.process.pid, signal.SIGCONT)
-    server.stop()
-
-
-@pytest.fixture
-def repo(tmp_path, redis, monkeypatch):
+def repo(tmp_path, freezable_redis, monkeypatch):
     """A repository whose `scores` group holds score = 10 * user_id online."""
     (tmp_path / "repo" / "assets").mkdir(parents=True)
     (tmp_path / "repo" / "assets" / "__init__.py").write_text(ASSETS)
-    monkeypatch.setenv("FEATURE_PLATFORM_REDIS_URL", redis.url)
+    monkeypatch.setenv("FEATURE_PLATFORM_REDIS_URL", freezable_redis.url)
     monkeypatch.setenv("FEATURE_PLATFORM_REDIS_TIMEOUT_S", str(TIMEOUT_S))
     monkeypatch.setenv("FEATURE_PLATFORM_HOME", str(tmp_path / "home"))
     store = FeatureStore.from_repo(tmp_path / "repo")
@@ -106,8 +97,8 @@ def health(url: str) -> tuple[float, httpx.Response]:
     return time.monotonic() - started, response
 
 
-def test_with_redis_frozen_lookups_fail_after_their_timeout_side_by_side_and_health_answers_at_once(server, redis):
-    os.kill(redis.process.pid, signal.SIGSTOP)
+def test_with_redis_frozen_lookups_fail_after_their_timeout_side_by_side_and_health_answers_at_once(server, freezable_redis):
+    os.kill(freezable_redis.process.pid, signal.SIGSTOP)
     with ThreadPoolExecutor(12) as pool:
         lookups = [pool.submit(lookup, server, u) for u in USERS[:10]]
         time.sleep(0.2)
@@ -123,11 +114,11 @@ def test_with_redis_frozen_lookups_fail_after_their_timeout_side_by_side_and_hea
         assert TIMEOUT_S - 0.2 < seconds < TIMEOUT_S + 1.5  # one timeout each: none waited for another
 
 
-def test_after_redis_thaws_every_answer_belongs_to_its_own_request(server, redis):
-    os.kill(redis.process.pid, signal.SIGSTOP)
+def test_after_redis_thaws_every_answer_belongs_to_its_own_request(server, freezable_redis):
+    os.kill(freezable_redis.process.pid, signal.SIGSTOP)
     with ThreadPoolExecutor(8) as pool:
         assert all(r.status_code == 503 for _, r in pool.map(lambda u: lookup(server, u), USERS[:8]))
-    os.kill(redis.process.pid, signal.SIGCONT)
+    os.kill(freezable_redis.process.pid, signal.SIGCONT)
     with ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(lambda u: lookup(server, u)[1], USERS * 2))
     for user_id, response in zip(USERS * 2, answers):
@@ -135,27 +126,27 @@ def test_after_redis_thaws_every_answer_belongs_to_its_own_request(server, redis
     assert health(server)[1].json()["redis"] is True
 
 
-def test_the_python_api_fails_after_one_timeout_and_recovers(repo, redis):
+def test_the_python_api_fails_after_one_timeout_and_recovers(repo, freezable_redis):
     store = FeatureStore.from_repo(repo)
     assert store.get_online_features([{"user_id": 1}], ["scores:score"]).to_dict()["score"] == [10]
-    os.kill(redis.process.pid, signal.SIGSTOP)
+    os.kill(freezable_redis.process.pid, signal.SIGSTOP)
     started = time.monotonic()
     with pytest.raises(OnlineStoreError, match="Timeout"):
         store.get_online_features([{"user_id": 2}], ["scores:score"])
     assert time.monotonic() - started < TIMEOUT_S + 1.0
-    os.kill(redis.process.pid, signal.SIGCONT)
+    os.kill(freezable_redis.process.pid, signal.SIGCONT)
     assert store.get_online_features([{"user_id": 3}], ["scores:score"]).to_dict()["score"] == [30]
 
 
-def test_sigterm_lets_the_requests_in_flight_finish_then_exits_zero(repo, redis):
+def test_sigterm_lets_the_requests_in_flight_finish_then_exits_zero(repo, freezable_redis):
     process, url = start(repo, workers=2)
-    os.kill(redis.process.pid, signal.SIGSTOP)
+    os.kill(freezable_redis.process.pid, signal.SIGSTOP)
     with ThreadPoolExecutor(4) as pool:
         in_flight = [pool.submit(lookup, url, u) for u in (5, 6)]
         time.sleep(0.3)
         process.send_signal(signal.SIGTERM)
         time.sleep(0.3)
-        os.kill(redis.process.pid, signal.SIGCONT)
+        os.kill(freezable_redis.process.pid, signal.SIGCONT)
         answers = [f.result()[1] for f in in_flight]
     assert [a.json()["features"]["score"] for a in answers] == [[50], [60]]
     assert process.wait(timeout=15) == 0
