@@ -15,6 +15,7 @@ from itertools import islice
 from typing import Any
 
 import msgpack
+import numpy as np
 
 from feature_platform.definitions.aggregations import StreamFeatureGroup
 from feature_platform.online.store import OnlineStore
@@ -74,41 +75,61 @@ class TileCache:
                 self._refreshed.pop(entity, None)
         return writes
 
-    def _merge(self, batch: TileBatch, now_us: int) -> TileWrites:
+    def load(self, entities: list[tuple[Any, ...]]) -> None:
+        """Load the stored tiles of those `entities` not cached, in one script call (`merge` loads any still missing).
+
+        The stream consumer loads a batch's entities before it sends the previous batch's write: Redis runs one
+        command at a time, and a load sent after that write would wait for it.
+        """
         cached = self._entities
-        entities = [cached.get(e) for e in batch.entities]
-        missing = [i for i, e in enumerate(entities) if e is None]
+        missing = [e for e in entities if e not in cached]
         if missing:
-            for i, loaded in zip(missing, self._load([batch.entities[i] for i in missing])):
-                entities[i] = cached[batch.entities[i]] = loaded
-        touched: dict[int, list[int]] = {}
+            try:
+                cached.update(zip(missing, self._load(missing)))
+            except BaseException:
+                self.clear()
+                raise
+
+    def _merge(self, batch: TileBatch, now_us: int) -> TileWrites:
+        self.load(batch.entities)
+        cached = self._entities
+        states = [cached[e] for e in batch.entities]
         pack, unpack, merge = self._packer.pack, msgpack.unpackb, self._layout.merge
-        for index, tile, *partial in zip(batch.entity_index, batch.tiles, *batch.columns):
-            tiles = entities[index][1]  # type: ignore[index]
+        packed: list[bytes] = []
+        for index, tile, partial in zip(batch.entity_index, batch.tiles, zip(*batch.columns)):
+            tiles = states[index][1]
             stored = tiles.get(tile)
-            tiles[tile] = pack(partial if stored is None else merge(unpack(stored), partial))
-            if index in touched:
-                touched[index].append(tile)
-            else:
-                touched[index] = [tile]
-        writes = TileWrites()
+            tiles[tile] = value = pack(partial) if stored is None else pack(merge(unpack(stored), partial))
+            packed.append(value)
+        # The batch's tiles come entity after entity (`partial_tiles`): entity i's are the next `changed[i]`.
+        changed = np.bincount(np.asarray(batch.entity_index, dtype=np.int64), minlength=len(states)).tolist()
+        writes = TileWrites(keys=[key for key, _ in states])
         oldest = now_us // self._tile_us - self._span
-        refreshed, every = self._refreshed, self._tile_us
-        for index, changed in touched.items():
-            entity = batch.entities[index]
-            key, tiles = entities[index]  # type: ignore[misc]
-            refresh = now_us - refreshed.get(entity, -every) >= every
-            if refresh:
-                refreshed[entity] = now_us
-            stale = [t for t in tiles if t < oldest] if len(tiles) > self._span + 2 else []
-            for tile in stale:  # tiles no window reads any more
-                del tiles[tile]
-            if stale:
-                changed = [t for t in changed if t in tiles]
-            writes.keys.append(key)
-            writes.heads += (len(changed), int(refresh), len(stale), *stale)
-            for tile in changed:
-                writes.pairs += (b"%d" % tile, tiles[tile])
+        refreshed, every, longest = self._refreshed, self._tile_us, self._span + 2
+        heads: list[int] = []
+        dropped: list[int] = []  # positions of changed tiles that are also stale (deleted, not set)
+        start = 0
+        for entity, (_, tiles), count in zip(batch.entities, states, changed):
+            refresh = 0
+            if now_us - refreshed.get(entity, -every) >= every:
+                refreshed[entity], refresh = now_us, 1
+            if len(tiles) <= longest:
+                heads += (count, refresh, 0)
+            else:
+                stale = [t for t in tiles if t < oldest]
+                for tile in stale:  # tiles no window reads any more
+                    del tiles[tile]
+                gone = [p for p in range(start, start + count) if batch.tiles[p] < oldest]
+                dropped += gone
+                heads += (count - len(gone), refresh, len(stale), *stale)
+            start += count
+        names = [b"%d" % tile for tile in batch.tiles]
+        if dropped:
+            kept = sorted(set(range(len(names))) - set(dropped))
+            names, packed = [names[p] for p in kept], [packed[p] for p in kept]
+        pairs: list[bytes] = [b""] * (2 * len(names))
+        pairs[0::2], pairs[1::2] = names, packed
+        writes.heads, writes.pairs = heads, pairs
         return writes
 
     def _load(self, entities: list[tuple[Any, ...]]) -> list[tuple[bytes, dict[int, bytes]]]:

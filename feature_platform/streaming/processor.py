@@ -237,14 +237,16 @@ class StreamProcessor:
         return [e for e in entries if entry_order(e[0]) > mark]
 
     def step(self, stats: StreamStats) -> int:
-        """Read a batch, send the previous batch's online write, merge this one, confirm that write; buffer offline.
+        """Read a batch and load its uncached entities, send the previous batch's online write, merge this batch,
+        confirm that write; buffer offline.
 
         Returns the entries read or, when none came, those of the write confirmed (0: none new, none pending).
-        This batch's write is sent by the next step (after its read) or by `drain`.
+        This batch's write is sent by the next step (after its read and load) or by `drain`. Reads go before the
+        write because Redis runs one command at a time: a read sent after the write's script waits for it.
         """
         entries = self._read()
-        self._send()
         if not entries:
+            self._send()
             claim_lease(self.online, self._lease_key, self._token, LEASE_MS)
             pending = len(self._in_flight[2]) if self._in_flight else 0
             self._confirm()
@@ -252,7 +254,11 @@ class StreamProcessor:
         online, offline = self._after(entries, self._online_mark), self._after(entries, self._offline_mark)
         stats.redelivered += len(entries) - len(online)
         parsed = parse_entries(self.group, online) if online else None
-        writes = self._tiles.merge(partial_tiles(self.group, parsed.table), time.time_ns() // 1000) if parsed is not None else None
+        batch = partial_tiles(self.group, parsed.table) if parsed is not None else None
+        if batch is not None:
+            self._tiles.load(batch.entities)  # none of them has a write pending: the cache keeps those
+        self._send()
+        writes = self._tiles.merge(batch, time.time_ns() // 1000) if batch is not None else None
         self._confirm()
         if self._rewind:  # the previous write was refused: this batch is read again after the rewind
             return len(entries)

@@ -7,7 +7,8 @@ partial tiles of a batch merge into stored ones by adding counts and sums, and
 taking minima, maxima and register-wise HyperLogLog maxima (`Layout.merge`).
 """
 
-from collections.abc import Sequence
+import operator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from datetime import timedelta
@@ -15,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from feature_platform.definitions.aggregations import StreamFeatureGroup
 from feature_platform.windows import hll
@@ -39,28 +41,25 @@ class Layout:
         return 2 + self.measures.index((op, column))
 
     @cached_property
-    def _by_code(self) -> dict[str, tuple[int, ...]]:
-        return {code: tuple(i for i, c in enumerate(self.codes) if c == code) for code in "anxh"}
+    def _operations(self) -> tuple[Callable[[Any, Any], Any], ...]:
+        return tuple(_OPERATIONS[code] for code in self.codes)
 
-    def merge(self, stored: list[Any], partial: Sequence[Any]) -> list[Any]:
-        """`stored` with a partial tile of the same entity and tile merged in (in place; returned).
+    def merge(self, stored: Sequence[Any], partial: Sequence[Any]) -> list[Any]:
+        """A tile of `stored` with a partial tile of the same entity and tile merged in (a new list).
 
         HyperLogLog pairs are appended (a register may repeat; readers take the
         maximum) and compacted to one pair per register when they grow long.
         """
-        by_code = self._by_code
-        for i in by_code["a"]:
-            stored[i] += partial[i]
-        for i in by_code["n"]:
-            if partial[i] < stored[i]:
-                stored[i] = partial[i]
-        for i in by_code["x"]:
-            if partial[i] > stored[i]:
-                stored[i] = partial[i]
-        for i in by_code["h"]:
-            pairs = stored[i] + partial[i]
-            stored[i] = hll.compact(pairs) if len(pairs) > hll.MAX_PAIRS else pairs
-        return stored
+        return [operation(a, b) for operation, a, b in zip(self._operations, stored, partial)]
+
+
+def _append_pairs(stored: list[int], partial: list[int]) -> list[int]:
+    pairs = stored + partial
+    return hll.compact(pairs) if len(pairs) > hll.MAX_PAIRS else pairs
+
+
+# Ties keep the stored value (`min` and `max` return the first of equals).
+_OPERATIONS: dict[str, Callable[[Any, Any], Any]] = {"a": operator.add, "n": min, "x": max, "h": _append_pairs}
 
 
 def layout(group: StreamFeatureGroup) -> Layout:
@@ -90,7 +89,10 @@ def window_start(t_us: int | np.ndarray, window: timedelta, tile_us: int) -> Any
 @dataclass(frozen=True)
 class TileBatch:
     """The partial tiles of a batch, column by column: per tile its entity (an index into `entities`),
-    its tile index, then `count`, `last` and one column per measure of the layout."""
+    its tile index, then `count`, `last` and one column per measure of the layout.
+
+    Tiles come entity after entity (`entity_index` does not decrease), each entity's in tile order.
+    """
 
     entities: list[tuple[Any, ...]]
     entity_index: list[int]
@@ -121,16 +123,23 @@ def partial_tiles(group: StreamFeatureGroup, table: pa.Table) -> TileBatch:
             work[column] = table.column(column)
             aggregations.append((column, op))
     grouped = pa.table(work).group_by([*keys, "__tile"], use_threads=False).aggregate(aggregations)
-    entity_rows = list(zip(*[grouped.column(k).to_pylist() for k in keys]))
+    grouped = grouped.sort_by([(k, "ascending") for k in [*keys, "__tile"]])
+    # A new entity starts where any key differs from the row before.
+    first = np.zeros(grouped.num_rows, dtype=bool)
+    first[0] = True
+    for k in keys:
+        column = grouped.column(k)
+        first[1:] |= pc.not_equal(column.slice(1), column.slice(0, grouped.num_rows - 1)).to_numpy(zero_copy_only=False)
+    starts = pa.array(np.flatnonzero(first))
+    entities = list(zip(*[grouped.column(k).take(starts).to_pylist() for k in keys]))
     columns = [grouped.column("__t_count").to_pylist(), grouped.column("__t_max").to_pylist()]
     for position, (op, column) in enumerate(spec.measures):
         if op == "hll":
             columns.append(_pairs(grouped.column(f"__r{position}_list"), grouped.column(f"__k{position}_list")))
         else:
             columns.append(grouped.column(f"{column}_{op}").to_pylist())
-    positions: dict[tuple[Any, ...], int] = {}
-    entity_index = [positions.setdefault(entity, len(positions)) for entity in entity_rows]
-    return TileBatch(list(positions), entity_index, grouped.column("__tile").to_pylist(), columns)
+    entity_index = (np.cumsum(first) - 1).tolist()
+    return TileBatch(entities, entity_index, grouped.column("__tile").to_pylist(), columns)
 
 
 def _pairs(registers: pa.ChunkedArray, ranks: pa.ChunkedArray) -> list[list[int]]:
