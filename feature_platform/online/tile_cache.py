@@ -19,14 +19,16 @@ import numpy as np
 
 from feature_platform.definitions.aggregations import StreamFeatureGroup
 from feature_platform.online.store import OnlineStore
-from feature_platform.online.tiles import TileWrites
+from feature_platform.online.tiles import TileWrites, packed_strings
 from feature_platform.windows.tiles import TileBatch, layout, tile_micros, tiles_in
 
 
+# ARGV[1]: the entity keys as one msgpack array (see `tiles.APPLY_SCRIPT` for why not as arguments); the reply is
+# one msgpack array of their HGETALL replies.
 LOAD_SCRIPT = """
 local out = {}
-for i, key in ipairs(KEYS) do out[i] = redis.call('HGETALL', key) end
-return out
+for i, key in ipairs(cmsgpack.unpack(ARGV[1])) do out[i] = redis.call('HGETALL', key) end
+return cmsgpack.pack(out)
 """
 
 
@@ -135,5 +137,5 @@ class TileCache:
     def _load(self, entities: list[tuple[Any, ...]]) -> list[tuple[bytes, dict[int, bytes]]]:
         """The stored tiles of entities not in the cache, in one script call (one reply, not one per entity)."""
         keys = self.online.encode_keys(self._prefix, [list(column) for column in zip(*entities)])
-        replies = self.online.client.register_script(LOAD_SCRIPT)(keys=keys, args=[])
+        replies = msgpack.unpackb(self.online.client.register_script(LOAD_SCRIPT)(keys=[], args=[packed_strings(keys)]), raw=True)
         return [(key, {int(t): v for t, v in zip(flat[0::2], flat[1::2])}) for key, flat in zip(keys, replies)]

@@ -23,23 +23,26 @@ from feature_platform.definitions.aggregations import StreamFeatureGroup
 from feature_platform.online.store import OnlineStore
 from feature_platform.windows.tiles import window_values
 
-# KEYS: watermark, dead-letter stream, lease, then the entity keys. ARGV: expected watermark ('' = none), new
-# watermark, lease token, lease ms, expiry ms, dead letters, per entity `tiles to set, refresh expiry (0/1), n, n
-# tile indexes to delete` in one flat array, then the (field, value) pairs to set, entity after entity. Values are
-# final: the consumer merged them.
+# KEYS: watermark, dead-letter stream, lease. ARGV: expected watermark ('' = none), new watermark, lease token,
+# lease ms, expiry ms, then four msgpack arrays: the dead letters; per entity `tiles to set, refresh expiry (0/1),
+# n, n tile indexes to delete`, flat; the entity keys; the (field, value) pairs to set, entity after entity. Values
+# are final: the consumer merged them. Entity keys and pairs travel as one msgpack string each, not as 30,000
+# command arguments: Redis parses those one by one, and so does redis-py when it sends them (most of the cost of a
+# batch on both sides). So the entity keys are not declared; the consumer refuses a Redis Cluster.
 APPLY_SCRIPT = """
 if redis.call('GET', KEYS[3]) ~= ARGV[3] then return -2 end
 local mark = redis.call('GET', KEYS[1]) or ''
 if mark ~= ARGV[1] then return -1 end
 redis.call('PEXPIRE', KEYS[3], ARGV[4])
 local heads = cmsgpack.unpack(ARGV[7])
-local at, h = 8, 1
-for i = 4, #KEYS do
-  local key = KEYS[i]
+local keys = cmsgpack.unpack(ARGV[8])
+local fields = cmsgpack.unpack(ARGV[9])
+local at, h = 1, 1
+for _, key in ipairs(keys) do
   local last = at + 2 * heads[h] - 1
   while at <= last do
     local upto = math.min(at + 999, last)
-    redis.call('HSET', key, unpack(ARGV, at, upto))
+    redis.call('HSET', key, unpack(fields, at, upto))
     at = upto + 1
   end
   if heads[h + 1] == 1 then redis.call('PEXPIRE', key, ARGV[5]) end
@@ -49,12 +52,17 @@ for i = 4, #KEYS do
   end
   h = h + 3 + stale
 end
-for _, fields in ipairs(cmsgpack.unpack(ARGV[6])) do
-  redis.call('XADD', KEYS[2], '*', unpack(fields))
+for _, letter in ipairs(cmsgpack.unpack(ARGV[6])) do
+  redis.call('XADD', KEYS[2], '*', unpack(letter))
 end
 redis.call('SET', KEYS[1], ARGV[2])
-return #heads
+return #keys
 """
+
+
+def packed_strings(values: Sequence[Any]) -> bytes:
+    """A msgpack array whose bytes are msgpack strings: the Lua msgpack of Redis 6 reads no binary type."""
+    return msgpack.packb(values, use_bin_type=False)
 
 
 def stream_state_key(online: OnlineStore, group: StreamFeatureGroup, name: str) -> bytes:
@@ -123,10 +131,10 @@ def write_tiles(
     """
     args = [
         expected or "", last_id, lease[1], lease[2], expiry(group) // timedelta(milliseconds=1),
-        msgpack.packb([list(f) for f in dead_letters]), msgpack.packb(writes.heads), *writes.pairs,
+        msgpack.packb([list(f) for f in dead_letters]), msgpack.packb(writes.heads), packed_strings(writes.keys),
+        packed_strings(writes.pairs),
     ]
-    keys = [watermark_key, dead_key.encode(), lease[0], *writes.keys]
-    applied = int(online.client.register_script(APPLY_SCRIPT)(keys=keys, args=args))
+    applied = int(online.client.register_script(APPLY_SCRIPT)(keys=[watermark_key, dead_key.encode(), lease[0]], args=args))
     if applied == -2:
         raise LeaseLost(f"stream group '{group.name}': another process took over the consumer lease; this one stops")
     return applied >= 0
