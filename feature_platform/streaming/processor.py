@@ -4,8 +4,9 @@ Each batch read from the stream is merged into the consumer's copy of the
 tiles (`online.tile_cache`) and written by one Redis script that also moves the
 online watermark (the last entry id applied), only if the stored watermark is
 the one this consumer last wrote. The script is sent, on a writer thread, just
-after the next batch is read (a read sent after it would wait behind it in
-Redis), and runs while that batch is parsed and merged (one write in flight);
+after the next batch is read and its uncached entities loaded (a read sent after
+it would wait behind it in Redis), and runs while that batch is merged (one write
+in flight);
 a batch counts as applied, and its watermark as ours, only once its write is
 confirmed. Each batch is also buffered for the offline table; the buffer is
 appended to the group's Delta table in one commit whose metadata records the offline watermark. Entries are
