@@ -109,7 +109,7 @@ class TileCache:
         oldest = now_us // self._tile_us - self._span
         refreshed, every, longest = self._refreshed, self._tile_us, self._span + 2
         heads: list[int] = []
-        dropped: list[int] = []  # positions of changed tiles that are also stale (deleted, not set)
+        dropped: set[int] = set()  # positions of changed tiles that are also stale (deleted, not set)
         start = 0
         for entity, (_, tiles), count in zip(batch.entities, states, changed):
             refresh = 0
@@ -122,13 +122,13 @@ class TileCache:
                 for tile in stale:  # tiles no window reads any more
                     del tiles[tile]
                 gone = [p for p in range(start, start + count) if batch.tiles[p] < oldest]
-                dropped += gone
+                dropped.update(gone)
                 heads += (count - len(gone), refresh, len(stale), *stale)
             start += count
         names = [b"%d" % tile for tile in batch.tiles]
         if dropped:
-            kept = sorted(set(range(len(names))) - set(dropped))
-            names, packed = [names[p] for p in kept], [packed[p] for p in kept]
+            names = [n for p, n in enumerate(names) if p not in dropped]
+            packed = [v for p, v in enumerate(packed) if p not in dropped]
         pairs: list[bytes] = [b""] * (2 * len(names))
         pairs[0::2], pairs[1::2] = names, packed
         writes.heads, writes.pairs = heads, pairs
