@@ -2,7 +2,10 @@
 
 from pathlib import Path
 
+import pyarrow as pa
+
 from feature_platform.online.tile_cache import TileCache
+from feature_platform.windows.tiles import partial_tiles
 from tests.stream_fixtures import card_windows, stream_store
 
 
@@ -18,3 +21,31 @@ def test_loaded_tiles_are_the_stored_bytes_and_an_entity_without_tiles_loads_emp
 
     assert cache._entities[(7,)] == (key, {29000000: bytes(range(256)), 29000001: b"\x95\x00\xff" * 500})
     assert cache._entities[(8,)][1] == {}
+
+
+def test_a_batch_tile_older_than_the_windows_is_deleted_not_set_and_the_other_tiles_still_line_up(tmp_path: Path, redis_url: str) -> None:
+    store = stream_store(tmp_path, redis_url)
+    group = card_windows()  # 1-minute tiles, largest window 1 hour: 60 tiles are read
+    cache = TileCache(store.online, group)
+    minute = 60_000_000
+    seven = (7,)
+    cache.merge(partial_tiles(group, events(group, [(7, m) for m in range(70)] + [(8, 0)])), now_us=60 * minute)  # nothing stale yet
+    now = 100 * minute  # the oldest tile a window still reads is 100 - 60 = 40
+
+    writes = cache.merge(partial_tiles(group, events(group, [(7, 30), (7, 90), (8, 95)])), now_us=now)
+
+    assert writes.keys == [cache._entities[seven][0], cache._entities[(8,)][0]]
+    assert writes.heads[:3] == [1, 1, 40] and writes.heads[3:43] == list(range(40))
+    assert writes.heads[43:] == [1, 1, 0]
+    assert writes.pairs[0::2] == [b"90", b"95"]
+    assert sorted(cache._entities[seven][1]) == list(range(40, 70)) + [90]
+
+
+def events(group, rows: list[tuple[int, int]]) -> pa.Table:
+    """Transactions of (card, minute since the epoch), 30 seconds into their minute."""
+    return pa.table({
+        "card_id": pa.array([card for card, _ in rows], pa.int64()),
+        group.event_time: pa.array([minute * 60_000_000 + 30_000_000 for _, minute in rows], pa.timestamp("us", tz="UTC")),
+        "amount": pa.array([1.0] * len(rows)),
+        "merchant_id": pa.array([3] * len(rows), pa.int64()),
+    })
