@@ -39,6 +39,14 @@ def list_folders(uri: str, storage_options: dict[str, str] | None = None) -> lis
     return sorted(Path(i.path).name for i in infos if i.type == pafs.FileType.Directory)
 
 
+def plain_local_folder(table: DeltaTable) -> str | None:
+    """The folder of a local table whose files read as plain Parquet (no reader features); None otherwise."""
+    uri = table.table_uri
+    if not uri.startswith("file://") or table.protocol().reader_features:
+        return None
+    return unquote(uri.removeprefix("file://"))
+
+
 def table_dataset(table: DeltaTable, time_column: str) -> pds.Dataset:
     """The files of one Delta version as a pyarrow dataset, each fragment carrying its partition values
     and the range of `time_column` its statistics give, so a time-window scan skips files unopened.
@@ -49,10 +57,10 @@ def table_dataset(table: DeltaTable, time_column: str) -> pds.Dataset:
     (deletion vectors, column mapping) that plain Parquet reads would ignore, go
     through deltalake's `to_pyarrow_dataset`.
     """
-    uri = table.table_uri
-    if not uri.startswith("file://") or table.protocol().reader_features:
+    folder = plain_local_folder(table)
+    if folder is None:
         return table.to_pyarrow_dataset()
-    root = pafs.SubTreeFileSystem(unquote(uri.removeprefix("file://")), pafs.LocalFileSystem())
+    root = pafs.SubTreeFileSystem(folder, pafs.LocalFileSystem())
     schema = pa.schema(table.schema().to_arrow())
     actions = pa.table(table.get_add_actions(flatten=True))
     columns = {f"partition.{name}": name for name in table.metadata().partition_columns}

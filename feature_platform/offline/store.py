@@ -28,7 +28,8 @@ from feature_platform.definitions.concepts import DailyPartitions, FeatureGroup,
 from feature_platform.definitions.contract import UTC_MICROS, conform, utc_timestamp
 from feature_platform.errors import ArgumentError, ContractError, DefinitionError, StorageError
 from feature_platform.offline.files import delete_files, table_filesystem, write_files
-from feature_platform.offline.storage import filesystem, table_dataset
+from feature_platform.offline import join_index
+from feature_platform.offline.storage import filesystem, plain_local_folder, table_dataset
 
 COMMIT_ATTEMPTS = 8
 # An idempotent append looks for its rows among this many latest commits (a retry comes soon after).
@@ -398,7 +399,11 @@ class OfflineStore:
     def snapshot(self, group: FeatureGroup, version: int) -> "Snapshot | None":
         """The table at one Delta version, opened once for several scans; None without a table."""
         table = self._table(group, version)
-        return None if table is None else Snapshot(group, table_dataset(table, group.event_time), _single_write(table))
+        if table is None:
+            return None
+        folder = plain_local_folder(table)
+        return Snapshot(group, table_dataset(table, group.event_time), _single_write(table), version,
+                        None if folder is None else f"{folder}/{join_index.FOLDER}")
 
     def history(self, group: FeatureGroup) -> list[dict[str, Any]]:
         """Delta versions of the group's table, newest first: version, time, operation, metadata."""
@@ -499,6 +504,8 @@ class Snapshot:
     group: FeatureGroup
     dataset: pds.Dataset
     single_write: bool
+    version: int
+    index_folder: str | None  # where its join index lives (local tables read as plain Parquet only)
 
     def scanner(self, columns: list[str], start: datetime | None, end: datetime | None, **options: Any) -> pds.Scanner:
         """The rows with `start <= event_time < end`, as `OfflineStore.scanner` (options go to pyarrow).
@@ -507,6 +514,24 @@ class Snapshot:
         so a row's position identifies it across them.
         """
         return self.dataset.scanner(columns=columns, filter=_window(self.group, start, end), **options)
+
+    def covers(self, start: datetime | None, end: datetime | None) -> bool:
+        """Whether a scan of `[start, end)` reads every file of the version anyway (by partition and statistics)."""
+        window = _window(self.group, start, end)
+        return window is None or len(list(self.dataset.get_fragments(filter=window))) == len(list(self.dataset.get_fragments()))
+
+    def subset(self, paths: list[str]) -> pds.Dataset:
+        """The dataset of just these files, in this order (paths as the fragments give them)."""
+        fragments = {f.path: f for f in self.dataset.get_fragments()}
+        return pds.FileSystemDataset([fragments[p] for p in paths], self.dataset.schema, self.dataset.format, self.dataset.filesystem)
+
+    def join_index(self) -> "join_index.JoinIndex | None":
+        """The version's rows sorted for point-in-time lookups (built and saved on first use); None where there is none."""
+        if self.index_folder is None:
+            return None
+        group = self.group
+        ties = [*([group.created_time] if group.created_time else []), "_written_at"]
+        return join_index.load_or_build(self.dataset, self.index_folder, self.version, group.join_keys, group.event_time, ties)
 
     def files(self, start: datetime | None, end: datetime | None) -> list[str]:
         """Paths (relative to the table) of the files whose partitions can hold rows of `[start, end)`,

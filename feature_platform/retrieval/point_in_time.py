@@ -165,6 +165,15 @@ def _join_group(
     ttl_us = None if group.ttl is None else group.ttl // timedelta(microseconds=1)
     start = None if ttl_us is None else _timestamp(int(lower.min()) - ttl_us)
     end = _timestamp(int(upper.max()) + 1)
+    if snapshot.index_folder is not None and snapshot.covers(start, end):
+        # Every file is read anyway: sort them once per version, then each join is a lookup.
+        index = snapshot.join_index()
+        table_keys = pa.table({k: keys[k] for k in group.join_keys})
+        entity_rows, positions = index.lookup(table_keys, upper, None if ttl_us is None else lower - ttl_us)
+        files, positions, stored_rows = index.files_holding(positions)
+        features = snapshot.subset(files).scanner(columns=list(selection.features), batch_readahead=4, fragment_readahead=2)
+        gathered, entity_rows = _gather(features, {"__rid": positions, "__row": entity_rows}, stored_rows, group.name)
+        return _in_entity_order(gathered, entity_rows, rows, selection.features, types)
     tie_columns = [] if group.created_time is None and snapshot.single_write else [
         *([group.created_time] if group.created_time else []), "_written_at"
     ]
@@ -190,10 +199,16 @@ def _join_group(
     # Little read-ahead: the features of every stored row would otherwise be decoded into memory at once.
     features = snapshot.scanner(list(selection.features), start, end, batch_readahead=4, fragment_readahead=2)
     gathered, entity_rows = _gather(features, winners, stored_rows, group.name)
+    return _in_entity_order(gathered, entity_rows, rows, selection.features, types)
+
+
+def _in_entity_order(gathered: pa.Table, entity_rows: np.ndarray, rows: int, features: Sequence[str],
+                     types: list[pa.DataType]) -> list[pa.ChunkedArray]:
+    """The columns of `gathered` (row i belongs to entity row `entity_rows[i]`) for all `rows`, null where none won."""
     position = np.full(rows, -1, dtype=np.int64)
     position[entity_rows] = np.arange(len(entity_rows), dtype=np.int64)
     taken = pa.array(position, mask=position < 0)
-    return [gathered.column(f).take(taken).cast(t) for f, t in zip(selection.features, types)]
+    return [gathered.column(f).take(taken).cast(t) for f, t in zip(features, types)]
 
 
 def _gather(scanner: pds.Scanner, winners: dict[str, np.ndarray], stored_rows: int, group: str) -> tuple[pa.Table, np.ndarray]:

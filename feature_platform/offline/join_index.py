@@ -1,0 +1,183 @@
+"""A table version's rows sorted by (join keys, event time, created time, write time), kept beside the table.
+
+With it a point-in-time lookup is a binary search per entity row in its key's run
+of rows instead of a sort of every stored row: the last row of the key with
+`event_time <= t` wins, ties already ordered by created time (a missing one
+first) and then by write time. The file is named by a fingerprint of the version's
+files, so it can only ever describe the data it was built from; a damaged one is
+rebuilt. Only local tables read as plain Parquet files have one (see `Snapshot`).
+"""
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pds
+import pyarrow.ipc as ipc
+
+FOLDER = "_fp_index"  # a leading underscore: Delta readers and vacuum leave the folder alone
+KEPT = 2  # index files kept per table: the newest versions are the ones read again
+FORMAT = "1"
+
+
+@dataclass(frozen=True)
+class JoinIndex:
+    """Stored rows in (keys, event, created, written) order: `rows[i]` is the position of the i-th in `files` order.
+
+    `codes` lists each distinct key once with `__code`, its run `starts[c]:starts[c + 1]` of the sorted rows.
+    """
+
+    codes: pa.Table
+    starts: np.ndarray
+    events: np.ndarray
+    rows: np.ndarray
+    files: list[str]
+    file_rows: list[int]
+
+    def lookup(self, keys: pa.Table, upper: np.ndarray, lower: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """(entity rows, stored row positions) of the winners: the last row of the key with `lower <= event <= upper`."""
+        keys = keys.cast(self.codes.select(keys.column_names).schema)
+        entity = keys.append_column("__row", pa.array(np.arange(keys.num_rows, dtype=np.int64)))
+        found = entity.join(self.codes, keys=keys.column_names, join_type="inner", use_threads=False)
+        entity_rows = found.column("__row").to_numpy()
+        code = found.column("__code").to_numpy()
+        first, lo, hi = self.starts[code], self.starts[code].copy(), self.starts[code + 1]
+        t = upper[entity_rows]
+        # Binary search in each key's run for the first event after t; the row before it is the candidate.
+        while (active := lo < hi).any():
+            mid = (lo + hi) >> 1
+            before = self.events[np.where(active, mid, 0)] <= t
+            lo = np.where(active & before, mid + 1, lo)
+            hi = np.where(active & ~before, mid, hi)
+        last = lo - 1
+        won = last >= first
+        if lower is not None:
+            won &= self.events[np.where(won, last, 0)] >= lower[entity_rows]
+        return entity_rows[won], self.rows[last[won]]
+
+    def files_holding(self, positions: np.ndarray) -> tuple[list[str], np.ndarray, int]:
+        """The files that hold rows at `positions` (in index order), those rows' positions among just these
+        files, and how many rows the files hold: what a scan of only these files needs."""
+        offsets = np.concatenate([[0], np.cumsum(self.file_rows, dtype=np.int64)])
+        file_numbers = np.searchsorted(offsets, positions, side="right") - 1
+        holding = np.unique(file_numbers)
+        kept_rows = np.asarray(self.file_rows, dtype=np.int64)[holding]
+        kept_offsets = np.zeros(len(self.files), dtype=np.int64)
+        kept_offsets[holding] = np.concatenate([[0], np.cumsum(kept_rows)[:-1]])
+        moved = positions - offsets[file_numbers] + kept_offsets[file_numbers]
+        return [self.files[n] for n in holding], moved, int(kept_rows.sum())
+
+
+def load_or_build(dataset: pds.Dataset, folder: str, version: int, keys: Sequence[str], event_time: str,
+                  ties: Sequence[str]) -> JoinIndex:
+    """The index of this dataset (one Delta version's files), read from `folder` or built and saved there."""
+    files = [f.path for f in dataset.get_fragments()]
+    name = _fingerprint(version, files, keys, event_time, ties)
+    path = Path(folder) / f"{name}.arrow"
+    if path.exists():
+        try:
+            return _read(path, keys)
+        except (pa.ArrowInvalid, OSError, KeyError, ValueError):
+            path.unlink(missing_ok=True)  # damaged or cut short: build it again
+    index_table, file_rows = _build(dataset, keys, event_time, ties)
+    _write(path, index_table, files, file_rows)
+    return _read(path, keys)
+
+
+def _fingerprint(version: int, files: list[str], keys: Sequence[str], event_time: str, ties: Sequence[str]) -> str:
+    text = json.dumps([FORMAT, version, sorted(files), list(keys), event_time, list(ties)])
+    return f"v{version}-{hashlib.sha256(text.encode()).hexdigest()[:24]}"
+
+
+def _build(dataset: pds.Dataset, keys: Sequence[str], event_time: str, ties: Sequence[str]) -> tuple[pa.Table, list[int]]:
+    """Every stored row's keys and event time in index order, with its position (`__rid`); the rows per file."""
+    columns = [*keys, event_time, *ties]
+    rows = {f.path: 0 for f in dataset.get_fragments()}
+    batches = []
+    for tagged in dataset.scanner(columns=columns).scan_batches():
+        rows[tagged.fragment.path] += tagged.record_batch.num_rows
+        batches.append(tagged.record_batch)
+    narrow = pa.Table.from_batches(batches, schema=pa.schema([dataset.schema.field(c) for c in columns]))
+    events = _micros(narrow.column(event_time))
+    order = _order([_sortable(narrow.column(k)) for k in keys], events, [_micros(narrow.column(c)) for c in ties])
+    index = narrow.select(list(keys)).take(pa.array(order))
+    index = index.append_column("__event", pa.array(events[order])).append_column("__rid", pa.array(order))
+    return index, list(rows.values())
+
+
+def _order(keys: list[np.ndarray], events: np.ndarray, ties: list[np.ndarray]) -> np.ndarray:
+    """Row order by keys, event, then the tie columns: one sort on (keys, event), then a sort of the tied runs only."""
+    order = np.lexsort((events, *reversed(keys)))
+    same = events[order][1:] == events[order][:-1]
+    for column in keys:
+        same &= column[order][1:] == column[order][:-1]
+    tied = np.flatnonzero(same)  # sorted positions i where rows i and i + 1 share keys and event
+    if len(tied) and ties:
+        members = np.union1d(tied, tied + 1)
+        run = np.cumsum(~np.isin(members - 1, tied))
+        rows = order[members]
+        # lexsort is stable: rows equal in everything keep their stored order.
+        order[members] = rows[np.lexsort((*(c[rows] for c in reversed(ties)), run))]
+    return order
+
+
+def _sortable(column: pa.ChunkedArray) -> np.ndarray:
+    """Integers as they are; any other key type by its dense rank, which sorts the same."""
+    if pa.types.is_integer(column.type):
+        return column.to_numpy().astype(np.int64, copy=False)
+    return pc.rank(column, sort_keys="ascending", tiebreaker="dense").to_numpy()
+
+
+def _micros(column: pa.ChunkedArray) -> np.ndarray:
+    """Microseconds since the epoch; a missing time sorts first."""
+    return column.cast(pa.int64()).fill_null(np.iinfo(np.int64).min).to_numpy()
+
+
+def _write(path: Path, table: pa.Table, files: list[str], file_rows: list[int]) -> None:
+    """Write atomically (a temporary file renamed), then drop all but the newest `KEPT` index files."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    metadata = {b"files": json.dumps(files).encode(), b"file_rows": json.dumps(file_rows).encode()}
+    table = table.replace_schema_metadata(metadata).combine_chunks()
+    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as sink, ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table, max_chunksize=max(table.num_rows, 1))
+        os.replace(temporary, path)
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+    older = sorted(path.parent.glob("*.arrow"), key=lambda p: p.stat().st_mtime, reverse=True)[KEPT:]
+    for stale in older:
+        stale.unlink(missing_ok=True)
+
+
+def _read(path: Path, keys: Sequence[str]) -> JoinIndex:
+    with pa.memory_map(str(path)) as source:
+        table = ipc.open_file(source).read_all()
+    metadata = table.schema.metadata
+    files, file_rows = json.loads(metadata[b"files"]), json.loads(metadata[b"file_rows"])
+    if sum(file_rows) != table.num_rows:
+        raise ValueError(f"index {path} has {table.num_rows} rows for files of {sum(file_rows)}")
+    key_table = table.select(list(keys))
+    if table.num_rows:
+        changed = np.zeros(table.num_rows - 1, dtype=bool)
+        for column in key_table.columns:
+            changed |= pc.not_equal(column.slice(1), column.slice(0, table.num_rows - 1)).to_numpy(zero_copy_only=False)
+        starts = np.concatenate([[0], np.flatnonzero(changed) + 1]).astype(np.int64)
+    else:
+        starts = np.zeros(0, dtype=np.int64)
+    codes = key_table.take(pa.array(starts)).append_column("__code", pa.array(np.arange(len(starts), dtype=np.int64)))
+    return JoinIndex(
+        codes=codes,
+        starts=np.append(starts, table.num_rows),
+        events=table.column("__event").combine_chunks().to_numpy(),
+        rows=table.column("__rid").combine_chunks().to_numpy(),
+        files=files,
+        file_rows=file_rows,
+    )
