@@ -373,6 +373,13 @@ class FeatureStore:
 
     # Point-in-time retrieval and training datasets
 
+    def build_join_index(self, group_name: str) -> int | None:
+        """Sort the group's current table version for point-in-time joins (what maintenance does after its
+        pass): later joins of that version are lookups. Returns the rows indexed; None if nothing to index."""
+        group = self.group(group_name)
+        self.registry.require_group(group)
+        return self.offline.build_join_index(group)
+
     def get_historical_features(
         self,
         entity_df: pd.DataFrame,

@@ -3,7 +3,8 @@
 Random writes (several appends, so later-write tie-breaks happen) of a group
 with a composite key (an int and a string holding separator characters),
 optional created time and ttl, against random entity rows with duplicates,
-unknown keys, exact time ties and times on the ttl boundary, naive or tz-aware.
+unknown keys, exact time ties and times on the ttl boundary, naive or tz-aware;
+with and without the table's join index.
 """
 
 import tempfile
@@ -126,8 +127,9 @@ def brute_force(
     with_created=st.booleans(),
     partitioned=st.booleans(),
     timezone=st.sampled_from([None, "UTC", "America/New_York", "Asia/Kolkata"]),
+    indexed=st.booleans(),
 )
-def test_point_in_time_join_matches_brute_force(data, written, ttl_hours, with_created, partitioned, timezone):
+def test_point_in_time_join_matches_brute_force(data, written, ttl_hours, with_created, partitioned, timezone, indexed):
     group = make_group(ttl_hours, with_created, partitioned)
     written = [unique_rows(rows, with_created) for rows in written]
     entities = data.draw(entity_rows(written))
@@ -150,6 +152,8 @@ def test_point_in_time_join_matches_brute_force(data, written, ttl_hours, with_c
         for rows in written:
             if rows:
                 store.ingest("account_stats", write_frame(rows, with_created))
+        if indexed:  # the join index's lookup instead of the ASOF join
+            store.build_join_index("account_stats")
         result = store.get_historical_features(entity_df, ["account_stats:count", "account_stats:score"])
 
     expected = brute_force(written, entities, ttl_hours, with_created)

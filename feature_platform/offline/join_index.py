@@ -5,7 +5,10 @@ of rows instead of a sort of every stored row: the last row of the key with
 `event_time <= t` wins, ties already ordered by created time (a missing one
 first) and then by write time. The file is named by a fingerprint of the version's
 files, so it can only ever describe the data it was built from; a damaged one is
-rebuilt. Only local tables read as plain Parquet files have one (see `Snapshot`).
+dropped. Building it costs a sort of every stored row, so joins never build it:
+table maintenance does, or `OfflineStore.build_join_index` after a write, and the
+joins of that version use it. Only local tables read as plain Parquet files have
+one (see `Snapshot`).
 """
 
 import hashlib
@@ -21,6 +24,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pds
 import pyarrow.ipc as ipc
+
+from feature_platform.offline import duckdb_sorting
 
 FOLDER = "_fp_index"  # a leading underscore: Delta readers and vacuum leave the folder alone
 KEPT = 2  # index files kept per table: the newest versions are the ones read again
@@ -75,25 +80,32 @@ class JoinIndex:
         return [self.files[n] for n in holding], moved, int(kept_rows.sum())
 
 
-def load_or_build(dataset: pds.Dataset, folder: str, version: int, keys: Sequence[str], event_time: str,
-                  ties: Sequence[str]) -> JoinIndex:
-    """The index of this dataset (one Delta version's files), read from `folder` or built and saved there."""
-    files = [f.path for f in dataset.get_fragments()]
-    name = _fingerprint(version, files, keys, event_time, ties)
-    path = Path(folder) / f"{name}.arrow"
-    if path.exists():
-        try:
-            return _read(path, keys)
-        except (pa.ArrowInvalid, OSError, KeyError, ValueError):
-            path.unlink(missing_ok=True)  # damaged or cut short: build it again
+def load(dataset: pds.Dataset, folder: str, version: int, keys: Sequence[str], event_time: str,
+         ties: Sequence[str]) -> JoinIndex | None:
+    """The index of this dataset (one Delta version's files) from `folder`; None if it has none (a damaged one is removed)."""
+    path = _path(dataset, folder, version, keys, event_time, ties)
+    if not path.exists():
+        return None
+    try:
+        return _read(path, keys)
+    except (pa.ArrowInvalid, OSError, KeyError, ValueError):
+        path.unlink(missing_ok=True)  # damaged or cut short: joins go without it until it is built again
+        return None
+
+
+def build(dataset: pds.Dataset, folder: str, version: int, keys: Sequence[str], event_time: str,
+          ties: Sequence[str]) -> JoinIndex:
+    """Sort every stored row of this dataset, save the index in `folder` and return it."""
+    path = _path(dataset, folder, version, keys, event_time, ties)
     index_table, file_rows = _build(dataset, keys, event_time, ties)
-    _write(path, index_table, files, file_rows)
+    _write(path, index_table, [f.path for f in dataset.get_fragments()], file_rows)
     return _read(path, keys)
 
 
-def _fingerprint(version: int, files: list[str], keys: Sequence[str], event_time: str, ties: Sequence[str]) -> str:
-    text = json.dumps([FORMAT, version, sorted(files), list(keys), event_time, list(ties)])
-    return f"v{version}-{hashlib.sha256(text.encode()).hexdigest()[:24]}"
+def _path(dataset: pds.Dataset, folder: str, version: int, keys: Sequence[str], event_time: str, ties: Sequence[str]) -> Path:
+    files = sorted(f.path for f in dataset.get_fragments())
+    text = json.dumps([FORMAT, version, files, list(keys), event_time, list(ties)])
+    return Path(folder) / f"v{version}-{hashlib.sha256(text.encode()).hexdigest()[:24]}.arrow"
 
 
 def _build(dataset: pds.Dataset, keys: Sequence[str], event_time: str, ties: Sequence[str]) -> tuple[pa.Table, list[int]]:
@@ -105,34 +117,48 @@ def _build(dataset: pds.Dataset, keys: Sequence[str], event_time: str, ties: Seq
         rows[tagged.fragment.path] += tagged.record_batch.num_rows
         batches.append(tagged.record_batch)
     narrow = pa.Table.from_batches(batches, schema=pa.schema([dataset.schema.field(c) for c in columns]))
-    events = _micros(narrow.column(event_time))
-    order = _order([_sortable(narrow.column(k)) for k in keys], events, [_micros(narrow.column(c)) for c in ties])
-    index = narrow.select(list(keys)).take(pa.array(order))
-    index = index.append_column("__event", pa.array(events[order])).append_column("__rid", pa.array(order))
-    return index, list(rows.values())
+    ordered = _order(narrow, keys, event_time, ties)
+    return ordered, list(rows.values())
 
 
-def _order(keys: list[np.ndarray], events: np.ndarray, ties: list[np.ndarray]) -> np.ndarray:
-    """Row order by keys, event, then the tie columns: one sort on (keys, event), then a sort of the tied runs only."""
-    order = np.lexsort((events, *reversed(keys)))
-    same = events[order][1:] == events[order][:-1]
-    for column in keys:
-        same &= column[order][1:] == column[order][:-1]
-    tied = np.flatnonzero(same)  # sorted positions i where rows i and i + 1 share keys and event
-    if len(tied) and ties:
-        members = np.union1d(tied, tied + 1)
-        run = np.cumsum(~np.isin(members - 1, tied))
-        rows = order[members]
-        # lexsort is stable: rows equal in everything keep their stored order.
-        order[members] = rows[np.lexsort((*(c[rows] for c in reversed(ties)), run))]
-    return order
+def _order(narrow: pa.Table, keys: Sequence[str], event_time: str, ties: Sequence[str]) -> pa.Table:
+    """The keys, `__event` (microseconds) and `__rid` (position) of every row, ordered by keys, event, the tie
+    columns (a missing value first), then stored order.
 
+    DuckDB sorts on (keys, event) in parallel; the runs of rows tied on those are then sorted in numpy.
+    """
+    def q(name: str) -> str:
+        return '"' + name.replace('"', '""') + '"'
 
-def _sortable(column: pa.ChunkedArray) -> np.ndarray:
-    """Integers as they are; any other key type by its dense rank, which sorts the same."""
-    if pa.types.is_integer(column.type):
-        return column.to_numpy().astype(np.int64, copy=False)
-    return pc.rank(column, sort_keys="ascending", tiebreaker="dense").to_numpy()
+    table = narrow.select([*keys, event_time]).append_column("__rid", pa.array(np.arange(narrow.num_rows, dtype=np.int64)))
+    connection = duckdb_sorting.connect()
+    try:
+        connection.register("narrow", table)
+        sorted_by = ", ".join(q(c) for c in [*keys, event_time])
+        sql = f"SELECT {', '.join(q(k) for k in keys)}, epoch_us({q(event_time)}) AS __event, __rid FROM narrow ORDER BY {sorted_by}"
+        ordered = connection.sql(sql).to_arrow_table()
+    finally:
+        connection.close()
+    ordered = ordered.cast(pa.schema([*(narrow.schema.field(k) for k in keys), pa.field("__event", pa.int64()),
+                                      pa.field("__rid", pa.int64())])).combine_chunks()
+    count = ordered.num_rows
+    same = np.ones(max(count - 1, 0), dtype=bool)
+    for name in [*keys, "__event"]:
+        column = ordered.column(name)
+        same &= pc.equal(column.slice(1), column.slice(0, count - 1)).to_numpy(zero_copy_only=False)
+    if not same.any():
+        return ordered
+    member = np.zeros(count, dtype=bool)
+    member[:-1] |= same
+    member[1:] |= same
+    members = np.flatnonzero(member)
+    run = np.cumsum(~np.concatenate([[False], same])[members])  # a member starts a run unless tied to the one before
+    order = ordered.column("__rid").to_numpy().copy()
+    rows = order[members]
+    tie_values = [_micros(narrow.column(c).take(pa.array(rows))) for c in ties]
+    order[members] = rows[np.lexsort((rows, *reversed(tie_values), run))]
+    # A run shares its keys and event, so only the positions change.
+    return ordered.set_column(ordered.schema.get_field_index("__rid"), "__rid", pa.array(order))
 
 
 def _micros(column: pa.ChunkedArray) -> np.ndarray:

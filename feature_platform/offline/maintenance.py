@@ -1,10 +1,12 @@
-"""Table maintenance: compact small files and vacuum old versions, never a protected one.
+"""Table maintenance: compact small files, vacuum old versions (never a protected one), index the current one.
 
 Daily partition overwrites leave one or more small files per day and a
 tombstone for every replaced file. `maintain_table` rewrites small files into
 larger ones (`optimize.compact`) and deletes the files of versions older than
 the retention, except the files of `protected_versions` (the Delta versions
-training dataset manifests still read; deltalake's `keep_versions`).
+training dataset manifests still read; deltalake's `keep_versions`), then
+builds the join index of the version left (`join_index`), so the point-in-time
+joins that follow are lookups.
 """
 
 from collections.abc import Iterable, Mapping
@@ -36,6 +38,7 @@ class MaintenanceResult:
     files_vacuumed: int
     protected_versions: tuple[int, ...]
     retention_hours: int
+    join_index_rows: int | None  # None: a table it cannot index (remote)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
@@ -49,7 +52,8 @@ def maintain_table(
     retention: timedelta = DEFAULT_RETENTION,
     compact: bool = True,
 ) -> MaintenanceResult | None:
-    """Compact and vacuum `group`'s table, keeping every file of `protected_versions`; None if no table."""
+    """Compact and vacuum `group`'s table, keeping every file of `protected_versions`, and index the
+    version left; None if no table."""
     try:
         table = DeltaTable(offline.table_uri(group), storage_options=offline.storage_options or None)
     except TableNotFoundError:
@@ -69,7 +73,8 @@ def maintain_table(
         keep_versions=list(protected),
         post_commithook_properties=KEEP_LOGS,
     )
-    return MaintenanceResult(group.name, before, table.version(), removed, added, len(vacuumed), protected, hours)
+    indexed = offline.build_join_index(group)
+    return MaintenanceResult(group.name, before, table.version(), removed, added, len(vacuumed), protected, hours, indexed)
 
 
 def manifest_versions(manifests: Iterable[Mapping[str, Any]]) -> dict[str, set[int]]:

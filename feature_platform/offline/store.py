@@ -405,6 +405,14 @@ class OfflineStore:
         return Snapshot(group, table_dataset(table, group.event_time), _single_write(table), version,
                         None if folder is None else f"{folder}/{join_index.FOLDER}")
 
+    def build_join_index(self, group: FeatureGroup) -> int | None:
+        """Sort the current version's rows for point-in-time joins and save that beside the table (see
+        `join_index`); returns the rows indexed, None without a table or for one it cannot index (remote)."""
+        version = self.version(group)
+        snapshot = None if version is None else self.snapshot(group, version)
+        index = None if snapshot is None else snapshot.join_index(build=True)
+        return None if index is None else len(index.rows)
+
     def history(self, group: FeatureGroup) -> list[dict[str, Any]]:
         """Delta versions of the group's table, newest first: version, time, operation, metadata."""
         table, history = self._history(group)
@@ -515,23 +523,20 @@ class Snapshot:
         """
         return self.dataset.scanner(columns=columns, filter=_window(self.group, start, end), **options)
 
-    def covers(self, start: datetime | None, end: datetime | None) -> bool:
-        """Whether a scan of `[start, end)` reads every file of the version anyway (by partition and statistics)."""
-        window = _window(self.group, start, end)
-        return window is None or len(list(self.dataset.get_fragments(filter=window))) == len(list(self.dataset.get_fragments()))
-
     def subset(self, paths: list[str]) -> pds.Dataset:
         """The dataset of just these files, in this order (paths as the fragments give them)."""
         fragments = {f.path: f for f in self.dataset.get_fragments()}
         return pds.FileSystemDataset([fragments[p] for p in paths], self.dataset.schema, self.dataset.format, self.dataset.filesystem)
 
-    def join_index(self) -> "join_index.JoinIndex | None":
-        """The version's rows sorted for point-in-time lookups (built and saved on first use); None where there is none."""
+    def join_index(self, *, build: bool = False) -> "join_index.JoinIndex | None":
+        """The version's rows sorted for point-in-time lookups, if saved (or `build`: sorted and saved now);
+        None where there is none or there can be none."""
         if self.index_folder is None:
             return None
         group = self.group
         ties = [*([group.created_time] if group.created_time else []), "_written_at"]
-        return join_index.load_or_build(self.dataset, self.index_folder, self.version, group.join_keys, group.event_time, ties)
+        arguments = (self.dataset, self.index_folder, self.version, group.join_keys, group.event_time, ties)
+        return join_index.build(*arguments) if build else join_index.load(*arguments)
 
     def files(self, start: datetime | None, end: datetime | None) -> list[str]:
         """Paths (relative to the table) of the files whose partitions can hold rows of `[start, end)`,

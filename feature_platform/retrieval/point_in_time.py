@@ -3,21 +3,18 @@
 For an entity row (keys k, time t) and a group g, the candidates are g's rows
 with keys k and `t - ttl <= event_time <= t` (no lower bound without a ttl);
 the row with the greatest `(event_time, created_time)` wins, an exact tie goes
-to the later write, and no candidate gives nulls. Per group the engine reads
-only the partitions of `[min(t) - ttl, max(t)]`, finds the winning row of each
-entity row with a DuckDB ASOF join on the narrow key and time columns, then
-gathers just the requested feature columns of the winners.
+to the later write, and no candidate gives nulls. Per group the engine finds
+the winning row of each entity row, then gathers just the requested feature
+columns of the winners: with the version's join index (`offline/join_index.py`)
+by a binary search per entity row, else by reading the key and time columns of
+the partitions of `[min(t) - ttl, max(t)]` into a DuckDB ASOF join.
 """
 
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -29,13 +26,10 @@ from feature_platform.definitions.contract import UTC_MICROS
 from feature_platform.definitions.on_demand import Column, OnDemandPlan
 from feature_platform.definitions.references import GroupSelection, Catalog, ResolvedFeatures
 from feature_platform.errors import ArgumentError, EntityFrameError, FeaturePlatformError
+from feature_platform.offline import duckdb_sorting
 from feature_platform.offline.store import OfflineStore
 from feature_platform.retrieval.entity_frames import entity_key_array, entity_times, to_pandas_column
 from feature_platform.retrieval.windows import join_windows
-
-# DuckDB spills the ASOF sort beyond this (bounded memory on big joins); override with the variable.
-MEMORY_ENV = "FEATURE_PLATFORM_DUCKDB_MEMORY"
-DEFAULT_MEMORY_LIMIT = "512MB"
 
 AsOf = int | datetime | str | pd.Timestamp | Mapping[str, int | None] | None
 Features = Sequence[str] | FeatureView | str
@@ -165,9 +159,9 @@ def _join_group(
     ttl_us = None if group.ttl is None else group.ttl // timedelta(microseconds=1)
     start = None if ttl_us is None else _timestamp(int(lower.min()) - ttl_us)
     end = _timestamp(int(upper.max()) + 1)
-    if snapshot.index_folder is not None and snapshot.covers(start, end):
-        # Every file is read anyway: sort them once per version, then each join is a lookup.
-        index = snapshot.join_index()
+    index = snapshot.join_index()
+    if index is not None:
+        # The version's rows are sorted already: a lookup per entity row, then only the winners' files are read.
         table_keys = pa.table({k: keys[k] for k in group.join_keys})
         entity_rows, positions = index.lookup(table_keys, upper, None if ttl_us is None else lower - ttl_us)
         files, positions, stored_rows = index.files_holding(positions)
@@ -264,12 +258,7 @@ def _asof(
         right = candidates
         inequality = f"e.__t >= n.{q(event_time)}"
     ttl = f" WHERE n.{q(event_time)} >= e.__lo" if has_ttl else ""
-    # A connection per join: closing it hands DuckDB's sort memory back before the next group.
-    connection = duckdb.connect(config={
-        "preserve_insertion_order": False,
-        "memory_limit": os.environ.get(MEMORY_ENV, DEFAULT_MEMORY_LIMIT),
-        "temp_directory": str(Path(tempfile.gettempdir()) / "feature_platform_duckdb"),
-    })
+    connection = duckdb_sorting.connect()  # one per join, closed after it
     try:
         connection.register("entity", entity)
         connection.register("narrow", narrow)
