@@ -85,10 +85,13 @@ def test_unsigned_input_columns_are_stored_read_joined_synced_and_served_exactly
     }
     assert [str(t) for t in stored.dtypes[["user_id", "hits", "big"]]] == ["int64", "int32", "int64"]
     entities = pd.DataFrame({"user_id": pd.array([7, 4_000_000_000, 8], dtype="uint32"), "event_time": pd.Timestamp("2024-01-03", tz="UTC")})
-    joined = store.get_historical_features(entities, ["counters:hits", "counters:big"])
-    assert joined[["hits", "big"]].astype(object).where(joined[["hits", "big"]].notna(), None).values.tolist() == [
-        [0, 5], [65_535, 2**63 - 1], [None, None],
-    ]
+    for indexed in (False, True):  # the ASOF join, then the join index's lookup
+        if indexed:
+            store.build_join_index("counters")
+        joined = store.get_historical_features(entities, ["counters:hits", "counters:big"])
+        assert joined[["hits", "big"]].astype(object).where(joined[["hits", "big"]].notna(), None).values.tolist() == [
+            [0, 5], [65_535, 2**63 - 1], [None, None],
+        ]
     assert store.sync_to_online("counters").rows_written == 2
     frame = pd.DataFrame({"user_id": np.array([4_000_000_000, 7, 8], dtype=np.uint64)})
     rows = [{"user_id": np.uint32(k)} for k in (4_000_000_000, 7, 8)]

@@ -48,11 +48,7 @@ class JoinIndex:
 
     def lookup(self, keys: pa.Table, upper: np.ndarray, lower: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """(entity rows, stored row positions) of the winners: the last row of the key with `lower <= event <= upper`."""
-        keys = keys.cast(self.codes.select(keys.column_names).schema)
-        entity = keys.append_column("__row", pa.array(np.arange(keys.num_rows, dtype=np.int64)))
-        found = entity.join(self.codes, keys=keys.column_names, join_type="inner", use_threads=False)
-        entity_rows = found.column("__row").to_numpy()
-        code = found.column("__code").to_numpy()
+        entity_rows, code = self._codes(keys.cast(self.codes.select(keys.column_names).schema))
         first, lo, hi = self.starts[code], self.starts[code].copy(), self.starts[code + 1]
         t = upper[entity_rows]
         # Binary search in each key's run for the first event after t; the row before it is the candidate.
@@ -66,6 +62,21 @@ class JoinIndex:
         if lower is not None:
             won &= self.events[np.where(won, last, 0)] >= lower[entity_rows]
         return entity_rows[won], self.rows[last[won]]
+
+    def _codes(self, keys: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+        """(entity rows whose keys are stored, their key's code)."""
+        if keys.num_columns == 1 and pa.types.is_integer(keys.schema.types[0]):
+            # One integer key: the distinct keys are sorted, so a binary search finds each. Searching in key
+            # order keeps memory access local, here and in the event search after it (2-3x faster).
+            stored = self.codes.column(0).to_numpy()
+            wanted = keys.column(0).to_numpy()
+            order = np.argsort(wanted, kind="stable")
+            code = np.minimum(np.searchsorted(stored, wanted[order]), max(len(stored) - 1, 0))
+            found = stored[code] == wanted[order] if len(stored) else np.zeros(len(order), dtype=bool)
+            return order[found], code[found]
+        entity = keys.append_column("__row", pa.array(np.arange(keys.num_rows, dtype=np.int64)))
+        found = entity.join(self.codes, keys=keys.column_names, join_type="inner")
+        return found.column("__row").to_numpy(), found.column("__code").to_numpy()
 
     def files_holding(self, positions: np.ndarray) -> tuple[list[str], np.ndarray, int]:
         """The files that hold rows at `positions` (in index order), those rows' positions among just these
@@ -194,7 +205,11 @@ def _read(path: Path, keys: Sequence[str]) -> JoinIndex:
     if table.num_rows:
         changed = np.zeros(table.num_rows - 1, dtype=bool)
         for column in key_table.columns:
-            changed |= pc.not_equal(column.slice(1), column.slice(0, table.num_rows - 1)).to_numpy(zero_copy_only=False)
+            if pa.types.is_integer(column.type):
+                values = column.combine_chunks().to_numpy()
+                changed |= values[1:] != values[:-1]
+            else:
+                changed |= pc.not_equal(column.slice(1), column.slice(0, table.num_rows - 1)).to_numpy(zero_copy_only=False)
         starts = np.concatenate([[0], np.flatnonzero(changed) + 1]).astype(np.int64)
     else:
         starts = np.zeros(0, dtype=np.int64)

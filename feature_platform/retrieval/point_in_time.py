@@ -199,10 +199,23 @@ def _join_group(
 def _in_entity_order(gathered: pa.Table, entity_rows: np.ndarray, rows: int, features: Sequence[str],
                      types: list[pa.DataType]) -> list[pa.ChunkedArray]:
     """The columns of `gathered` (row i belongs to entity row `entity_rows[i]`) for all `rows`, null where none won."""
+    missing = np.ones(rows, dtype=bool)
+    missing[entity_rows] = False
     position = np.full(rows, -1, dtype=np.int64)
     position[entity_rows] = np.arange(len(entity_rows), dtype=np.int64)
-    taken = pa.array(position, mask=position < 0)
-    return [gathered.column(f).take(taken).cast(t) for f, t in zip(features, types)]
+    taken = pa.array(position, mask=missing)
+    columns = []
+    for feature, arrow_type in zip(features, types):
+        column = gathered.column(feature)
+        if (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)) and column.null_count == 0:
+            # A numpy scatter: several times faster than a take with null indices.
+            values = np.zeros(rows, dtype=column.type.to_pandas_dtype())
+            values[entity_rows] = column.to_numpy()
+            column = pa.chunked_array([pa.array(values, type=column.type, mask=missing)])
+        else:
+            column = column.take(taken)
+        columns.append(column.cast(arrow_type))
+    return columns
 
 
 def _gather(scanner: pds.Scanner, winners: dict[str, np.ndarray], stored_rows: int, group: str) -> tuple[pa.Table, np.ndarray]:
