@@ -89,7 +89,7 @@ def main() -> None:
                 report[f"join_index_build_s_{group.name}"] = round(time.perf_counter() - began, 2)
         print(json.dumps(report))
         return
-    indexed = {g.name: any((Path(store.offline.table_uri(g)) / join_index.FOLDER).glob("*.arrow")) for g in store.catalog.groups.values()}
+    indexed = {g.name: any((Path(store.offline.table_uri(g)) / join_index.FOLDER).glob(f"*{join_index.ROWS}")) for g in store.catalog.groups.values()}
     entity_df = pq.read_table(data / "entity_df.parquet").to_pandas()
     started, cpu = time.perf_counter(), time.process_time()
     result = store.get_historical_features(entity_df, FEATURES, timestamp_column="event_timestamp")

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,7 +22,7 @@ from tests.retrieval_fixtures import make_store, user_rows
 
 
 def index_files(store: FeatureStore, group: str) -> list[Path]:
-    return sorted((Path(store.offline.table_uri(store.group(group))) / join_index.FOLDER).glob("*.arrow"))
+    return sorted((Path(store.offline.table_uri(store.group(group))) / join_index.FOLDER).glob(f"*{join_index.ROWS}"))
 
 
 def entities(*rows: tuple[int, str]) -> pd.DataFrame:
@@ -72,10 +73,12 @@ def test_a_write_after_the_index_was_built_is_seen_and_old_versions_keep_their_r
     assert then["txn_count"].tolist() == [3, 5, 4, pd.NA]
 
 
-def test_a_damaged_index_file_is_dropped_and_the_join_stays_right(tmp_path: Path):
+@pytest.mark.parametrize("damaged", [join_index.ROWS, join_index.KEYS])
+def test_a_damaged_index_file_is_dropped_and_the_join_stays_right(tmp_path: Path, damaged: str):
     store = written_store(tmp_path)
     store.build_join_index("user_stats")
-    [index] = index_files(store, "user_stats")
+    [rows] = index_files(store, "user_stats")
+    index = rows.with_name(rows.name.removesuffix(join_index.ROWS) + damaged)
     index.write_bytes(index.read_bytes()[: index.stat().st_size // 2])
     result = store.get_historical_features(EVERY_FILE, ["user_stats:txn_count"])
     assert result["txn_count"].tolist() == [3, 5, 4, pd.NA]

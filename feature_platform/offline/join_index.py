@@ -29,7 +29,8 @@ from feature_platform.offline import duckdb_sorting
 
 FOLDER = "_fp_index"  # a leading underscore: Delta readers and vacuum leave the folder alone
 KEPT = 2  # index files kept per table: the newest versions are the ones read again
-FORMAT = "1"
+FORMAT = "2"
+ROWS, KEYS = ".rows.arrow", ".keys.arrow"  # an index is two files: its sorted rows, and each key's first row
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ class JoinIndex:
             # order keeps memory access local, here and in the event search after it (2-3x faster).
             stored = self.codes.column(0).to_numpy()
             wanted = keys.column(0).to_numpy()
-            order = np.argsort(wanted, kind="stable")
+            order = np.argsort(wanted)
             code = np.minimum(np.searchsorted(stored, wanted[order]), max(len(stored) - 1, 0))
             found = stored[code] == wanted[order] if len(stored) else np.zeros(len(order), dtype=bool)
             return order[found], code[found]
@@ -101,6 +102,7 @@ def load(dataset: pds.Dataset, folder: str, version: int, keys: Sequence[str], e
         return _read(path, keys)
     except (pa.ArrowInvalid, OSError, KeyError, ValueError):
         path.unlink(missing_ok=True)  # damaged or cut short: joins go without it until it is built again
+        _keys_path(path).unlink(missing_ok=True)
         return None
 
 
@@ -109,14 +111,14 @@ def build(dataset: pds.Dataset, folder: str, version: int, keys: Sequence[str], 
     """Sort every stored row of this dataset, save the index in `folder` and return it."""
     path = _path(dataset, folder, version, keys, event_time, ties)
     index_table, file_rows = _build(dataset, keys, event_time, ties)
-    _write(path, index_table, [f.path for f in dataset.get_fragments()], file_rows)
+    _write(path, index_table, keys, [f.path for f in dataset.get_fragments()], file_rows)
     return _read(path, keys)
 
 
 def _path(dataset: pds.Dataset, folder: str, version: int, keys: Sequence[str], event_time: str, ties: Sequence[str]) -> Path:
     files = sorted(f.path for f in dataset.get_fragments())
     text = json.dumps([FORMAT, version, files, list(keys), event_time, list(ties)])
-    return Path(folder) / f"v{version}-{hashlib.sha256(text.encode()).hexdigest()[:24]}.arrow"
+    return Path(folder) / f"v{version}-{hashlib.sha256(text.encode()).hexdigest()[:24]}{ROWS}"
 
 
 def _build(dataset: pds.Dataset, keys: Sequence[str], event_time: str, ties: Sequence[str]) -> tuple[pa.Table, list[int]]:
@@ -177,46 +179,63 @@ def _micros(column: pa.ChunkedArray) -> np.ndarray:
     return column.cast(pa.int64()).fill_null(np.iinfo(np.int64).min).to_numpy()
 
 
-def _write(path: Path, table: pa.Table, files: list[str], file_rows: list[int]) -> None:
-    """Write atomically (a temporary file renamed), then drop all but the newest `KEPT` index files."""
+def _keys_path(rows_path: Path) -> Path:
+    return rows_path.with_name(rows_path.name.removesuffix(ROWS) + KEYS)
+
+
+def _write(path: Path, table: pa.Table, keys: Sequence[str], files: list[str], file_rows: list[int]) -> None:
+    """Write the keys file, then the rows file (each a temporary file renamed, so a reader sees whole files or
+    none), then drop all but the newest `KEPT` indexes."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    starts = _starts(table.select(list(keys)))
+    first_rows = table.select(list(keys)).take(pa.array(starts)).append_column("__start", pa.array(starts))
     metadata = {b"files": json.dumps(files).encode(), b"file_rows": json.dumps(file_rows).encode()}
-    table = table.replace_schema_metadata(metadata).combine_chunks()
-    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as sink, ipc.new_file(sink, table.schema) as writer:
-            writer.write_table(table, max_chunksize=max(table.num_rows, 1))
-        os.replace(temporary, path)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
-    older = sorted(path.parent.glob("*.arrow"), key=lambda p: p.stat().st_mtime, reverse=True)[KEPT:]
+    rows = table.select(["__event", "__rid"]).replace_schema_metadata(metadata)
+    for target, content in ((_keys_path(path), first_rows), (path, rows)):
+        content = content.combine_chunks()
+        handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        try:
+            with os.fdopen(handle, "wb") as sink, ipc.new_file(sink, content.schema) as writer:
+                writer.write_table(content, max_chunksize=max(content.num_rows, 1))
+            os.replace(temporary, target)
+        finally:
+            Path(temporary).unlink(missing_ok=True)
+    older = sorted(path.parent.glob(f"*{ROWS}"), key=lambda p: p.stat().st_mtime, reverse=True)[KEPT:]
     for stale in older:
         stale.unlink(missing_ok=True)
+        _keys_path(stale).unlink(missing_ok=True)
+
+
+def _starts(keys: pa.Table) -> np.ndarray:
+    """The first row of each run of equal keys in a table sorted by them."""
+    count = keys.num_rows
+    if count == 0:
+        return np.zeros(0, dtype=np.int64)
+    changed = np.zeros(count - 1, dtype=bool)
+    for column in keys.columns:
+        if pa.types.is_integer(column.type):
+            values = column.combine_chunks().to_numpy()
+            changed |= values[1:] != values[:-1]
+        else:
+            changed |= pc.not_equal(column.slice(1), column.slice(0, count - 1)).to_numpy(zero_copy_only=False)
+    return np.concatenate([[0], np.flatnonzero(changed) + 1]).astype(np.int64)
 
 
 def _read(path: Path, keys: Sequence[str]) -> JoinIndex:
+    """The index in `path` and its keys file, memory-mapped; ValueError when the two do not fit together."""
     with pa.memory_map(str(path)) as source:
         table = ipc.open_file(source).read_all()
+    with pa.memory_map(str(_keys_path(path))) as source:
+        first_rows = ipc.open_file(source).read_all()
     metadata = table.schema.metadata
     files, file_rows = json.loads(metadata[b"files"]), json.loads(metadata[b"file_rows"])
-    if sum(file_rows) != table.num_rows:
-        raise ValueError(f"index {path} has {table.num_rows} rows for files of {sum(file_rows)}")
-    key_table = table.select(list(keys))
-    if table.num_rows:
-        changed = np.zeros(table.num_rows - 1, dtype=bool)
-        for column in key_table.columns:
-            if pa.types.is_integer(column.type):
-                values = column.combine_chunks().to_numpy()
-                changed |= values[1:] != values[:-1]
-            else:
-                changed |= pc.not_equal(column.slice(1), column.slice(0, table.num_rows - 1)).to_numpy(zero_copy_only=False)
-        starts = np.concatenate([[0], np.flatnonzero(changed) + 1]).astype(np.int64)
-    else:
-        starts = np.zeros(0, dtype=np.int64)
-    codes = key_table.take(pa.array(starts)).append_column("__code", pa.array(np.arange(len(starts), dtype=np.int64)))
+    starts = np.append(first_rows.column("__start").combine_chunks().to_numpy(), table.num_rows).astype(np.int64)
+    if sum(file_rows) != table.num_rows or (len(starts) > 1 and (starts[0] != 0 or not (np.diff(starts) > 0).all())):
+        raise ValueError(f"index {path} does not fit its keys file or the files it names")
+    codes = first_rows.select(list(keys)).append_column("__code", pa.array(np.arange(first_rows.num_rows, dtype=np.int64)))
     return JoinIndex(
         codes=codes,
-        starts=np.append(starts, table.num_rows),
+        starts=starts,
         events=table.column("__event").combine_chunks().to_numpy(),
         rows=table.column("__rid").combine_chunks().to_numpy(),
         files=files,
