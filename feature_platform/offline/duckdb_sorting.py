@@ -18,3 +18,8 @@ def connect() -> duckdb.DuckDBPyConnection:
         "memory_limit": os.environ.get(MEMORY_ENV, DEFAULT_MEMORY_LIMIT),
         "temp_directory": str(Path(tempfile.gettempdir()) / "feature_platform_duckdb"),
     })
+
+
+def quote(name: str) -> str:
+    """A column name as a DuckDB identifier."""
+    return '"' + name.replace('"', '""') + '"'

@@ -140,9 +140,7 @@ def _order(narrow: pa.Table, keys: Sequence[str], event_time: str, ties: Sequenc
 
     DuckDB sorts on (keys, event) in parallel; the runs of rows tied on those are then sorted in numpy.
     """
-    def q(name: str) -> str:
-        return '"' + name.replace('"', '""') + '"'
-
+    q = duckdb_sorting.quote
     table = narrow.select([*keys, event_time]).append_column("__rid", pa.array(np.arange(narrow.num_rows, dtype=np.int64)))
     connection = duckdb_sorting.connect()
     try:

@@ -27,8 +27,8 @@ from deltalake.transaction import AddAction, Transaction, create_table_with_add_
 from feature_platform.definitions.concepts import DailyPartitions, FeatureGroup, check_name
 from feature_platform.definitions.contract import UTC_MICROS, conform, utc_timestamp
 from feature_platform.errors import ArgumentError, ContractError, DefinitionError, StorageError
-from feature_platform.offline.files import delete_files, table_filesystem, write_files
 from feature_platform.offline import join_index
+from feature_platform.offline.files import delete_files, table_filesystem, write_files
 from feature_platform.offline.storage import filesystem, plain_local_folder, table_dataset
 
 COMMIT_ATTEMPTS = 8

@@ -248,9 +248,7 @@ def _asof(
     narrow: pa.Table,
 ) -> dict[str, np.ndarray]:
     """Entity row → winning table row (`__rid`), for the entity rows that have a candidate."""
-    def q(name: str) -> str:
-        return '"' + name.replace('"', '""') + '"'
-
+    q = duckdb_sorting.quote
     equal = " AND ".join(f"e.{q(k)} = n.{q(k)}" for k in join_keys)
     # Only a stored row inside [min(t - ttl), max(t)] of the entity rows with its keys can win:
     # joining on those per-key bounds first halves what ASOF sorts (more than a plain semi-join).

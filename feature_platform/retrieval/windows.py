@@ -19,13 +19,10 @@ import pyarrow as pa
 from feature_platform.definitions.aggregations import StreamFeatureGroup
 from feature_platform.definitions.references import GroupSelection
 from feature_platform.errors import FeaturePlatformError
+from feature_platform.offline.duckdb_sorting import quote as _q
 from feature_platform.offline.store import OfflineStore
 from feature_platform.windows import hll
 from feature_platform.windows.tiles import feature_value, tile_micros, window_start
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def join_windows(
