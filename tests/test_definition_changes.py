@@ -109,6 +109,13 @@ def test_a_feature_appended_in_place_reads_null_for_old_rows_offline_and_online(
     appended.write_partition("scores", "2024-01-03", rows("2024-01-03", score=[11, 21], label=["c", "d"], rank=[1, 2]))
     appended.sync_to_online("scores")
     assert appended.get_online_features([{"user_id": 2}], ["scores:rank"]).to_dict()["rank"] == [2]
+    # Offline, with and without the join index: the old file has no `rank` column and reads null.
+    entities = pd.DataFrame({"user_id": [1, 2], "event_time": pd.to_datetime(["2024-01-02 13:00", "2024-01-03 13:00"], utc=True)})
+    for indexed in (False, True):
+        if indexed:
+            appended.build_join_index("scores")
+        joined = appended.get_historical_features(entities, ["scores:score", "scores:rank"])
+        assert joined["score"].tolist() == [10, 21] and joined["rank"].tolist() == [pd.NA, 2]
 
 
 @pytest.mark.parametrize(
