@@ -143,6 +143,17 @@ register(Command("history", "Delta versions of a group's table with time and ope
                  lambda a: discovery.history(store_of(a), a.group),
                  lambda rows: table(rows, ["version", "timestamp", "operation", "partition_key", "dagster_run_id"])))
 
+register(Command("index", "build the join index of a group's current table version (as maintenance does after its pass)",
+                 lambda p: p.add_argument("group", help="a feature group"),
+                 lambda a: run_index(store_of(a), a.group),
+                 lambda r: f"{r['group']}: version {r['version']}, {r['rows_indexed']} rows indexed" if r["rows_indexed"] is not None
+                 else f"{r['group']}: nothing indexed (no table yet, or a remote table)"))
+
+
+def run_index(store: FeatureStore, group: str) -> dict[str, Any]:
+    rows = store.build_join_index(group)
+    return {"group": group, "version": store.offline.version(store.group(group)), "rows_indexed": rows}
+
 
 # Definitions: plan, apply, retire
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from feature_platform import FeatureStore
 from feature_platform.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,6 +78,14 @@ def test_history_links_each_version_to_its_dagster_run(demo: dict, capsys: pytes
     rows = cli_json(capsys, "history", "user_last_transaction")
     assert [(r["version"], r["operation"], r["partition_key"]) for r in rows] == [(0, "CREATE TABLE", "2024-04-01..2024-04-03")]
     assert rows[0]["dagster_run_id"] == demo["backfill"]["runs"][1]["run_id"]
+
+
+def test_index_builds_the_join_index_of_the_current_version(demo: dict, capsys: pytest.CaptureFixture) -> None:
+    indexed = cli_json(capsys, "index", "user_last_transaction")
+    rows = len(FeatureStore.from_repo(REPO).read_group("user_last_transaction"))
+    assert indexed == {"group": "user_last_transaction", "version": 0, "rows_indexed": rows} and rows > 0
+    assert main(["index", "user_last_transaction", "--repo", str(REPO)]) == 0
+    assert capsys.readouterr().out.strip() == f"user_last_transaction: version 0, {rows} rows indexed"
 
 
 def test_search_finds_definitions_with_every_word(demo: dict, capsys: pytest.CaptureFixture) -> None:
