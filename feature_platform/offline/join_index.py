@@ -110,8 +110,8 @@ def build(dataset: pds.Dataset, folder: str, version: int, keys: Sequence[str], 
           ties: Sequence[str]) -> JoinIndex:
     """Sort every stored row of this dataset, save the index in `folder` and return it."""
     path = _path(dataset, folder, version, keys, event_time, ties)
-    index_table, file_rows = _build(dataset, keys, event_time, ties)
-    _write(path, index_table, keys, [f.path for f in dataset.get_fragments()], file_rows)
+    index_table, rows_per_file = _build(dataset, keys, event_time, ties)
+    _write(path, index_table, keys, list(rows_per_file), list(rows_per_file.values()))
     return _read(path, keys)
 
 
@@ -121,8 +121,9 @@ def _path(dataset: pds.Dataset, folder: str, version: int, keys: Sequence[str], 
     return Path(folder) / f"v{version}-{hashlib.sha256(text.encode()).hexdigest()[:24]}{ROWS}"
 
 
-def _build(dataset: pds.Dataset, keys: Sequence[str], event_time: str, ties: Sequence[str]) -> tuple[pa.Table, list[int]]:
-    """Every stored row's keys and event time in index order, with its position (`__rid`); the rows per file."""
+def _build(dataset: pds.Dataset, keys: Sequence[str], event_time: str, ties: Sequence[str]) -> tuple[pa.Table, dict[str, int]]:
+    """Every stored row's keys and event time in index order, with its position (`__rid`); the rows of each file,
+    in the order positions count them."""
     columns = [*keys, event_time, *ties]
     rows = {f.path: 0 for f in dataset.get_fragments()}
     batches = []
@@ -130,8 +131,7 @@ def _build(dataset: pds.Dataset, keys: Sequence[str], event_time: str, ties: Seq
         rows[tagged.fragment.path] += tagged.record_batch.num_rows
         batches.append(tagged.record_batch)
     narrow = pa.Table.from_batches(batches, schema=pa.schema([dataset.schema.field(c) for c in columns]))
-    ordered = _order(narrow, keys, event_time, ties)
-    return ordered, list(rows.values())
+    return _order(narrow, keys, event_time, ties), rows
 
 
 def _order(narrow: pa.Table, keys: Sequence[str], event_time: str, ties: Sequence[str]) -> pa.Table:
@@ -153,10 +153,7 @@ def _order(narrow: pa.Table, keys: Sequence[str], event_time: str, ties: Sequenc
     ordered = ordered.cast(pa.schema([*(narrow.schema.field(k) for k in keys), pa.field("__event", pa.int64()),
                                       pa.field("__rid", pa.int64())])).combine_chunks()
     count = ordered.num_rows
-    same = np.ones(max(count - 1, 0), dtype=bool)
-    for name in [*keys, "__event"]:
-        column = ordered.column(name)
-        same &= pc.equal(column.slice(1), column.slice(0, count - 1)).to_numpy(zero_copy_only=False)
+    same = _equal_to_next(ordered.select([*keys, "__event"]))
     if not same.any():
         return ordered
     member = np.zeros(count, dtype=bool)
@@ -206,17 +203,22 @@ def _write(path: Path, table: pa.Table, keys: Sequence[str], files: list[str], f
 
 def _starts(keys: pa.Table) -> np.ndarray:
     """The first row of each run of equal keys in a table sorted by them."""
-    count = keys.num_rows
-    if count == 0:
+    if keys.num_rows == 0:
         return np.zeros(0, dtype=np.int64)
-    changed = np.zeros(count - 1, dtype=bool)
-    for column in keys.columns:
+    return np.concatenate([[0], np.flatnonzero(~_equal_to_next(keys)) + 1]).astype(np.int64)
+
+
+def _equal_to_next(table: pa.Table) -> np.ndarray:
+    """For each row but the last: whether the next row has the same values in every column."""
+    count = table.num_rows
+    same = np.ones(max(count - 1, 0), dtype=bool)
+    for column in table.columns:
         if pa.types.is_integer(column.type):
             values = column.combine_chunks().to_numpy()
-            changed |= values[1:] != values[:-1]
+            same &= values[1:] == values[:-1]
         else:
-            changed |= pc.not_equal(column.slice(1), column.slice(0, count - 1)).to_numpy(zero_copy_only=False)
-    return np.concatenate([[0], np.flatnonzero(changed) + 1]).astype(np.int64)
+            same &= pc.equal(column.slice(1), column.slice(0, count - 1)).to_numpy(zero_copy_only=False)
+    return same
 
 
 def _read(path: Path, keys: Sequence[str]) -> JoinIndex:

@@ -515,6 +515,11 @@ class Snapshot:
     version: int
     index_folder: str | None  # where its join index lives (local tables read as plain Parquet only)
 
+    @property
+    def tie_columns(self) -> list[str]:
+        """What orders rows with equal keys and event time: the created time (if the group has one), then the write time."""
+        return [*([self.group.created_time] if self.group.created_time else []), "_written_at"]
+
     def scanner(self, columns: list[str], start: datetime | None, end: datetime | None, **options: Any) -> pds.Scanner:
         """The rows with `start <= event_time < end`, as `OfflineStore.scanner` (options go to pyarrow).
 
@@ -534,8 +539,7 @@ class Snapshot:
         if self.index_folder is None:
             return None
         group = self.group
-        ties = [*([group.created_time] if group.created_time else []), "_written_at"]
-        arguments = (self.dataset, self.index_folder, self.version, group.join_keys, group.event_time, ties)
+        arguments = (self.dataset, self.index_folder, self.version, group.join_keys, group.event_time, self.tie_columns)
         return join_index.build(*arguments) if build else join_index.load(*arguments)
 
     def files(self, start: datetime | None, end: datetime | None) -> list[str]:

@@ -157,8 +157,6 @@ def _join_group(
     if snapshot is None:
         raise FeaturePlatformError(f"feature group '{group.name}': Delta version {version} vanished while it was read")
     ttl_us = None if group.ttl is None else group.ttl // timedelta(microseconds=1)
-    start = None if ttl_us is None else _timestamp(int(lower.min()) - ttl_us)
-    end = _timestamp(int(upper.max()) + 1)
     index = snapshot.join_index()
     if index is not None:
         # The version's rows are sorted already: a lookup per entity row, then only the winners' files are read.
@@ -168,9 +166,9 @@ def _join_group(
         features = snapshot.subset(files).scanner(columns=list(selection.features), batch_readahead=4, fragment_readahead=2)
         gathered, entity_rows = _gather(features, {"__rid": positions, "__row": entity_rows}, stored_rows, group.name)
         return _in_entity_order(gathered, entity_rows, rows, selection.features, types)
-    tie_columns = [] if group.created_time is None and snapshot.single_write else [
-        *([group.created_time] if group.created_time else []), "_written_at"
-    ]
+    start = None if ttl_us is None else _timestamp(int(lower.min()) - ttl_us)
+    end = _timestamp(int(upper.max()) + 1)
+    tie_columns = [] if group.created_time is None and snapshot.single_write else snapshot.tie_columns
     # Both passes scan the same dataset and window in the same order, so a row's position identifies it in the second.
     scanner = snapshot.scanner([*group.join_keys, group.event_time, *tie_columns], start, end)
     narrow = pa.Table.from_batches(scanner.to_batches(), schema=scanner.projected_schema)
