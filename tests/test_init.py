@@ -61,3 +61,14 @@ def test_init_refuses_a_package_name_that_cannot_work(tmp_path: Path, capsys: py
     assert main(["init", str(tmp_path / "repo"), "--package", name]) == 2
     assert reason in capsys.readouterr().err
     assert not (tmp_path / "repo").exists()
+
+
+def test_backfilling_a_raw_source_read_in_place_says_to_backfill_its_groups(shop: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": f"{PLATFORM}{os.pathsep}{shop}", "FEATURE_PLATFORM_HOME": str(shop / ".fp"),
+           "DAGSTER_HOME": str(shop)}
+    command = [sys.executable, "-m", "feature_platform.cli", "backfill", "orders", "--start", "2024-05-01", "--end", "2024-05-01",
+               "--workers", "0", "--repo", str(shop)]
+    done = subprocess.run(command, cwd=shop, env=env, capture_output=True, text=True, timeout=300)
+
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "raw source(s) ['orders'] are read in place" in done.stderr and "backfill the feature groups that read them" in done.stderr

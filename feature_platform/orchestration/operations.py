@@ -6,6 +6,7 @@ from typing import Any
 
 import dagster as dg
 
+from feature_platform.errors import ArgumentError
 from feature_platform.orchestration.assets import group_key, source_key
 from feature_platform.orchestration.backfill import RunOutcome, load_definitions, plan_backfill, run_backfill, with_downstream
 
@@ -43,8 +44,15 @@ def materialize_range(
     """
     keys = [source_key(n) if n in sources else group_key(n) for n in names]
     defs = load_definitions(repo)
+    executable = defs.resolve_asset_graph().executable_asset_keys
+    in_place = [n for n, k in zip(names, keys) if k not in executable]
+    if in_place and not with_downstream_assets:
+        raise ArgumentError(
+            f"raw source(s) {in_place} are read in place, so Dagster does not materialize them; "
+            "backfill the feature groups that read them, or add --with-downstream"
+        )
     if with_downstream_assets:
-        keys = with_downstream(defs, keys)
+        keys = [k for k in with_downstream(defs, keys) if k in executable]
     runs = plan_backfill(defs, keys, first, last, partitions_per_run=partitions_per_run)
     on_planned(len(runs), [k.to_user_string() for k in keys])
     with dg.DagsterInstance.get() as instance:
