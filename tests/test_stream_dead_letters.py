@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.stream_fixtures import features, stream_store, transaction
+from feature_platform.definitions.aggregations import EVENT_ID
+from feature_platform.windows.events import parse_entries
+from tests.stream_fixtures import card_windows, features, stream_store, transaction
 
 
 def run_events(tmp_path: Path, redis_url: str, events: list[dict]):
@@ -83,3 +85,32 @@ def test_batch_writes_to_a_stream_group_are_refused_with_the_way_to_feed_it(tmp_
                   lambda: store.sync_to_online("card_windows")):
         with pytest.raises(ValueError, match="'card_windows' is a stream group: .* publish its events with publish_events"):
             write()
+
+
+def test_an_entry_with_several_faults_is_rejected_for_the_first_and_the_rest_keep_their_order() -> None:
+    group = card_windows()
+    now_ms = 1_764_755_000_000
+    entries = [
+        (f"{now_ms}-0", [b"card_id", b"1", b"event_time", str(now_ms).encode(), b"amount", b"2.5", b"merchant_id", b"4"]),
+        (f"{now_ms}-1", [b"event_time", b"yesterday", b"amount", b"nan", b"merchant_id", b"4"]),  # key missing first
+        (f"{now_ms}-2", [b"card_id", b"2", b"event_time", b"yesterday", b"amount", b"nan", b"merchant_id", b"4"]),
+        (f"{now_ms}-3", {b"merchant_id": b"5", b"amount": b"1", b"card_id": b"3", b"event_time": str(now_ms).encode()}),
+    ]
+
+    parsed = parse_entries(group, entries)
+
+    assert [(d.entry_id, d.reason) for d in parsed.dead] == [
+        (f"{now_ms}-1", "missing field 'card_id'"),
+        (f"{now_ms}-2", "field 'event_time' is not epoch milliseconds or an ISO 8601 time"),
+    ]
+    assert parsed.table.column("card_id").to_pylist() == [1, 3]
+    assert parsed.table.column(EVENT_ID).to_pylist() == [f"{now_ms}-0", f"{now_ms}-3"]
+    assert parsed.table.column("amount").to_pylist() == [2.5, 1.0]
+
+
+def test_entry_ids_as_bytes_parse_as_the_same_ids() -> None:
+    fields = [b"card_id", b"1", b"event_time", b"1764755000000", b"amount", b"2.5", b"merchant_id", b"4"]
+
+    parsed = parse_entries(card_windows(), [(b"1764755000000-7", fields)])
+
+    assert parsed.table.column(EVENT_ID).to_pylist() == ["1764755000000-7"]

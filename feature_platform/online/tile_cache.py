@@ -22,6 +22,8 @@ from feature_platform.online.store import OnlineStore
 from feature_platform.online.tiles import TileWrites, packed_strings
 from feature_platform.windows.tiles import TileBatch, layout, tile_micros, tiles_in
 
+# An entity's Redis key and its stored tiles, `{tile index: packed tile}`.
+_State = tuple[bytes, dict[int, bytes]]
 
 # ARGV[1]: the entity keys as one msgpack array (see `tiles.APPLY_SCRIPT` for why not as arguments); the reply is
 # one msgpack array of their HGETALL replies.
@@ -50,7 +52,7 @@ class TileCache:
         self._prefix = online.prefix(group)
         self._tile_us = tile_micros(group)
         self._span = tiles_in(group, group.largest_window)
-        self._entities: dict[tuple[Any, ...], tuple[bytes, dict[int, bytes]]] = {}
+        self._entities: dict[tuple[Any, ...], _State] = {}
         self._refreshed: dict[tuple[Any, ...], int] = {}  # when this process last refreshed an entity's expiry
         self._packer = msgpack.Packer()
 
@@ -58,14 +60,15 @@ class TileCache:
         self._entities.clear()
         self._refreshed.clear()
 
-    def merge(self, batch: TileBatch, now_us: int) -> TileWrites:
+    def merge(self, batch: TileBatch, now_us: int, states: list[_State] | None = None) -> TileWrites:
         """Merge a batch into the cached tiles; returns the writes that store the results (`tiles.write_tiles`).
 
-        The caller drops the cache (`clear`) when those writes fail or are refused. Past `capacity` the longest
-        cached entities go, except this batch's: while its write is in flight, they must not be loaded again.
+        `states` are what `load(batch.entities)` returned, if the caller loaded them already. The caller drops the
+        cache (`clear`) when those writes fail or are refused. Past `capacity` the longest cached entities go,
+        except this batch's: while its write is in flight, they must not be loaded again.
         """
         try:
-            writes = self._merge(batch, now_us)
+            writes = self._merge(batch, now_us, self.load(batch.entities) if states is None else states)
         except BaseException:
             self.clear()
             raise
@@ -77,32 +80,33 @@ class TileCache:
                 self._refreshed.pop(entity, None)
         return writes
 
-    def load(self, entities: list[tuple[Any, ...]]) -> None:
-        """Load the stored tiles of those `entities` not cached, in one script call (`merge` loads any still missing).
+    def load(self, entities: list[tuple[Any, ...]]) -> list[_State]:
+        """The cached state of each entity, those not cached loaded first in one script call.
 
         The stream consumer loads a batch's entities before it sends the previous batch's write: Redis runs one
         command at a time, and a load sent after that write would wait for it.
         """
         cached = self._entities
-        missing = [e for e in entities if e not in cached]
+        states = list(map(cached.get, entities))
+        missing = [p for p, state in enumerate(states) if state is None]
         if missing:
             try:
-                cached.update(zip(missing, self._load(missing)))
+                loaded = self._load([entities[p] for p in missing])
             except BaseException:
                 self.clear()
                 raise
+            for p, state in zip(missing, loaded):
+                cached[entities[p]] = states[p] = state
+        return states  # type: ignore[return-value]  # (none is None any more)
 
-    def _merge(self, batch: TileBatch, now_us: int) -> TileWrites:
-        self.load(batch.entities)
-        cached = self._entities
-        states = [cached[e] for e in batch.entities]
+    def _merge(self, batch: TileBatch, now_us: int, states: list[_State]) -> TileWrites:
+        entity_tiles = [tiles for _, tiles in states]
+        stored = [entity_tiles[i].get(tile) for i, tile in zip(batch.entity_index, batch.tiles)]
         pack, unpack, merge = self._packer.pack, msgpack.unpackb, self._layout.merge
-        packed: list[bytes] = []
-        for index, tile, partial in zip(batch.entity_index, batch.tiles, zip(*batch.columns)):
-            tiles = states[index][1]
-            stored = tiles.get(tile)
-            tiles[tile] = value = pack(partial) if stored is None else pack(merge(unpack(stored), partial))
-            packed.append(value)
+        # Tile by tile: unpacked tiles live only while packed again (held for the batch, they cost more in the benchmark).
+        packed = [pack(partial) if tile is None else pack(merge(unpack(tile), partial)) for tile, partial in zip(stored, zip(*batch.columns))]
+        for index, tile, value in zip(batch.entity_index, batch.tiles, packed):
+            entity_tiles[index][tile] = value
         # The batch's tiles come entity after entity (`partial_tiles`): entity i's are the next `changed[i]`.
         changed = np.bincount(np.asarray(batch.entity_index, dtype=np.int64), minlength=len(states)).tolist()
         writes = TileWrites(keys=[key for key, _ in states])
@@ -134,8 +138,8 @@ class TileCache:
         writes.heads, writes.pairs = heads, pairs
         return writes
 
-    def _load(self, entities: list[tuple[Any, ...]]) -> list[tuple[bytes, dict[int, bytes]]]:
+    def _load(self, entities: list[tuple[Any, ...]]) -> list[_State]:
         """The stored tiles of entities not in the cache, in one script call (one reply, not one per entity)."""
         keys = self.online.encode_keys(self._prefix, [list(column) for column in zip(*entities)])
         replies = msgpack.unpackb(self.online.client.register_script(LOAD_SCRIPT)(keys=[], args=[packed_strings(keys)]), raw=True)
-        return [(key, {int(t): v for t, v in zip(flat[0::2], flat[1::2])}) for key, flat in zip(keys, replies)]
+        return [(key, dict(zip(map(int, flat[0::2]), flat[1::2]))) for key, flat in zip(keys, replies)]

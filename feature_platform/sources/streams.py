@@ -13,6 +13,7 @@ Streams ships, because only it is tested against a real broker here.
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
+from operator import itemgetter
 from typing import Any, Protocol
 
 import redis
@@ -137,7 +138,7 @@ class RedisStream:
         if not reply:
             return []
         entries = next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1]
-        return [(i.decode(), f) for i, f in entries]
+        return list(zip(map(bytes.decode, map(itemgetter(0), entries)), map(itemgetter(1), entries)))
 
     def _raw_client(self) -> redis.Redis:
         """A client on the same connection pool whose XREADGROUP replies are not reshaped into dicts."""

@@ -256,10 +256,10 @@ class StreamProcessor:
         stats.redelivered += len(entries) - len(online)
         parsed = parse_entries(self.group, online) if online else None
         batch = partial_tiles(self.group, parsed.table) if parsed is not None else None
-        if batch is not None:
-            self._tiles.load(batch.entities)  # none of them has a write pending: the cache keeps those
+        # None of these entities has a write pending: the cache keeps those.
+        states = self._tiles.load(batch.entities) if batch is not None else None
         self._send()
-        writes = self._tiles.merge(batch, time.time_ns() // 1000) if batch is not None else None
+        writes = self._tiles.merge(batch, time.time_ns() // 1000, states) if batch is not None else None
         self._confirm()
         if self._rewind:  # the previous write was refused: this batch is read again after the rewind
             return len(entries)

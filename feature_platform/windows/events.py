@@ -68,10 +68,11 @@ def _iso_micros(value: Any) -> int | None:
     return (moment - EPOCH) // timedelta(microseconds=1)
 
 
-def _column(raw: list[Any], dtype: pa.DataType | None) -> tuple[pa.Array, np.ndarray]:
-    """Typed values of one column (`dtype` None: event time as int64 µs) and which rows failed to parse."""
+def _column(raw: list[Any], dtype: pa.DataType | None) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    """Typed values of one column (`dtype` None: event time as int64 µs), which rows lack it and which failed to parse."""
     target = pa.int64() if dtype is None else dtype
     binary = pa.array(raw, pa.binary())
+    missing = binary.is_null().to_numpy(zero_copy_only=False)
     whole = _cast(binary, target)
     if whole is not None and whole.null_count == binary.null_count:
         typed, failed = whole, np.zeros(len(raw), dtype=bool)
@@ -81,14 +82,13 @@ def _column(raw: list[Any], dtype: pa.DataType | None) -> tuple[pa.Array, np.nda
             one = None if value is None else _cast(pa.array([value], pa.binary()), target)
             parsed.append(None if one is None or one.null_count else one[0].as_py())
         typed = pa.array(parsed, target)
-        failed = np.asarray(typed.is_null().to_numpy(zero_copy_only=False)) & np.asarray([v is not None for v in raw])
+        failed = typed.is_null().to_numpy(zero_copy_only=False) & ~missing
     if dtype is not None:
-        return typed, failed
+        return typed, missing, failed
     # Event time: whole numbers are epoch milliseconds; anything else must be an ISO 8601 time.
     millis = typed.to_numpy(zero_copy_only=False)
-    missing = np.asarray([v is None for v in raw])
     micros = np.zeros(len(raw), dtype=np.int64)
-    ok = ~np.asarray(typed.is_null().to_numpy(zero_copy_only=False))
+    ok = ~typed.is_null().to_numpy(zero_copy_only=False)
     in_range = ok & (np.abs(np.where(ok, millis, 0).astype(np.float64)) <= MAX_MILLIS)
     micros[in_range] = np.asarray(millis[in_range], dtype=np.int64) * 1000
     failed = ok & ~in_range
@@ -98,7 +98,7 @@ def _column(raw: list[Any], dtype: pa.DataType | None) -> tuple[pa.Array, np.nda
             failed[row] = True
         else:
             micros[row] = value
-    return pa.array(micros, pa.int64()), failed
+    return pa.array(micros, pa.int64()), missing, failed
 
 
 def _describe(dtype: pa.DataType | None) -> str:
@@ -123,7 +123,7 @@ def _raw_columns(fields: list[Any], names: Sequence[str]) -> dict[str, list[Any]
     otherwise each entry is looked up by name.
     """
     first = fields[0] if fields else None
-    if isinstance(first, list) and all(type(f) is list and len(f) == len(first) for f in fields):
+    if isinstance(first, list) and set(map(type, fields)) == {list} and set(map(len, fields)) == {len(first)}:
         transposed = list(zip(*fields))
         sent = [transposed[p][0] for p in range(0, len(first), 2)]
         same = all(transposed[p].count(sent[p // 2]) == len(fields) for p in range(0, len(first), 2))
@@ -134,53 +134,66 @@ def _raw_columns(fields: list[Any], names: Sequence[str]) -> dict[str, list[Any]
     return {name: [m.get(name.encode(), m.get(name)) for m in mappings] for name in names}
 
 
+def _entry_ids(entries: Sequence[Entry]) -> pa.Array:
+    """The entries' ids as a string array (ids come as text from `RedisStream.read`, as bytes from elsewhere)."""
+    ids = [entry_id for entry_id, _ in entries]
+    try:
+        return pa.array(ids, pa.string())
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        return pa.array([_text(entry_id) for entry_id in ids], pa.string())
+
+
 def parse_entries(group: StreamFeatureGroup, entries: Sequence[Entry]) -> ParsedEvents:
-    """Typed events of the valid entries, in entry order, and a `DeadLetter` for every other one."""
+    """Typed events of the valid entries, in entry order, and a `DeadLetter` for every other one.
+
+    Checks run column by column on whole arrays; only rejected rows are visited one by one, and each keeps the
+    first reason found (columns in order: keys, event time, fields; then the time bounds).
+    """
     columns: dict[str, pa.DataType | None] = {**group.key_types, group.event_time: None, **group.field_types}
     rows = len(entries)
-    ids = [_text(entry_id) for entry_id, _ in entries]
+    ids = _entry_ids(entries)
     fields = [f for _, f in entries]
-    reasons: list[str | None] = [None] * rows
+    reasons: dict[int, str] = {}
     arrays: dict[str, pa.Array] = {}
     values = _raw_columns(fields, list(columns))
     for name, dtype in columns.items():
-        raw = values[name]
-        typed, failed = _column(raw, dtype)
+        typed, missing, failed = _column(values[name], dtype)
         arrays[name] = typed
-        for row, value in enumerate(raw):
-            if reasons[row] is None and (value is None or failed[row]):
-                reasons[row] = f"missing field '{name}'" if value is None else f"field '{name}' is not {_describe(dtype)}"
+        for row in np.flatnonzero(missing | failed).tolist():
+            reasons.setdefault(row, f"missing field '{name}'" if missing[row] else f"field '{name}' is not {_describe(dtype)}")
         if dtype is not None and pa.types.is_floating(dtype) and rows:
             finite = np.isfinite(typed.fill_null(0.0).to_numpy(zero_copy_only=False))
-            for row in np.flatnonzero(~finite):
-                reasons[row] = reasons[row] or f"field '{name}' is not a finite number"
+            for row in np.flatnonzero(~finite).tolist():
+                reasons.setdefault(row, f"field '{name}' is not a finite number")
         if dtype is not None and pa.types.is_string(dtype) and rows:
             long = pc.fill_null(pc.greater(pc.binary_length(typed), MAX_KEY_BYTES), False).to_numpy(zero_copy_only=False)
-            for row in np.flatnonzero(long):
-                reasons[row] = reasons[row] or f"field '{name}' is longer than {MAX_KEY_BYTES} bytes"
+            for row in np.flatnonzero(long).tolist():
+                reasons.setdefault(row, f"field '{name}' is longer than {MAX_KEY_BYTES} bytes")
     if rows:
-        millis = pc.list_element(pc.split_pattern(pa.array(ids, pa.string()), "-", max_splits=1), 0)
+        millis = pc.list_element(pc.split_pattern(ids, "-", max_splits=1), 0)
         arrival = pc.cast(millis, pa.int64()).to_numpy() * 1000
         event = arrays[group.event_time].to_numpy(zero_copy_only=False)
         late = event < arrival - group.largest_window // timedelta(microseconds=1)
         early = event > arrival + group.max_future // timedelta(microseconds=1)
-        for row in np.flatnonzero(early | late):
-            reasons[row] = reasons[row] or (
+        for row in np.flatnonzero(early | late).tolist():
+            reasons.setdefault(row, (
                 f"event_time is more than {group.max_future} after the stream received it (max_future)" if early[row]
                 else f"event_time is older than the largest window ({group.largest_window}) when the stream received it"
-            )
-    keep = pa.array([r is None for r in reasons], pa.bool_())
+            ))
     table = pa.table(
         {
             **{k: arrays[k] for k in group.join_keys},
             group.event_time: arrays[group.event_time].cast(UTC_MICROS),
-            EVENT_ID: pa.array(ids, pa.string()),
+            EVENT_ID: ids,
             **{f: arrays[f] for f in group.fields},
         }
-    ).filter(keep)
+    )
+    if reasons:
+        keep = np.ones(rows, dtype=bool)
+        keep[list(reasons)] = False
+        table = table.filter(pa.array(keep))
     dead = [
-        DeadLetter(ids[row], reason, {_text(k): _text(v) for k, v in _as_mapping(fields[row]).items()})
-        for row, reason in enumerate(reasons)
-        if reason is not None
+        DeadLetter(ids[row].as_py(), reason, {_text(k): _text(v) for k, v in _as_mapping(fields[row]).items()})
+        for row, reason in sorted(reasons.items())
     ]
     return ParsedEvents(table, dead)
