@@ -42,6 +42,17 @@ def test_embedded_server_keeps_its_data_across_a_restart(home, tmp_path):
     assert restarted.get_online_features({"user_id": [1]}, ["score"]).to_dict()["score"] == [101]
 
 
+def test_the_embedded_append_only_file_is_rewritten_only_past_a_gigabyte(tmp_path):
+    """Under a stream's writes the default (on doubling, from 64 MB) forked a rewrite every few seconds."""
+    server = start_server(tmp_path / "redis", persistent=True)
+    try:
+        config = redis.Redis.from_url(server.url).config_get("auto-aof-rewrite-*")
+    finally:
+        server.stop()
+
+    assert config == {"auto-aof-rewrite-min-size": str(2**30), "auto-aof-rewrite-percentage": "100"}
+
+
 def test_embedded_server_requires_its_password(home):
     url = ensure_server(home)
     anonymous = redis.Redis(port=redis.Redis.from_url(url).connection_pool.connection_kwargs["port"], retry=Retry(NoBackoff(), 0))
