@@ -19,6 +19,7 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -350,6 +351,9 @@ def stream_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("group", help="a stream feature group")
     parser.add_argument("--consumer", help="the name this worker reads under (default: host-pid); any restart resumes from the durable watermarks")
     parser.add_argument("--batch-size", type=int, default=10_000, help="entries per online batch")
+    parser.add_argument("--retention-minutes", type=float, default=60.0,
+                        help="how long the stream keeps entries both sinks stored, for replays and backfills (Redis "
+                             "memory: an hour at 50,000 events/s is 180 million entries, about 7 GB)")
     parser.add_argument("--max-seconds", type=float, help="stop after this long (default: run until SIGTERM or Ctrl-C)")
     parser.add_argument("--max-events", type=int, help="stop after this many events")
     parser.add_argument("--until-idle", action="store_true", help="stop when no new event arrives")
@@ -365,7 +369,8 @@ def run_stream(args: argparse.Namespace) -> dict[str, Any]:
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, lambda signum, _frame: stopping.append(signum))
     store = store_of(args)
-    processor = store.stream_processor(args.group, consumer=args.consumer, batch_size=args.batch_size)
+    processor = store.stream_processor(args.group, consumer=args.consumer, batch_size=args.batch_size,
+                                       retention=timedelta(minutes=args.retention_minutes))
     began = time.monotonic()
     totals = {"events": 0, "dead_letters": 0, "offline_rows": 0, "redelivered": 0}
     report: dict[str, Any] = {"group": args.group}

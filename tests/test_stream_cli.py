@@ -57,3 +57,14 @@ def test_stream_stops_cleanly_on_sigterm_after_its_batch(repo_env: dict) -> None
     report = json.loads(out)
     assert report["stopped_by_signal"] is True and report["events"] == 100
     assert "card_activity: " in err  # a progress line per --report-every
+
+
+def test_stream_with_no_retention_trims_what_both_sinks_stored(repo_env: dict, capsys: pytest.CaptureFixture) -> None:
+    store = publish(50)
+
+    assert main(["stream", "card_activity", "--repo", str(REPO), "--until-idle", "--retention-minutes", "0", "--json"]) == 0
+
+    stream = store.stream("card_activity")
+    assert json.loads(capsys.readouterr().out)["events"] == 50
+    assert stream.client.xlen(stream.key) == 0
+    assert len(store.read_group("card_activity")) == 50

@@ -41,7 +41,7 @@ from feature_platform.offline.store import OfflineStore
 from feature_platform.online.store import OnlineStore
 from feature_platform.online.tile_cache import TileCache
 from feature_platform.online.tiles import TileWrites, claim_lease, release_lease, stream_state_key, watermark, write_tiles
-from feature_platform.errors import FeaturePlatformError
+from feature_platform.errors import ArgumentError, FeaturePlatformError
 from feature_platform.sources.streams import Entry, RedisStream, StreamLag, entry_order
 from feature_platform.windows.events import DeadLetter, ParsedEvents, parse_entries
 from feature_platform.windows.tiles import partial_tiles
@@ -138,6 +138,9 @@ class StreamProcessor:
         max_outage: timedelta = timedelta(minutes=5),
         cached_entities: int = 200_000,
     ) -> None:
+        if retention is not None and retention < timedelta(0):
+            raise ArgumentError(f"stream group '{group.name}': retention must be 0 or more (how long the stream keeps "
+                                f"entries both sinks stored), not {retention}")
         if online.cluster:
             raise FeaturePlatformError(
                 f"stream group '{group.name}': the consumer applies each batch in one Redis script, which a Redis "
@@ -399,6 +402,7 @@ class StreamProcessor:
                         break
                 self._retrying(self.drain)
                 self.flush_offline(stats)
+                self._trim()
         finally:
             stats.seconds = time.monotonic() - began
         stats.lag = self._retrying(lambda: self.stream.lag(CONSUMER_GROUP))
