@@ -112,7 +112,7 @@ def start_server(
         # The append-only file is rewritten when it has doubled since the last rewrite, measured from a base
         # stored as a compact snapshot: under a stream's writes (each event's XADD and its tile's HSET) that
         # came every 3 s at 50,000 events/s, each a fork copying the dataset, and the consumer fell seconds
-        # behind. Past 1 GB only: about every 2.5 minutes at that rate, never for a small repository.
+        # behind. Past 1 GB only: about once a minute at that rate, never for a small repository.
         "auto-aof-rewrite-min-size 1gb",
         *extra_config,
     ]
