@@ -86,8 +86,9 @@ class StreamStats:
     seconds: float = 0.0
     last_event_time: datetime | None = None
     lag: StreamLag | None = None
-    # Per batch, the oldest entry's time from reaching the stream to visible online (bounded history).
+    # Per batch, the oldest entry's time from reaching the stream to visible online, and its events (bounded history).
     latencies_ms: deque = field(default_factory=lambda: deque(maxlen=100_000), repr=False)
+    batch_events: deque = field(default_factory=lambda: deque(maxlen=100_000), repr=False)
 
     @property
     def events_per_second(self) -> float:
@@ -321,6 +322,7 @@ class StreamProcessor:
         stats.events += parsed.table.num_rows
         stats.dead_letters += len(parsed.dead)
         stats.latencies_ms.append(visible_ms - entry_order(entries[0][0])[0])
+        stats.batch_events.append(len(entries))
         if parsed.table.num_rows:
             latest = pc.max(parsed.table.column(self.group.event_time)).as_py()
             stats.last_event_time = max(stats.last_event_time or latest, latest)
