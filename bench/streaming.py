@@ -2,6 +2,7 @@
 
     python bench/streaming.py --mode throughput --events 500000
     python bench/streaming.py --mode latency --rate 50000 --seconds 20
+    python bench/streaming.py --mode latency --rate 50000 --seconds 60 --redis-cpu 1
 
 `throughput`: publish first, then consume as fast as possible (online tiles and
 offline Delta appends); reports the CPU time per event of the consumer and of
@@ -159,11 +160,16 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--cards", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=10_000)
+    parser.add_argument("--redis-cpu", type=int, help="pin redis-server to this CPU and the consumer and producer to the others "
+                        "(as with Redis on its own machine)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         server = start_server(root / "redis", persistent=True)
         try:
+            if args.redis_cpu is not None:
+                os.sched_setaffinity(server.process.pid, {args.redis_cpu})
+                os.sched_setaffinity(0, os.sched_getaffinity(0) - {args.redis_cpu})  # the producer process inherits it
             store = make_store(root, server.url)
             if args.mode == "throughput":
                 result = throughput(store, args.events, args.cards, args.batch)
@@ -171,7 +177,7 @@ def main() -> None:
                 result = latency(store, root, server.url, args.rate, args.seconds, args.cards, args.batch)
         finally:
             server.stop()
-    result.update({"mode": args.mode, "cards": args.cards, "batch": args.batch, "cpus": os.cpu_count(),
+    result.update({"mode": args.mode, "cards": args.cards, "batch": args.batch, "cpus": os.cpu_count(), "redis_cpu": args.redis_cpu,
                    "at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     print(json.dumps(result))
 
