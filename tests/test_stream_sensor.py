@@ -1,6 +1,7 @@
 """The Dagster side of a stream group: its asset, and the sensor that consumes a bounded batch per tick and reports lag."""
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -71,3 +72,14 @@ def test_while_another_process_consumes_the_sensor_only_observes(tmp_path: Path,
 
     metadata = result.asset_events[0].metadata
     assert "events" not in metadata and metadata["consumer_lag_events"].value == 5
+
+
+def test_a_sensor_with_no_retention_trims_what_both_sinks_stored(tmp_path: Path, redis_url: str) -> None:
+    store = stream_store(tmp_path, redis_url)
+    store.publish_events("card_windows", [transaction(3, minutes_ago=i, amount=1.0) for i in range(12)])
+    with dg.DagsterInstance.ephemeral() as instance:
+        tick(stream_sensor(card_windows(), retention=timedelta(0)), tmp_path, redis_url, instance)
+
+    stream = store.stream("card_windows")
+    assert stream.client.xlen(stream.key) == 0
+    assert len(store.read_group("card_windows")) == 12

@@ -12,7 +12,7 @@ consumer lease taken and only observes and alerts.
 """
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import dagster as dg
@@ -66,12 +66,16 @@ def stream_sensor(
     max_seconds: float = 20.0,
     max_events: int | None = None,
     batch_size: int = 10_000,
+    retention: timedelta = timedelta(hours=1),
     max_lag_events: int = 100_000,
     max_lag_seconds: float = 60.0,
     minimum_interval_seconds: int = 30,
     default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.STOPPED,
 ) -> dg.SensorDefinition:
-    """The sensor consuming `group`'s stream for up to `max_seconds` (or `max_events`) per tick, then observing it."""
+    """The sensor consuming `group`'s stream for up to `max_seconds` (or `max_events`) per tick, then observing it.
+
+    `retention`: how long the stream keeps entries both sinks stored (see `StreamProcessor`).
+    """
 
     @dg.sensor(
         name=f"{group.name}_stream",
@@ -88,7 +92,7 @@ def stream_sensor(
         store = feature_platform_store.build_store([group])
         stats = None
         try:
-            with store.stream_processor(group.name, consumer=SENSOR_CONSUMER, batch_size=batch_size) as processor:
+            with store.stream_processor(group.name, consumer=SENSOR_CONSUMER, batch_size=batch_size, retention=retention) as processor:
                 stats = processor.run(max_seconds=max_seconds, max_events=max_events, until_idle=max_events is None)
             lag = stats.lag
             assert lag is not None
