@@ -141,7 +141,7 @@ def latency(store: FeatureStore, root: Path, url: str, rate: int, seconds: float
     p99_events = latencies[order][np.searchsorted(events_before, 0.99 * events_before[-1])]
     stream = store.stream("card_windows")
     return {
-        "rate_target": rate, "seconds": seconds, "published_per_s": round(stream.client.xlen(stream.key) / seconds),
+        "rate_target": rate, "seconds": seconds, "published_per_s": round(stream.length() / seconds),
         "events": stats.events + rest.events,
         "events_per_s": round(stats.events / stats.seconds), "batches": len(latencies),
         "latency_ms_p50": round(float(np.percentile(latencies, 50)), 1),

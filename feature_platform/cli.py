@@ -27,6 +27,7 @@ from feature_platform import discovery
 from feature_platform.errors import FeaturePlatformError
 from feature_platform.scaffold import create_repository
 from feature_platform.store import DEFAULT_HOME, FeatureStore
+from feature_platform.streaming.processor import DEFAULT_STREAM_RETENTION
 
 
 @dataclass(frozen=True)
@@ -351,7 +352,7 @@ def stream_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("group", help="a stream feature group")
     parser.add_argument("--consumer", help="the name this worker reads under (default: host-pid); any restart resumes from the durable watermarks")
     parser.add_argument("--batch-size", type=int, default=10_000, help="entries per online batch")
-    parser.add_argument("--retention-minutes", type=float, default=60.0,
+    parser.add_argument("--retention-minutes", type=float, default=DEFAULT_STREAM_RETENTION / timedelta(minutes=1),
                         help="how long the stream keeps entries both sinks stored, for replays and backfills (Redis "
                              "memory: an hour at 50,000 events/s is 180 million entries, about 7 GB)")
     parser.add_argument("--max-seconds", type=float, help="stop after this long (default: run until SIGTERM or Ctrl-C)")

@@ -10,11 +10,6 @@ from feature_platform.errors import ArgumentError
 from tests.stream_fixtures import features, stream_store, transaction
 
 
-def stream_length(store) -> int:
-    stream = store.stream("card_windows")
-    return stream.client.xlen(stream.key)
-
-
 def consume(store, **options) -> None:
     with store.stream_processor("card_windows", **options) as processor:
         processor.run(until_idle=True)
@@ -26,7 +21,7 @@ def test_entries_younger_than_the_retention_stay_in_the_stream(tmp_path: Path, r
 
     consume(store)  # the default retention: 1 hour
 
-    assert stream_length(store) == 30
+    assert store.stream("card_windows").length() == 30
 
 
 def test_entries_both_sinks_stored_are_trimmed_past_the_retention_and_none_is_lost(tmp_path: Path, redis_url: str) -> None:
@@ -35,7 +30,7 @@ def test_entries_both_sinks_stored_are_trimmed_past_the_retention_and_none_is_lo
 
     consume(store, retention=timedelta(0), batch_size=7)
 
-    assert stream_length(store) == 0
+    assert store.stream("card_windows").length() == 0
     assert store.get_online_features([{"card_id": c} for c in range(3)], features()).to_dict()["txn_count_1h"] == [10, 10, 10]
     assert len(store.read_group("card_windows")) == 30
 

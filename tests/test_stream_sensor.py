@@ -80,6 +80,5 @@ def test_a_sensor_with_no_retention_trims_what_both_sinks_stored(tmp_path: Path,
     with dg.DagsterInstance.ephemeral() as instance:
         tick(stream_sensor(card_windows(), retention=timedelta(0)), tmp_path, redis_url, instance)
 
-    stream = store.stream("card_windows")
-    assert stream.client.xlen(stream.key) == 0
+    assert store.stream("card_windows").length() == 0
     assert len(store.read_group("card_windows")) == 12

@@ -24,7 +24,7 @@ from feature_platform.orchestration.assets import domain, group_key, owners
 from feature_platform.orchestration.resources import FeatureStoreResource
 from feature_platform.quality.alerts import Alert
 from feature_platform.sources.streams import StreamLag
-from feature_platform.streaming.processor import CONSUMER_GROUP, StreamStats
+from feature_platform.streaming.processor import CONSUMER_GROUP, DEFAULT_STREAM_RETENTION, StreamStats
 
 SENSOR_CONSUMER = "dagster-sensor"
 
@@ -66,7 +66,7 @@ def stream_sensor(
     max_seconds: float = 20.0,
     max_events: int | None = None,
     batch_size: int = 10_000,
-    retention: timedelta = timedelta(hours=1),
+    retention: timedelta = DEFAULT_STREAM_RETENTION,
     max_lag_events: int = 100_000,
     max_lag_seconds: float = 60.0,
     minimum_interval_seconds: int = 30,

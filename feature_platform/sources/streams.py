@@ -175,6 +175,10 @@ class RedisStream:
         rows = self.client.xrange(self.dead_key, "-", "+", count=count)
         return [{k.decode(): v.decode("utf-8", "backslashreplace") for k, v in f.items()} for _, f in rows]
 
+    def length(self) -> int:
+        """The entries the stream holds (the consumer trims what both sinks stored, past its retention)."""
+        return int(self.client.xlen(self.key))
+
     def trim(self, before_id: str) -> int:
         """Delete the entries older than `before_id` (the consumer passes what both its sinks made durable)."""
         return int(self.client.xtrim(self.key, minid=before_id, approximate=False))

@@ -47,6 +47,8 @@ from feature_platform.windows.events import DeadLetter, ParsedEvents, parse_entr
 from feature_platform.windows.tiles import partial_tiles
 
 CONSUMER_GROUP = "feature-platform"
+# How long the stream keeps entries both sinks stored, for replays and backfills from raw history.
+DEFAULT_STREAM_RETENTION = timedelta(hours=1)
 LEASE_MS = 30_000
 WATERMARK_KEY = "stream_watermark"
 CONSUMER_KEY = "stream_consumer"
@@ -135,7 +137,7 @@ class StreamProcessor:
         block_ms: int = 100,
         offline_batch: int = 250_000,
         offline_interval: timedelta = timedelta(seconds=5),
-        retention: timedelta | None = timedelta(hours=1),
+        retention: timedelta | None = DEFAULT_STREAM_RETENTION,
         max_outage: timedelta = timedelta(minutes=5),
         cached_entities: int = 200_000,
     ) -> None:
