@@ -141,6 +141,11 @@ def schema_changes(old: Mapping[str, Any], new: GroupRecord) -> tuple[list[str],
     for name in ("event_time", "created_time"):
         if old[name] != new[name]:
             incompatible.append(f"{name} column changes from {old[name]!r} to {new[name]!r}")
+    if old.get("stream") != new.get("stream"):
+        # Online, a stream group's windows are sums of tiles laid out by its aggregations and kept for its
+        # largest window: tiles written before cannot answer other aggregations, fields or windows.
+        incompatible.append(f"changes its stream windows or fields ({_stream_summary(old.get('stream'))} -> "
+                            f"{_stream_summary(new.get('stream'))}); the online tiles hold the old ones")
     before = [(f["name"], f["dtype"]) for f in old["features"]]
     after = [(f["name"], f["dtype"]) for f in new["features"]]
     types_before, types_after = dict(before), dict(after)
@@ -167,6 +172,13 @@ def schema_changes(old: Mapping[str, Any], new: GroupRecord) -> tuple[list[str],
     if appended:
         in_place.append(f"adds nullable feature(s) {appended} at the end (rows written before read null, offline and online)")
     return in_place, appended, incompatible
+
+
+def _stream_summary(stream: Mapping[str, Any] | None) -> str:
+    if stream is None:
+        return "none"
+    windows = ", ".join(f"{name} ({function}{' of ' + column if column else ''})" for name, function, column, _ in stream["aggregations"])
+    return f"fields {sorted(stream['fields'])}, windows {windows}, tile {stream['tile_seconds']:g} s"
 
 
 def _stored_mismatch(group: FeatureGroup, columns: Mapping[str, str]) -> list[str]:
