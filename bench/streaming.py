@@ -140,6 +140,7 @@ def latency(store: FeatureStore, root: Path, url: str, rate: int, seconds: float
     events_before = np.cumsum(np.array(stats.batch_events)[order])
     p99_events = latencies[order][np.searchsorted(events_before, 0.99 * events_before[-1])]
     stream = store.stream("card_windows")
+    persistence = store.online.client.info("persistence")
     return {
         "rate_target": rate, "seconds": seconds, "published_per_s": round(stream.length() / seconds),
         "events": stats.events + rest.events,
@@ -149,6 +150,8 @@ def latency(store: FeatureStore, root: Path, url: str, rate: int, seconds: float
         "latency_ms_p99_events": round(float(p99_events), 1),
         "latency_ms_max": round(float(latencies.max()), 1),
         "offline_rows": stats.offline_rows + rest.offline_rows,
+        # Writes Redis held back while the disk was still syncing the append-only file (a stall on a busy disk).
+        "aof_delayed_fsync": persistence.get("aof_delayed_fsync"), "aof_rewrites": persistence.get("aof_rewrites"),
     }
 
 
