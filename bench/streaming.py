@@ -130,8 +130,10 @@ def latency(store: FeatureStore, root: Path, url: str, rate: int, seconds: float
     producer = multiprocessing.get_context("spawn").Process(target=produce, args=(str(root), url, rate, seconds, cards))
     with store.stream_processor("card_windows", consumer="bench", batch_size=batch) as processor:
         processor.start()
+        redis_before, own_before = redis_cpu(store), process_cpu()
         producer.start()
         stats = processor.run(max_seconds=seconds + 2)
+        redis_used, own_used = redis_cpu(store) - redis_before, process_cpu() - own_before
         producer.join()
         rest = processor.run(until_idle=True)
     latencies = np.array(stats.latencies_ms)
@@ -149,6 +151,8 @@ def latency(store: FeatureStore, root: Path, url: str, rate: int, seconds: float
         "latency_ms_p99": round(float(np.percentile(latencies, 99)), 1),
         "latency_ms_p99_events": round(float(p99_events), 1),
         "latency_ms_max": round(float(latencies.max()), 1),
+        "consumer_cpu_us_per_event": round(own_used / stats.events * 1e6, 1),
+        "redis_cpu_us_per_event": round(redis_used / stats.events * 1e6, 1),  # with the producer's XADDs
         "offline_rows": stats.offline_rows + rest.offline_rows,
         # Writes Redis held back while the disk was still syncing the append-only file (a stall on a busy disk).
         "aof_delayed_fsync": persistence.get("aof_delayed_fsync"), "aof_rewrites": persistence.get("aof_rewrites"),

@@ -2,9 +2,13 @@
 
 from pathlib import Path
 
+import msgpack
+import numpy as np
 import pyarrow as pa
 
 from feature_platform.online.tile_cache import TileCache
+from feature_platform.windows import hll
+from feature_platform.windows.tile_bytes import FORMAT, tile_bytes
 from feature_platform.windows.tiles import partial_tiles
 from tests.stream_fixtures import card_windows, stream_store
 
@@ -14,13 +18,27 @@ def test_loaded_tiles_are_the_stored_bytes_and_an_entity_without_tiles_loads_emp
     group = card_windows()
     cache = TileCache(store.online, group)
     key = store.online.encode_keys(store.online.prefix(group), [[7]])[0]
-    stored = {b"29000000": bytes(range(256)), b"29000001": b"\x95\x00\xff" * 500}
-    store.online.client.hset(key, mapping=stored)
+    batch = partial_tiles(group, events(group, [(7, 29_000_000), (7, 29_000_001), (7, 29_000_001)]))
+    first, second = tile_bytes(group).pack(batch.header, batch.codes)
+    store.online.client.hset(key, mapping={b"29000000": first, b"29000001": second})
 
     cache.load([(7,), (8,)])
 
-    assert cache._entities[(7,)] == (key, {29000000: bytes(range(256)), 29000001: b"\x95\x00\xff" * 500})
+    assert cache._entities[(7,)] == (key, {29000000: first, 29000001: second})
     assert cache._entities[(8,)][1] == {}
+
+
+def test_tiles_stored_as_msgpack_by_an_earlier_version_load_converted(tmp_path: Path, redis_url: str) -> None:
+    store = stream_store(tmp_path, redis_url)
+    group = card_windows()
+    form = tile_bytes(group)
+    key = store.online.encode_keys(store.online.prefix(group), [[7]])[0]
+    store.online.client.hset(key, b"29000000", msgpack.packb([2, 1_740_000_030_000_000, 3.0, 1.0, 2.0, [5, 1, 9, 2]]))
+
+    loaded = TileCache(store.online, group).load([(7,)])[0][1][29000000]
+    assert loaded[0] == FORMAT
+    assert form.unpack(loaded)[:5] == [2, 1_740_000_030_000_000, 3.0, 1.0, 2.0]
+    assert form.unpack(loaded)[5] == hll.codes_of(np.array([5, 9]), np.array([1, 2])).tobytes()
 
 
 def test_a_batch_tile_older_than_the_windows_is_deleted_not_set_and_the_other_tiles_still_line_up(tmp_path: Path, redis_url: str) -> None:

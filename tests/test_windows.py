@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+import msgpack
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -10,7 +11,9 @@ from hypothesis import strategies as st
 
 from feature_platform import Aggregation, DefinitionError, StreamFeatureGroup
 from feature_platform.windows import hll
-from feature_platform.windows.tiles import layout, partial_tiles, window_start
+from feature_platform.errors import FeaturePlatformError
+from feature_platform.windows.tile_bytes import layout, tile_bytes
+from feature_platform.windows.tiles import partial_tiles, window_start
 from tests.stream_fixtures import card, card_windows
 
 MINUTE_US = 60_000_000
@@ -30,23 +33,23 @@ def test_window_starts_before_1970_round_down_too() -> None:
 def test_a_tile_holds_count_last_time_then_one_value_per_field_and_measure() -> None:
     spec = layout(card_windows())
     assert spec.measures == (("sum", "amount"), ("min", "amount"), ("max", "amount"), ("hll", "merchant_id"))
-    assert spec.codes == "axanxh"
 
 
 @settings(max_examples=30, deadline=None)
 @given(values=st.lists(st.integers(-(2**63), 2**63 - 1), min_size=1, max_size=300), cut=st.integers(0, 300))
 def test_registers_merged_from_two_halves_equal_registers_of_the_whole(values: list[int], cut: int) -> None:
     def registers(part: list[int]) -> np.ndarray:
-        register, rank = hll.registers_and_ranks(pa.array(part, pa.int64()))
-        return hll.dense([x for pair in zip(register.tolist(), rank.tolist()) for x in pair])
+        return hll.dense(hll.codes_of(*hll.registers_and_ranks(pa.array(part, pa.int64()))))
 
     merged = np.maximum(registers(values[:cut]), registers(values[cut:]))
     assert np.array_equal(merged, registers(values))
 
 
-def tiles_of(table: pa.Table) -> dict[tuple, list]:
+def tiles_of(table: pa.Table) -> dict[tuple, tuple]:
+    """Per (entity, tile): its header and codes."""
     batch = partial_tiles(card_windows(), table)
-    return {(batch.entities[e], t): [c[i] for c in batch.columns] for i, (e, t) in enumerate(zip(batch.entity_index, batch.tiles))}
+    return {(batch.entities[e], t): (batch.header[i : i + 1], [c[i : i + 1] for c in batch.codes])
+            for i, (e, t) in enumerate(zip(batch.entity_index, batch.tiles))}
 
 
 @settings(max_examples=25, deadline=None)
@@ -60,24 +63,63 @@ def test_partial_tiles_of_batches_merged_in_order_equal_the_tiles_of_the_whole(s
         "merchant_id": pa.array(rng.integers(0, 5_000, events)),
     })
     cuts = sorted(rng.integers(0, events, batches - 1).tolist())
-    spec = layout(card_windows())
-    merged: dict[tuple, list] = {}
+    group = card_windows()
+    form = tile_bytes(group)
+    merged: dict[tuple, bytes] = {}
     for start, end in zip([0, *cuts], [*cuts, events]):
-        for cell, partial in tiles_of(table.slice(start, end - start)).items():
-            merged[cell] = spec.merge(merged[cell], partial) if cell in merged else partial
+        batch = partial_tiles(group, table.slice(start, end - start))
+        cells = [(batch.entities[e], t) for e, t in zip(batch.entity_index, batch.tiles)]
+        merged |= dict(zip(cells, form.combine(group, [merged.get(c) for c in cells], batch.header, batch.codes)))
     whole = tiles_of(table)
     assert merged.keys() == whole.keys()
-    for cell, tile in whole.items():
-        assert merged[cell][:5] == tile[:5]  # count, last time, sum (exact for quarters), min, max
-        assert np.array_equal(hll.dense(merged[cell][5]), hll.dense(tile[5]))
-        assert len(merged[cell][5]) <= hll.MAX_PAIRS  # repeats are compacted before they grow past the registers
+    for cell, (header, codes) in whole.items():
+        ours, theirs = form.unpack(merged[cell]), form.unpack(form.pack(header, codes)[0])
+        assert ours[:5] == theirs[:5]  # count, last time, sum (exact for quarters), min, max
+        assert np.array_equal(hll.dense(ours[5]), hll.dense(theirs[5]))
+        assert len(ours[5]) <= 2 * hll.REGISTERS  # repeats are compacted before they grow past the registers
+
+
+@settings(max_examples=25, deadline=None)
+@given(count=st.integers(1, 10**6), last=st.integers(0, 2**62), amounts=st.lists(st.floats(-1e9, 1e9), min_size=3, max_size=3),
+       pairs=st.lists(st.tuples(st.integers(0, hll.REGISTERS - 1), st.integers(1, 55)), max_size=300))
+def test_a_tile_stored_as_msgpack_by_an_earlier_version_reads_and_merges_as_it_was(
+    count: int, last: int, amounts: list[float], pairs: list[tuple[int, int]]
+) -> None:
+    group = card_windows()
+    form = tile_bytes(group)
+    flat = [x for pair in pairs for x in pair]
+    earlier = msgpack.packb([count, last, *amounts, flat])
+
+    tile = form.unpack(earlier)
+    upgraded = form.upgrade(earlier)
+
+    assert tile[:5] == form.unpack(upgraded)[:5] == [count, last, *amounts]
+    expected = np.zeros(hll.REGISTERS, dtype=np.int64)
+    for register, rank in pairs:
+        expected[register] = max(expected[register], rank)
+    assert np.array_equal(hll.dense(tile[5]), expected)
+    merged = form.combine(group, [upgraded], np.frombuffer(upgraded, form.header, 1), [[upgraded[form.header.itemsize :]]])
+    assert form.unpack(merged[0])[:2] == [2 * count, last]
+
+
+def test_an_integer_sum_past_int64_in_a_tile_fails_naming_the_group_and_field() -> None:
+    group = StreamFeatureGroup("orders", entities=[card], fields={"units": "int64"},
+                               aggregations=[Aggregation("sum", timedelta(hours=1), column="units")])
+    table = pa.table({"card_id": pa.array([1]), "event_time": pa.array([0], pa.timestamp("us", tz="UTC")),
+                      "units": pa.array([2**62])})
+    batch = partial_tiles(group, table)
+    message = "stream group 'orders': the sum of integer field 'units' in one tile passed the int64 range; declare the field float64"
+
+    with pytest.raises(FeaturePlatformError, match=message):
+        tile_bytes(group).combine(group, tile_bytes(group).pack(batch.header, batch.codes), batch.header, batch.codes)  # two batches
+    with pytest.raises(FeaturePlatformError, match=message):
+        partial_tiles(group, pa.concat_tables([table, table]))  # within one
 
 
 @pytest.mark.parametrize("distinct", [1, 10, 1_000, 50_000])
 def test_the_distinct_estimate_is_within_a_few_percent(distinct: int) -> None:
     values = pa.array([f"merchant-{i % distinct}" for i in range(distinct * 2)])
-    register, rank = hll.registers_and_ranks(values)
-    estimate = hll.estimate(hll.dense([x for pair in zip(register.tolist(), rank.tolist()) for x in pair]))
+    estimate = hll.estimate(hll.dense(hll.codes_of(*hll.registers_and_ranks(values))))
     assert abs(estimate - distinct) <= max(1, 0.1 * distinct)
 
 

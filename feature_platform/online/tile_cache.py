@@ -4,13 +4,15 @@ One process at a time writes a stream group's tiles (the lease), and each
 write moves the watermark only if it is still the one this process last wrote
 (`tiles.write_tiles`). So while the stored watermark is ours, the stored tiles
 of a cached entity are exactly the cached ones, and a batch costs Redis one
-`HSET` per touched entity instead of a read, a decode, a merge and an encode per
-tile. An entity's tiles are loaded with one `HGETALL` the first time a batch
-touches it; after a refused or failed write the cache is dropped and reloaded
-from Redis. Tiles are kept packed (msgpack, as stored); past `capacity`
-entities, the longest cached go first.
+`HSET` per touched entity instead of a read and a merge per tile (`tile_bytes`
+merges a batch's tiles together). An entity's tiles are loaded with one
+`HGETALL` the first time a batch touches it (tiles of an earlier format
+converted); after a refused or failed write the cache is dropped and reloaded
+from Redis. Tiles are kept packed, as stored; past `capacity` entities, the
+longest cached go first.
 """
 
+from collections import deque
 from itertools import islice
 from typing import Any
 
@@ -20,7 +22,8 @@ import numpy as np
 from feature_platform.definitions.aggregations import StreamFeatureGroup
 from feature_platform.online.store import OnlineStore
 from feature_platform.online.tiles import TileWrites, packed_strings
-from feature_platform.windows.tiles import TileBatch, layout, tile_micros, tiles_in
+from feature_platform.windows.tile_bytes import tile_bytes
+from feature_platform.windows.tiles import TileBatch, tile_micros, tiles_in
 
 # An entity's Redis key and its stored tiles, `{tile index: packed tile}`.
 _State = tuple[bytes, dict[int, bytes]]
@@ -48,13 +51,12 @@ class TileCache:
         self.online = online
         self.group = group
         self.capacity = capacity
-        self._layout = layout(group)
+        self._form = tile_bytes(group)
         self._prefix = online.prefix(group)
         self._tile_us = tile_micros(group)
         self._span = tiles_in(group, group.largest_window)
         self._entities: dict[tuple[Any, ...], _State] = {}
-        self._refreshed: dict[tuple[Any, ...], int] = {}  # when this process last refreshed an entity's expiry
-        self._packer = msgpack.Packer()
+        self._refreshed: dict[bytes, int] = {}  # by entity key: when this process last refreshed its expiry
 
     def clear(self) -> None:
         self._entities.clear()
@@ -76,8 +78,7 @@ class TileCache:
         if excess > 0:
             touched = set(batch.entities)
             for entity in list(islice((e for e in self._entities if e not in touched), excess)):
-                del self._entities[entity]
-                self._refreshed.pop(entity, None)
+                self._refreshed.pop(self._entities.pop(entity)[0], None)
         return writes
 
     def load(self, entities: list[tuple[Any, ...]]) -> list[_State]:
@@ -101,12 +102,10 @@ class TileCache:
 
     def _merge(self, batch: TileBatch, now_us: int, states: list[_State]) -> TileWrites:
         entity_tiles = [tiles for _, tiles in states]
-        stored = [entity_tiles[i].get(tile) for i, tile in zip(batch.entity_index, batch.tiles)]
-        pack, unpack, merge = self._packer.pack, msgpack.unpackb, self._layout.merge
-        # Tile by tile: unpacked tiles live only while packed again (held for the batch, they cost more in the benchmark).
-        packed = [pack(partial) if tile is None else pack(merge(unpack(tile), partial)) for tile, partial in zip(stored, zip(*batch.columns))]
-        for index, tile, value in zip(batch.entity_index, batch.tiles, packed):
-            entity_tiles[index][tile] = value
+        # Per batch tile, its entity's tiles; `map` over built-ins runs without a Python frame per tile.
+        tiles_of = list(map(entity_tiles.__getitem__, batch.entity_index))
+        packed = self._form.combine(self.group, list(map(dict.get, tiles_of, batch.tiles)), batch.header, batch.codes)
+        deque(map(dict.__setitem__, tiles_of, batch.tiles, packed), maxlen=0)
         # The batch's tiles come entity after entity (`partial_tiles`): entity i's are the next `changed[i]`.
         changed = np.bincount(np.asarray(batch.entity_index, dtype=np.int64), minlength=len(states)).tolist()
         writes = TileWrites(keys=[key for key, _ in states])
@@ -115,10 +114,10 @@ class TileCache:
         heads: list[int] = []
         dropped: set[int] = set()  # positions of changed tiles that are also stale (deleted, not set)
         start = 0
-        for entity, (_, tiles), count in zip(batch.entities, states, changed):
+        for (key, tiles), count in zip(states, changed):
             refresh = 0
-            if now_us - refreshed.get(entity, -every) >= every:
-                refreshed[entity], refresh = now_us, 1
+            if now_us - refreshed.get(key, -every) >= every:
+                refreshed[key], refresh = now_us, 1
             if len(tiles) <= longest:
                 heads += (count, refresh, 0)
             else:
@@ -129,7 +128,7 @@ class TileCache:
                 dropped.update(gone)
                 heads += (count - len(gone), refresh, len(stale), *stale)
             start += count
-        names = [b"%d" % tile for tile in batch.tiles]
+        names = list(map({tile: b"%d" % tile for tile in set(batch.tiles)}.__getitem__, batch.tiles))
         if dropped:
             names = [n for p, n in enumerate(names) if p not in dropped]
             packed = [v for p, v in enumerate(packed) if p not in dropped]
@@ -142,4 +141,5 @@ class TileCache:
         """The stored tiles of entities not in the cache, in one script call (one reply, not one per entity)."""
         keys = self.online.encode_keys(self._prefix, [list(column) for column in zip(*entities)])
         replies = msgpack.unpackb(self.online.client.register_script(LOAD_SCRIPT)(keys=[], args=[packed_strings(keys)]), raw=True)
-        return [(key, dict(zip(map(int, flat[0::2]), flat[1::2]))) for key, flat in zip(keys, replies)]
+        upgrade = self._form.upgrade
+        return [(key, dict(zip(map(int, flat[0::2]), map(upgrade, flat[1::2])))) for key, flat in zip(keys, replies)]

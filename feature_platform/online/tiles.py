@@ -1,4 +1,4 @@
-"""Window tiles in Redis: one hash per entity (field: tile index, value: msgpack of the tile).
+"""Window tiles in Redis: one hash per entity (field: tile index, value: the tile, see `windows.tile_bytes`).
 
 `write_tiles` sets a batch's tiles (merged by the consumer, see
 `tile_cache`), appends its dead letters and moves the consumer's watermark (the
@@ -21,6 +21,7 @@ import redis
 
 from feature_platform.definitions.aggregations import StreamFeatureGroup
 from feature_platform.online.store import OnlineStore
+from feature_platform.windows.tile_bytes import tile_bytes
 from feature_platform.windows.tiles import window_values
 
 # KEYS: watermark, dead-letter stream, lease. ARGV: expected watermark ('' = none), new watermark, lease token,
@@ -156,5 +157,5 @@ def read_windows(online: OnlineStore, group: StreamFeatureGroup, keys: Sequence[
         replies = pipe.execute()
     except redis.RedisError as exc:
         raise online._error(exc) from None
-    unpack = msgpack.unpackb
+    unpack = tile_bytes(group).unpack
     return [window_values(group, {int(t): unpack(v) for t, v in reply.items()}, now_us) for reply in replies]

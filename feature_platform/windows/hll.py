@@ -58,23 +58,25 @@ def estimate(registers: np.ndarray) -> int:
     return int(round(raw))
 
 
-# Tiles keep `[register, rank, ...]` pairs with repeats up to this many values, then one pair per register.
-MAX_PAIRS = 2 * REGISTERS
+RANK_BITS = 6  # ranks are at most 64 - PRECISION + 1 = 55
 
 
-def compact(pairs: list[int]) -> list[int]:
-    """Flat pairs with one pair per register, its maximum rank: the same estimate, at most `MAX_PAIRS` values."""
-    registers = dense(pairs)
-    used = np.flatnonzero(registers)
-    flat = np.empty(2 * len(used), dtype=np.int64)
-    flat[0::2], flat[1::2] = used, registers[used]
-    return flat.tolist()
+def codes_of(registers: np.ndarray, ranks: np.ndarray) -> np.ndarray:
+    """Pairs as little-endian uint16 codes `register << 6 | rank`, as tiles store them: of one register, the larger
+    code has the larger rank."""
+    return ((registers.astype(np.uint16) << RANK_BITS) | ranks.astype(np.uint16)).astype("<u2")
 
 
-def dense(pairs: list[int]) -> np.ndarray:
-    """A dense register array from the flat `[register, rank, register, rank, ...]` form tiles store."""
+def dense(codes: bytes | np.ndarray) -> np.ndarray:
+    """A dense register array (each register's maximum rank) from codes, as bytes or an array."""
+    values = np.frombuffer(codes, "<u2") if isinstance(codes, bytes) else codes
     registers = np.zeros(REGISTERS, dtype=np.int64)
-    if pairs:
-        flat = np.asarray(pairs, dtype=np.int64)
-        np.maximum.at(registers, flat[0::2], flat[1::2])
+    np.maximum.at(registers, values >> RANK_BITS, values & ((1 << RANK_BITS) - 1))
     return registers
+
+
+def compact(codes: np.ndarray) -> np.ndarray:
+    """One code per register, its maximum rank: the same estimate from at most `REGISTERS` codes."""
+    registers = dense(codes)
+    used = np.flatnonzero(registers)
+    return codes_of(used, registers[used])

@@ -2,15 +2,12 @@
 
 A window of length W read at time t covers the tiles `floor(t / tile) - W/tile + 1 ..
 floor(t / tile)`, so events with `window_start(t) <= event_time`, up to t. A tile
-holds `[count, last event time, *one value per (op, field)]` (see `layout`);
-partial tiles of a batch merge into stored ones by adding counts and sums, and
-taking minima, maxima and register-wise HyperLogLog maxima (`Layout.merge`).
+holds the count, the last event time and one value per (op, field) of the
+layout; how it is stored, and how partial tiles of a batch merge into stored
+ones, is `tile_bytes`.
 """
 
-import operator
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from datetime import timedelta
 from typing import Any
 
@@ -19,58 +16,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from feature_platform.definitions.aggregations import StreamFeatureGroup
+from feature_platform.errors import FeaturePlatformError
 from feature_platform.windows import hll
+from feature_platform.windows.tile_bytes import MEASURE, layout, tile_bytes
 
 MICROSECOND = timedelta(microseconds=1)
-# Merge codes: add, minimum, maximum, HyperLogLog registers.
-_CODES = {"count": "a", "last": "x", "sum": "a", "min": "n", "max": "x", "hll": "h"}
-_MEASURE = {"sum": "sum", "mean": "sum", "min": "min", "max": "max", "approx_count_distinct": "hll"}
-
-
-@dataclass(frozen=True)
-class Layout:
-    """What each position of a tile holds: `count`, `last`, then `(op, field)` per measure."""
-
-    measures: tuple[tuple[str, str], ...]
-
-    @cached_property
-    def codes(self) -> str:
-        return "ax" + "".join(_CODES[op] for op, _ in self.measures)
-
-    def position(self, op: str, column: str) -> int:
-        return 2 + self.measures.index((op, column))
-
-    @cached_property
-    def _operations(self) -> tuple[Callable[[Any, Any], Any], ...]:
-        return tuple(_OPERATIONS[code] for code in self.codes)
-
-    def merge(self, stored: Sequence[Any], partial: Sequence[Any]) -> list[Any]:
-        """A tile of `stored` with a partial tile of the same entity and tile merged in (a new list).
-
-        HyperLogLog pairs are appended (a register may repeat; readers take the
-        maximum) and compacted to one pair per register when they grow long.
-        """
-        return [operation(a, b) for operation, a, b in zip(self._operations, stored, partial)]
-
-
-def _append_pairs(stored: list[int], partial: list[int]) -> list[int]:
-    pairs = stored + partial
-    return hll.compact(pairs) if len(pairs) > hll.MAX_PAIRS else pairs
-
-
-# Ties keep the stored value (`min` and `max` return the first of equals).
-_OPERATIONS: dict[str, Callable[[Any, Any], Any]] = {"a": operator.add, "n": min, "x": max, "h": _append_pairs}
-
-
-def layout(group: StreamFeatureGroup) -> Layout:
-    measures: list[tuple[str, str]] = []
-    for aggregation in group.aggregations:
-        if aggregation.column is None:
-            continue
-        measure = (_MEASURE[aggregation.function], aggregation.column)
-        if measure not in measures:
-            measures.append(measure)
-    return Layout(tuple(measures))
 
 
 def tile_micros(group: StreamFeatureGroup) -> int:
@@ -88,8 +38,8 @@ def window_start(t_us: int | np.ndarray, window: timedelta, tile_us: int) -> Any
 
 @dataclass(frozen=True)
 class TileBatch:
-    """The partial tiles of a batch, column by column: per tile its entity (an index into `entities`),
-    its tile index, then `count`, `last` and one column per measure of the layout.
+    """The partial tiles of a batch: per tile its entity (an index into `entities`), its tile index, its
+    header and, per HyperLogLog measure, its codes (`tile_bytes`).
 
     Tiles come entity after entity (`entity_index` does not decrease), each entity's in tile order.
     """
@@ -97,7 +47,8 @@ class TileBatch:
     entities: list[tuple[Any, ...]]
     entity_index: list[int]
     tiles: list[int]
-    columns: list[list[Any]]
+    header: np.ndarray
+    codes: list[list[bytes]]
 
     def __len__(self) -> int:
         return len(self.tiles)
@@ -108,7 +59,7 @@ def partial_tiles(group: StreamFeatureGroup, table: pa.Table) -> TileBatch:
     keys = group.join_keys
     spec = layout(group)
     if table.num_rows == 0:
-        return TileBatch([], [], [], [[] for _ in range(2 + len(spec.measures))])
+        return TileBatch([], [], [], np.zeros(0, tile_bytes(group).header), [[] for _ in tile_bytes(group).sketches])
     times = table.column(group.event_time).cast(pa.int64()).to_numpy()
     work = {k: table.column(k) for k in keys}
     work["__tile"] = pa.array(np.floor_divide(times, tile_micros(group)))
@@ -116,12 +67,14 @@ def partial_tiles(group: StreamFeatureGroup, table: pa.Table) -> TileBatch:
     aggregations: list[tuple[str, str]] = [("__t", "count"), ("__t", "max")]
     for position, (op, column) in enumerate(spec.measures):
         if op == "hll":
-            register, rank = hll.registers_and_ranks(table.column(column))
-            work[f"__r{position}"], work[f"__k{position}"] = pa.array(register), pa.array(rank)
-            aggregations += [(f"__r{position}", "list"), (f"__k{position}", "list")]
+            work[f"__h{position}"] = pa.array(hll.codes_of(*hll.registers_and_ranks(table.column(column))))
+            aggregations.append((f"__h{position}", "list"))
         else:
             work[column] = table.column(column)
             aggregations.append((column, op))
+            if op == "sum" and pa.types.is_integer(table.schema.field(column).type):  # Arrow's integer sums wrap around
+                work[f"__f{position}"] = table.column(column).cast(pa.float64(), safe=False)
+                aggregations.append((f"__f{position}", "sum"))
     grouped = pa.table(work).group_by([*keys, "__tile"], use_threads=False).aggregate(aggregations)
     grouped = grouped.sort_by([(k, "ascending") for k in [*keys, "__tile"]])
     # A new entity starts where any key differs from the row before.
@@ -132,24 +85,30 @@ def partial_tiles(group: StreamFeatureGroup, table: pa.Table) -> TileBatch:
         first[1:] |= pc.not_equal(column.slice(1), column.slice(0, grouped.num_rows - 1)).to_numpy(zero_copy_only=False)
     starts = pa.array(np.flatnonzero(first))
     entities = list(zip(*[grouped.column(k).take(starts).to_pylist() for k in keys]))
-    columns = [grouped.column("__t_count").to_pylist(), grouped.column("__t_max").to_pylist()]
+    form = tile_bytes(group)
+    header = np.zeros(grouped.num_rows, form.header)
+    header["count"], header["last"] = grouped.column("__t_count").to_numpy(), grouped.column("__t_max").to_numpy()
+    codes, counts = [], []
     for position, (op, column) in enumerate(spec.measures):
         if op == "hll":
-            columns.append(_pairs(grouped.column(f"__r{position}_list"), grouped.column(f"__k{position}_list")))
+            lists = grouped.column(f"__h{position}_list").combine_chunks()
+            codes.append(_codes(lists))
+            counts.append(pc.list_value_length(lists).to_numpy())
         else:
-            columns.append(grouped.column(f"{column}_{op}").to_pylist())
+            header[f"m{position}"] = grouped.column(f"{column}_{op}").to_numpy()
+            if f"__f{position}_sum" in grouped.column_names and pc.max(pc.abs(grouped.column(f"__f{position}_sum"))).as_py() >= 2.0**63:
+                raise FeaturePlatformError(f"stream group '{group.name}': the sum of integer field '{column}' in one tile "
+                                           "passed the int64 range; declare the field float64 and bump the version")
+    form.count_codes(header, codes, counts)
     entity_index = (np.cumsum(first) - 1).tolist()
-    return TileBatch(entities, entity_index, grouped.column("__tile").to_pylist(), columns)
+    return TileBatch(entities, entity_index, grouped.column("__tile").to_pylist(), header, codes)
 
 
-def _pairs(registers: pa.ChunkedArray, ranks: pa.ChunkedArray) -> list[list[int]]:
-    """Per tile, the flat `[register, rank, ...]` of its events (a register may repeat: readers take the maximum)."""
-    registers, ranks = registers.combine_chunks(), ranks.combine_chunks()
-    flat = np.empty(2 * len(registers.values), dtype=np.int64)
-    flat[0::2], flat[1::2] = registers.values.to_numpy(), ranks.values.to_numpy()
-    offsets = pa.array(registers.offsets.to_numpy() * 2, pa.int32())
-    tiles = pa.ListArray.from_arrays(offsets, pa.array(flat)).to_pylist()
-    return [hll.compact(pairs) if len(pairs) > hll.MAX_PAIRS else pairs for pairs in tiles]
+def _codes(lists: pa.ListArray) -> list[bytes]:
+    """Per tile, the HyperLogLog codes of its events as bytes (a register may repeat: readers take the maximum)."""
+    buffer = lists.values.to_numpy().astype("<u2").tobytes()
+    bounds = (lists.offsets.to_numpy() * 2).tolist()
+    return [buffer[a:b] for a, b in zip(bounds, bounds[1:])]
 
 
 def feature_value(function: str, is_float: bool, count: int, total: Any, low: Any, high: Any, distinct: int) -> Any:
@@ -186,7 +145,7 @@ def window_values(group: StreamFeatureGroup, tiles: dict[int, list[Any]], now_us
         total = low = high = None
         distinct = 0
         if aggregation.column is not None:
-            position = spec.position(_MEASURE[aggregation.function], aggregation.column)
+            position = spec.position(MEASURE[aggregation.function], aggregation.column)
             parts = [p[position] for p in window]
             if aggregation.function in ("sum", "mean"):
                 total = sum(parts)
@@ -195,7 +154,7 @@ def window_values(group: StreamFeatureGroup, tiles: dict[int, list[Any]], now_us
             elif aggregation.function == "max":
                 high = max(parts, default=None)
             else:
-                distinct = hll.estimate(hll.dense([x for pairs in parts for x in pairs]))
+                distinct = hll.estimate(hll.dense(b"".join(parts)))
         is_float = feature.arrow_type == pa.float64()
         values.append(feature_value(aggregation.function, is_float, count, total, low, high, distinct))
     return values, max(p[1] for p in live.values())
