@@ -4,6 +4,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from feature_platform import Aggregation, Entity, FeatureStore, StreamFeatureGroup
+from feature_platform.windows.tile_bytes import tile_bytes
 
 card = Entity("card", join_keys={"card_id": "int64"})
 
@@ -47,3 +48,13 @@ def transaction(card_id: int, minutes_ago: float, amount: float, merchant_id: in
 
 def features(group: str = "card_windows") -> list[str]:
     return [f"{group}:{name}" for name in WINDOW_FEATURES]
+
+
+def tile_values(group: StreamFeatureGroup, tile: bytes) -> list:
+    """A stored tile as `[count, last, *one value per measure]`, a HyperLogLog measure's value its codes."""
+    form = tile_bytes(group)
+    header, codes = form.split([tile])
+    values = [int(header["count"][0]), int(header["last"][0])]
+    for position in range(len(form.layout.measures)):
+        values.append(codes[form.sketches.index(position)][0] if position in form.sketches else header[f"m{position}"][0].item())
+    return values

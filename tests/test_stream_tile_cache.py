@@ -10,7 +10,7 @@ from feature_platform.online.tile_cache import TileCache
 from feature_platform.windows import hll
 from feature_platform.windows.tile_bytes import FORMAT, tile_bytes
 from feature_platform.windows.tiles import partial_tiles
-from tests.stream_fixtures import card_windows, stream_store
+from tests.stream_fixtures import card_windows, stream_store, tile_values
 
 
 def test_loaded_tiles_are_the_stored_bytes_and_an_entity_without_tiles_loads_empty(tmp_path: Path, redis_url: str) -> None:
@@ -31,14 +31,13 @@ def test_loaded_tiles_are_the_stored_bytes_and_an_entity_without_tiles_loads_emp
 def test_tiles_stored_as_msgpack_by_an_earlier_version_load_converted(tmp_path: Path, redis_url: str) -> None:
     store = stream_store(tmp_path, redis_url)
     group = card_windows()
-    form = tile_bytes(group)
     key = store.online.encode_keys(store.online.prefix(group), [[7]])[0]
     store.online.client.hset(key, b"29000000", msgpack.packb([2, 1_740_000_030_000_000, 3.0, 1.0, 2.0, [5, 1, 9, 2]]))
 
     loaded = TileCache(store.online, group).load([(7,)])[0][1][29000000]
     assert loaded[0] == FORMAT
-    assert form.unpack(loaded)[:5] == [2, 1_740_000_030_000_000, 3.0, 1.0, 2.0]
-    assert form.unpack(loaded)[5] == hll.codes_of(np.array([5, 9]), np.array([1, 2])).tobytes()
+    assert tile_values(group, loaded)[:5] == [2, 1_740_000_030_000_000, 3.0, 1.0, 2.0]
+    assert tile_values(group, loaded)[5] == hll.codes_of(np.array([5, 9]), np.array([1, 2])).tobytes()
 
 
 def test_a_batch_tile_older_than_the_windows_is_deleted_not_set_and_the_other_tiles_still_line_up(tmp_path: Path, redis_url: str) -> None:

@@ -14,7 +14,7 @@ from feature_platform.windows import hll
 from feature_platform.errors import FeaturePlatformError
 from feature_platform.windows.tile_bytes import layout, tile_bytes
 from feature_platform.windows.tiles import partial_tiles, window_start
-from tests.stream_fixtures import card, card_windows
+from tests.stream_fixtures import card, card_windows, tile_values
 
 MINUTE_US = 60_000_000
 
@@ -73,7 +73,7 @@ def test_partial_tiles_of_batches_merged_in_order_equal_the_tiles_of_the_whole(s
     whole = tiles_of(table)
     assert merged.keys() == whole.keys()
     for cell, (header, codes) in whole.items():
-        ours, theirs = form.unpack(merged[cell]), form.unpack(form.pack(header, codes)[0])
+        ours, theirs = tile_values(group, merged[cell]), tile_values(group, form.pack(header, codes)[0])
         assert ours[:5] == theirs[:5]  # count, last time, sum (exact for quarters), min, max
         assert np.array_equal(hll.dense(ours[5]), hll.dense(theirs[5]))
         assert len(ours[5]) <= 2 * hll.REGISTERS  # repeats are compacted before they grow past the registers
@@ -90,16 +90,16 @@ def test_a_tile_stored_as_msgpack_by_an_earlier_version_reads_and_merges_as_it_w
     flat = [x for pair in pairs for x in pair]
     earlier = msgpack.packb([count, last, *amounts, flat])
 
-    tile = form.unpack(earlier)
+    tile = tile_values(group, earlier)
     upgraded = form.upgrade(earlier)
 
-    assert tile[:5] == form.unpack(upgraded)[:5] == [count, last, *amounts]
+    assert tile[:5] == tile_values(group, upgraded)[:5] == [count, last, *amounts]
     expected = np.zeros(hll.REGISTERS, dtype=np.int64)
     for register, rank in pairs:
         expected[register] = max(expected[register], rank)
     assert np.array_equal(hll.dense(tile[5]), expected)
     merged = form.combine(group, [upgraded], np.frombuffer(upgraded, form.header, 1), [[upgraded[form.header.itemsize :]]])
-    assert form.unpack(merged[0])[:2] == [2 * count, last]
+    assert tile_values(group, merged[0])[:2] == [2 * count, last]
 
 
 def test_an_integer_sum_past_int64_in_a_tile_fails_naming_the_group_and_field() -> None:

@@ -9,15 +9,13 @@ of a batch's tiles merge as NumPy columns and the codes as byte strings, where
 msgpack tiles took an unpack, a Python merge and a pack each. Codes past
 `hll.REGISTERS` are compacted to one per register (the same estimate).
 
-Tiles of the earlier format (msgpack arrays) are still read and are converted
-when next merged (`upgrade`).
+Tiles of the earlier format (msgpack arrays) are still read (`split`), and the
+consumer converts them when it loads them (`upgrade`).
 """
 
-import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
 
 import msgpack
 import numpy as np
@@ -37,10 +35,6 @@ class Layout:
     """What a tile holds after its count and last event time: one `(op, field)` per measure."""
 
     measures: tuple[tuple[str, str], ...]
-
-    def position(self, op: str, column: str) -> int:
-        """Where a measure's value is in an unpacked tile (`TileBytes.unpack`)."""
-        return 2 + self.measures.index((op, column))
 
 
 def layout(group: StreamFeatureGroup) -> Layout:
@@ -73,10 +67,6 @@ class TileBytes:
         fields = [("format", "u1"), ("count", "<i8"), ("last", "<i8")]
         fields += [(f"m{p}", "<i8" if self.integer[p] else "<f8") for p in self.numeric]
         return np.dtype(fields + [(f"h{p}", "<u2") for p in self.sketches])
-
-    @cached_property
-    def _struct(self) -> struct.Struct:
-        return struct.Struct("<Bqq" + "".join("q" if self.integer[p] else "d" for p in self.numeric) + "H" * len(self.sketches))
 
     def pack(self, header: np.ndarray, codes: Sequence[Sequence[bytes]]) -> list[bytes]:
         """Tiles from their headers and, per HyperLogLog measure, each tile's codes (as counted in the headers)."""
@@ -143,18 +133,17 @@ class TileBytes:
                 tiles[p] = tile
         return tiles
 
-    def unpack(self, tile: bytes) -> list[Any]:
-        """A stored tile as `[count, last, *one value per measure]`, a HyperLogLog measure's value its codes as bytes."""
-        tile = self.upgrade(tile)
-        values = self._struct.unpack_from(tile)
-        out: list[Any] = [values[1], values[2], *([None] * len(self.layout.measures))]
-        for j, position in enumerate(self.numeric):
-            out[2 + position] = values[3 + j]
-        at = self._struct.size
-        for j, position in enumerate(self.sketches):
-            end = at + 2 * values[3 + len(self.numeric) + j]
-            out[2 + position], at = tile[at:end], end
-        return out
+    def split(self, tiles: Sequence[bytes]) -> tuple[np.ndarray, list[list[bytes]]]:
+        """Stored tiles (of any format) as their headers and, per HyperLogLog measure, their codes: `pack` undone."""
+        tiles = [self.upgrade(tile) for tile in tiles]
+        size = self.header.itemsize
+        header = np.frombuffer(b"".join([tile[:size] for tile in tiles]), self.header)
+        codes, start = [], np.full(len(tiles), size, dtype=np.int64)
+        for position in self.sketches:
+            end = start + 2 * header[f"h{position}"]
+            codes.append([tile[a:b] for tile, a, b in zip(tiles, start.tolist(), end.tolist())])
+            start = end
+        return header, codes
 
     def upgrade(self, tile: bytes) -> bytes:
         """A tile of this format from one stored in it or in the earlier msgpack format."""

@@ -128,33 +128,36 @@ def feature_value(function: str, is_float: bool, count: int, total: Any, low: An
     return float(value) if is_float else int(value)
 
 
-def window_values(group: StreamFeatureGroup, tiles: dict[int, list[Any]], now_us: int) -> tuple[list[Any] | None, int | None]:
-    """The group's features at `now_us` from an entity's tiles, and its last event time (None: no event in any window)."""
+def window_values(group: StreamFeatureGroup, tiles: dict[int, bytes], now_us: int) -> tuple[list[Any] | None, int | None]:
+    """The group's features at `now_us` from an entity's stored tiles, and its last event time (None: no event in
+    any window)."""
     tile_us = tile_micros(group)
     current = now_us // tile_us
     oldest = current - tiles_in(group, group.largest_window) + 1
-    live = {t: p for t, p in sorted(tiles.items()) if oldest <= t <= current}
+    live = sorted((t, tile) for t, tile in tiles.items() if oldest <= t <= current)
     if not live:
         return None, None
-    spec = layout(group)
+    form = tile_bytes(group)
+    index = np.array([t for t, _ in live])
+    header, codes = form.split([tile for _, tile in live])
     values = []
     for aggregation, feature in zip(group.aggregations, group.features):
-        first = current - tiles_in(group, aggregation.window) + 1
-        window = [p for t, p in live.items() if t >= first]
-        count = sum(p[0] for p in window)
+        inside = index >= current - tiles_in(group, aggregation.window) + 1
+        count = int(header["count"][inside].sum())
         total = low = high = None
         distinct = 0
         if aggregation.column is not None:
-            position = spec.position(MEASURE[aggregation.function], aggregation.column)
-            parts = [p[position] for p in window]
-            if aggregation.function in ("sum", "mean"):
-                total = sum(parts)
-            elif aggregation.function == "min":
-                low = min(parts, default=None)
-            elif aggregation.function == "max":
-                high = max(parts, default=None)
+            position = form.layout.measures.index((MEASURE[aggregation.function], aggregation.column))
+            if aggregation.function == "approx_count_distinct":
+                column = codes[form.sketches.index(position)]
+                distinct = hll.estimate(hll.dense(b"".join([c for c, keep in zip(column, inside.tolist()) if keep])))
             else:
-                distinct = hll.estimate(hll.dense(b"".join(parts)))
-        is_float = feature.arrow_type == pa.float64()
-        values.append(feature_value(aggregation.function, is_float, count, total, low, high, distinct))
-    return values, max(p[1] for p in live.values())
+                parts = header[f"m{position}"][inside].tolist()
+                if aggregation.function in ("sum", "mean"):
+                    total = sum(parts)  # in tile order, in Python: an integer sum of many tiles may pass int64
+                elif aggregation.function == "min":
+                    low = min(parts, default=None)
+                else:
+                    high = max(parts, default=None)
+        values.append(feature_value(aggregation.function, feature.arrow_type == pa.float64(), count, total, low, high, distinct))
+    return values, int(header["last"].max())
