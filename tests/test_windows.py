@@ -45,38 +45,55 @@ def test_registers_merged_from_two_halves_equal_registers_of_the_whole(values: l
     assert np.array_equal(merged, registers(values))
 
 
-def tiles_of(table: pa.Table) -> dict[tuple, tuple]:
-    """Per (entity, tile): its header and codes."""
-    batch = partial_tiles(card_windows(), table)
-    return {(batch.entities[e], t): (batch.header[i : i + 1], [c[i : i + 1] for c in batch.codes])
-            for i, (e, t) in enumerate(zip(batch.entity_index, batch.tiles))}
+def tiles_of(group: StreamFeatureGroup, table: pa.Table) -> dict[tuple, bytes]:
+    """Per (entity, tile) of one batch: the tile packed."""
+    batch = partial_tiles(group, table)
+    return dict(zip(zip(map(batch.entities.__getitem__, batch.entity_index), batch.tiles), tile_bytes(group).pack(batch.header, batch.codes)))
 
 
+# Tiles with one HyperLogLog measure (the common layout), with two (codes of each measure in turn), and with none.
+LAYOUTS = [
+    card_windows(),
+    StreamFeatureGroup("two_sketches", entities=[card], fields={"merchant_id": "int64", "units": "int64"}, aggregations=[
+        Aggregation("approx_count_distinct", timedelta(hours=1), column="merchant_id"), Aggregation("sum", timedelta(hours=1), column="units"),
+        Aggregation("approx_count_distinct", timedelta(hours=1), column="units"), Aggregation("min", timedelta(hours=1), column="units")]),
+    StreamFeatureGroup("no_sketch", entities=[card], fields={"units": "int64"}, aggregations=[
+        Aggregation("count", timedelta(hours=1)), Aggregation("max", timedelta(hours=1), column="units")]),
+]
+
+
+@pytest.mark.parametrize("group", LAYOUTS, ids=lambda g: g.name)
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), events=st.integers(1, 3000), batches=st.integers(1, 6))
-def test_partial_tiles_of_batches_merged_in_order_equal_the_tiles_of_the_whole(seed: int, events: int, batches: int) -> None:
+def test_partial_tiles_of_batches_merged_in_order_equal_the_tiles_of_the_whole(
+    group: StreamFeatureGroup, seed: int, events: int, batches: int
+) -> None:
     rng = np.random.default_rng(seed)
     table = pa.table({
         "card_id": pa.array(rng.integers(0, 3, events)),
         "event_time": pa.array(rng.integers(0, 2 * MINUTE_US, events), pa.timestamp("us", tz="UTC")),
         "amount": pa.array(rng.integers(-400, 400, events) * 0.25),
         "merchant_id": pa.array(rng.integers(0, 5_000, events)),
-    })
+        "units": pa.array(rng.integers(-(2**40), 2**40, events)),
+    }).select([*group.join_keys, group.event_time, *group.fields])
     cuts = sorted(rng.integers(0, events, batches - 1).tolist())
-    group = card_windows()
     form = tile_bytes(group)
     merged: dict[tuple, bytes] = {}
     for start, end in zip([0, *cuts], [*cuts, events]):
         batch = partial_tiles(group, table.slice(start, end - start))
         cells = [(batch.entities[e], t) for e, t in zip(batch.entity_index, batch.tiles)]
         merged |= dict(zip(cells, form.combine(group, [merged.get(c) for c in cells], batch.header, batch.codes)))
-    whole = tiles_of(table)
+    whole = tiles_of(group, table)
     assert merged.keys() == whole.keys()
-    for cell, (header, codes) in whole.items():
-        ours, theirs = tile_values(group, merged[cell]), tile_values(group, form.pack(header, codes)[0])
-        assert ours[:5] == theirs[:5]  # count, last time, sum (exact for quarters), min, max
-        assert np.array_equal(hll.dense(ours[5]), hll.dense(theirs[5]))
-        assert len(ours[5]) <= 2 * hll.REGISTERS  # repeats are compacted before they grow past the registers
+    for cell, tile in whole.items():
+        ours, theirs = tile_values(group, merged[cell]), tile_values(group, tile)
+        for position, (op, _) in enumerate(form.layout.measures, start=2):
+            if op == "hll":
+                assert np.array_equal(hll.dense(ours[position]), hll.dense(theirs[position]))
+                assert len(ours[position]) <= 2 * hll.REGISTERS  # repeats are compacted before they grow past the registers
+            else:
+                assert ours[position] == theirs[position]  # sums exact for quarters and integers
+        assert ours[:2] == theirs[:2]  # count, last time
 
 
 @settings(max_examples=25, deadline=None)

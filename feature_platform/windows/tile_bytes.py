@@ -102,8 +102,7 @@ class TileBytes:
             if op == "sum":
                 total = a + b
                 if self.integer[position] and np.any(((a ^ total) & (b ^ total)) < 0):
-                    raise FeaturePlatformError(f"stream group '{group.name}': the sum of integer field '{column}' in one "
-                                               "tile passed the int64 range; declare the field float64 and bump the version")
+                    raise sum_overflow(group, column)
                 merged[f"m{position}"] = total
             else:
                 merged[f"m{position}"] = np.minimum(a, b) if op == "min" else np.maximum(a, b)
@@ -160,6 +159,12 @@ class TileBytes:
             codes.append([hll.codes_of(pairs[0::2], pairs[1::2]).tobytes()])
         self.count_codes(header, codes, [np.array([len(c[0]) // 2]) for c in codes])
         return self.pack(header, codes)[0]
+
+
+def sum_overflow(group: StreamFeatureGroup, column: str) -> FeaturePlatformError:
+    """The error of an integer field whose sum in one tile passed int64 (which a tile's 8 bytes hold)."""
+    return FeaturePlatformError(f"stream group '{group.name}': the sum of integer field '{column}' in one tile passed the "
+                                "int64 range; declare the field float64 and bump the version")
 
 
 def tile_bytes(group: StreamFeatureGroup) -> TileBytes:

@@ -16,9 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from feature_platform.definitions.aggregations import StreamFeatureGroup
-from feature_platform.errors import FeaturePlatformError
 from feature_platform.windows import hll
-from feature_platform.windows.tile_bytes import MEASURE, layout, tile_bytes
+from feature_platform.windows.tile_bytes import MEASURE, layout, sum_overflow, tile_bytes
 
 MICROSECOND = timedelta(microseconds=1)
 
@@ -97,8 +96,7 @@ def partial_tiles(group: StreamFeatureGroup, table: pa.Table) -> TileBatch:
         else:
             header[f"m{position}"] = grouped.column(f"{column}_{op}").to_numpy()
             if f"__f{position}_sum" in grouped.column_names and pc.max(pc.abs(grouped.column(f"__f{position}_sum"))).as_py() >= 2.0**63:
-                raise FeaturePlatformError(f"stream group '{group.name}': the sum of integer field '{column}' in one tile "
-                                           "passed the int64 range; declare the field float64 and bump the version")
+                raise sum_overflow(group, column)
     form.count_codes(header, codes, counts)
     entity_index = (np.cumsum(first) - 1).tolist()
     return TileBatch(entities, entity_index, grouped.column("__tile").to_pylist(), header, codes)
