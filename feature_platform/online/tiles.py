@@ -21,6 +21,7 @@ import redis
 
 from feature_platform.definitions.aggregations import StreamFeatureGroup
 from feature_platform.online.store import OnlineStore
+from feature_platform.windows.tile_bytes import tile_bytes
 from feature_platform.windows.tiles import window_values
 
 # KEYS: watermark, dead-letter stream, lease. ARGV: expected watermark ('' = none), new watermark, lease token,
@@ -156,4 +157,5 @@ def read_windows(online: OnlineStore, group: StreamFeatureGroup, keys: Sequence[
         replies = pipe.execute()
     except redis.RedisError as exc:
         raise online._error(exc) from None
-    return [window_values(group, {int(t): tile for t, tile in reply.items()}, now_us) for reply in replies]
+    form = tile_bytes(group)
+    return [window_values(group, {int(t): tile for t, tile in reply.items()}, now_us, form) for reply in replies]

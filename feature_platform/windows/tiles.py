@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from feature_platform.definitions.aggregations import StreamFeatureGroup
 from feature_platform.windows import hll
-from feature_platform.windows.tile_bytes import MEASURE, layout, sum_overflow, tile_bytes
+from feature_platform.windows.tile_bytes import MEASURE, TileBytes, layout, sum_overflow, tile_bytes
 
 MICROSECOND = timedelta(microseconds=1)
 
@@ -126,16 +126,18 @@ def feature_value(function: str, is_float: bool, count: int, total: Any, low: An
     return float(value) if is_float else int(value)
 
 
-def window_values(group: StreamFeatureGroup, tiles: dict[int, bytes], now_us: int) -> tuple[list[Any] | None, int | None]:
+def window_values(
+    group: StreamFeatureGroup, tiles: dict[int, bytes], now_us: int, form: TileBytes | None = None
+) -> tuple[list[Any] | None, int | None]:
     """The group's features at `now_us` from an entity's stored tiles, and its last event time (None: no event in
-    any window)."""
+    any window). `form` is `tile_bytes(group)`, if the caller has it."""
     tile_us = tile_micros(group)
     current = now_us // tile_us
     oldest = current - tiles_in(group, group.largest_window) + 1
     live = sorted((t, tile) for t, tile in tiles.items() if oldest <= t <= current)
     if not live:
         return None, None
-    form = tile_bytes(group)
+    form = form or tile_bytes(group)
     index = np.array([t for t, _ in live])
     header, codes = form.split([tile for _, tile in live])
     values = []
