@@ -1,5 +1,6 @@
 """The consumer's tile cache loads what Redis holds, byte for byte (real redis-server)."""
 
+import time
 from pathlib import Path
 
 import msgpack
@@ -10,7 +11,7 @@ from feature_platform.online.tile_cache import TileCache
 from feature_platform.windows import hll
 from feature_platform.windows.tile_bytes import FORMAT, tile_bytes
 from feature_platform.windows.tiles import partial_tiles
-from tests.stream_fixtures import card_windows, stream_store, tile_values
+from tests.stream_fixtures import card_windows, stream_store, tile_values, transaction
 
 
 def test_loaded_tiles_are_the_stored_bytes_and_an_entity_without_tiles_loads_empty(tmp_path: Path, redis_url: str) -> None:
@@ -66,3 +67,20 @@ def events(group, rows: list[tuple[int, int]]) -> pa.Table:
         "amount": pa.array([1.0] * len(rows)),
         "merchant_id": pa.array([3] * len(rows), pa.int64()),
     })
+
+
+def test_a_consumer_adds_to_tiles_an_earlier_version_stored_and_serves_both(tmp_path: Path, redis_url: str) -> None:
+    store = stream_store(tmp_path, redis_url)
+    group = card_windows()
+    now_us = int(time.time() * 1_000_000)
+    key = store.online.encode_keys(store.online.prefix(group), [[7]])[0]
+    earlier = msgpack.packb([2, now_us - 5_000_000, 10.0, 4.0, 6.0, [5, 1, 9, 2]])  # two events in the current tile
+    store.online.client.hset(key, b"%d" % (now_us // 60_000_000), earlier)
+    store.publish_events("card_windows", [transaction(7, 0, 3.0, merchant_id=4)])
+
+    with store.stream_processor("card_windows") as processor:
+        processor.run(until_idle=True)
+
+    names = ["card_windows:txn_count_10m", "card_windows:amount_sum_1h", "card_windows:amount_min_1h", "card_windows:amount_max_10m"]
+    online = store.get_online_features([{"card_id": 7}], names).to_dict()
+    assert (online["txn_count_10m"], online["amount_sum_1h"], online["amount_min_1h"], online["amount_max_10m"]) == ([3], [13.0], [3.0], [6.0])

@@ -158,4 +158,4 @@ def read_windows(online: OnlineStore, group: StreamFeatureGroup, keys: Sequence[
     except redis.RedisError as exc:
         raise online._error(exc) from None
     form = tile_bytes(group)
-    return [window_values(group, {int(t): tile for t, tile in reply.items()}, now_us, form) for reply in replies]
+    return [window_values(group, form, {int(t): tile for t, tile in reply.items()}, now_us) for reply in replies]

@@ -86,7 +86,9 @@ class TileBytes:
                 column[i] = hll.compact(np.frombuffer(column[i], "<u2")).tobytes()
                 header[f"h{position}"][i] = len(column[i]) // 2
 
-    def merge(self, group: StreamFeatureGroup, stored: Sequence[bytes], partial: np.ndarray, codes: Sequence[Sequence[bytes]]) -> list[bytes]:
+    def merge(
+        self, group: StreamFeatureGroup, stored: Sequence[bytes], partial: np.ndarray, codes: Sequence[Sequence[bytes]]
+    ) -> list[bytes]:
         """Each stored tile (of this format) with the partial tile of the same entity and tile merged in; partial
         tiles as headers and, per HyperLogLog measure, codes (as `TileBatch` has them)."""
         if not stored:
@@ -106,15 +108,10 @@ class TileBytes:
                 merged[f"m{position}"] = total
             else:
                 merged[f"m{position}"] = np.minimum(a, b) if op == "min" else np.maximum(a, b)
-        joined: list[list[bytes]] = []
         if len(self.sketches) == 1:  # the codes are the rest of each stored tile
-            joined.append([s[size:] + tail for s, tail in zip(stored, codes[0])])
+            joined = [[s[size:] + tail for s, tail in zip(stored, codes[0])]]
         else:
-            start = np.full(len(old), size, dtype=np.int64)
-            for position, column in zip(self.sketches, codes):
-                end = start + 2 * old[f"h{position}"]
-                joined.append([s[a:b] + tail for s, a, b, tail in zip(stored, start.tolist(), end.tolist(), column)])
-                start = end
+            joined = [[a + b for a, b in zip(mine, theirs)] for mine, theirs in zip(self._codes(stored, old), codes)]
         self.count_codes(merged, joined, [old[f"h{p}"] + new[f"h{p}"] for p in self.sketches])
         return self.pack(merged, joined)
 
@@ -137,12 +134,16 @@ class TileBytes:
         tiles = [self.upgrade(tile) for tile in tiles]
         size = self.header.itemsize
         header = np.frombuffer(b"".join([tile[:size] for tile in tiles]), self.header)
-        codes, start = [], np.full(len(tiles), size, dtype=np.int64)
+        return header, self._codes(tiles, header)
+
+    def _codes(self, tiles: Sequence[bytes], header: np.ndarray) -> list[list[bytes]]:
+        """Per HyperLogLog measure, the codes of each tile (of this format; `header`: their headers)."""
+        codes, start = [], np.full(len(tiles), self.header.itemsize, dtype=np.int64)
         for position in self.sketches:
             end = start + 2 * header[f"h{position}"]
             codes.append([tile[a:b] for tile, a, b in zip(tiles, start.tolist(), end.tolist())])
             start = end
-        return header, codes
+        return codes
 
     def upgrade(self, tile: bytes) -> bytes:
         """A tile of this format from one stored in it or in the earlier msgpack format."""

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from feature_platform.definitions.aggregations import StreamFeatureGroup
 from feature_platform.windows import hll
-from feature_platform.windows.tile_bytes import MEASURE, TileBytes, layout, sum_overflow, tile_bytes
+from feature_platform.windows.tile_bytes import MEASURE, TileBytes, sum_overflow, tile_bytes
 
 MICROSECOND = timedelta(microseconds=1)
 
@@ -56,9 +56,10 @@ class TileBatch:
 def partial_tiles(group: StreamFeatureGroup, table: pa.Table) -> TileBatch:
     """The partial tile of each entity and tile the events of `table` touch (one Arrow group-by)."""
     keys = group.join_keys
-    spec = layout(group)
+    form = tile_bytes(group)
+    spec = form.layout
     if table.num_rows == 0:
-        return TileBatch([], [], [], np.zeros(0, tile_bytes(group).header), [[] for _ in tile_bytes(group).sketches])
+        return TileBatch([], [], [], np.zeros(0, form.header), [[] for _ in form.sketches])
     times = table.column(group.event_time).cast(pa.int64()).to_numpy()
     work = {k: table.column(k) for k in keys}
     work["__tile"] = pa.array(np.floor_divide(times, tile_micros(group)))
@@ -71,7 +72,7 @@ def partial_tiles(group: StreamFeatureGroup, table: pa.Table) -> TileBatch:
         else:
             work[column] = table.column(column)
             aggregations.append((column, op))
-            if op == "sum" and pa.types.is_integer(table.schema.field(column).type):  # Arrow's integer sums wrap around
+            if op == "sum" and form.integer[position]:  # Arrow's integer sums wrap around: checked with a float sum
                 work[f"__f{position}"] = table.column(column).cast(pa.float64(), safe=False)
                 aggregations.append((f"__f{position}", "sum"))
     grouped = pa.table(work).group_by([*keys, "__tile"], use_threads=False).aggregate(aggregations)
@@ -84,7 +85,6 @@ def partial_tiles(group: StreamFeatureGroup, table: pa.Table) -> TileBatch:
         first[1:] |= pc.not_equal(column.slice(1), column.slice(0, grouped.num_rows - 1)).to_numpy(zero_copy_only=False)
     starts = pa.array(np.flatnonzero(first))
     entities = list(zip(*[grouped.column(k).take(starts).to_pylist() for k in keys]))
-    form = tile_bytes(group)
     header = np.zeros(grouped.num_rows, form.header)
     header["count"], header["last"] = grouped.column("__t_count").to_numpy(), grouped.column("__t_max").to_numpy()
     codes, counts = [], []
@@ -95,7 +95,7 @@ def partial_tiles(group: StreamFeatureGroup, table: pa.Table) -> TileBatch:
             counts.append(pc.list_value_length(lists).to_numpy())
         else:
             header[f"m{position}"] = grouped.column(f"{column}_{op}").to_numpy()
-            if f"__f{position}_sum" in grouped.column_names and pc.max(pc.abs(grouped.column(f"__f{position}_sum"))).as_py() >= 2.0**63:
+            if op == "sum" and form.integer[position] and pc.max(pc.abs(grouped.column(f"__f{position}_sum"))).as_py() >= 2.0**63:
                 raise sum_overflow(group, column)
     form.count_codes(header, codes, counts)
     entity_index = (np.cumsum(first) - 1).tolist()
@@ -127,17 +127,16 @@ def feature_value(function: str, is_float: bool, count: int, total: Any, low: An
 
 
 def window_values(
-    group: StreamFeatureGroup, tiles: dict[int, bytes], now_us: int, form: TileBytes | None = None
+    group: StreamFeatureGroup, form: TileBytes, tiles: dict[int, bytes], now_us: int
 ) -> tuple[list[Any] | None, int | None]:
-    """The group's features at `now_us` from an entity's stored tiles, and its last event time (None: no event in
-    any window). `form` is `tile_bytes(group)`, if the caller has it."""
+    """The group's features at `now_us` from an entity's stored tiles (`form`: `tile_bytes(group)`), and its last
+    event time (None: no event in any window)."""
     tile_us = tile_micros(group)
     current = now_us // tile_us
     oldest = current - tiles_in(group, group.largest_window) + 1
     live = sorted((t, tile) for t, tile in tiles.items() if oldest <= t <= current)
     if not live:
         return None, None
-    form = form or tile_bytes(group)
     index = np.array([t for t, _ in live])
     header, codes = form.split([tile for _, tile in live])
     values = []
