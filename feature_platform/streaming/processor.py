@@ -119,7 +119,11 @@ class StreamProcessor:
 
     `cached_entities` bounds the entities whose tiles the consumer keeps
     (memory: about their packed tiles); past it the longest cached are loaded
-    again from Redis when next touched.
+    again from Redis when next touched. `min_read_interval` is the least time
+    between reads while the consumer keeps up (a read came back short): the
+    stream fills meanwhile, and fewer, bigger batches cost less CPU per event
+    (a quarter less at 50,000 events/s), which leaves the cores to Redis and
+    its append-only-file rewrites; events wait up to that long more.
 
     >>> with StreamProcessor(store.online, store.offline, group, stream) as processor:
     ...     processor.run(max_seconds=10).as_dict()
@@ -140,10 +144,14 @@ class StreamProcessor:
         retention: timedelta | None = DEFAULT_STREAM_RETENTION,
         max_outage: timedelta = timedelta(minutes=5),
         cached_entities: int = 200_000,
+        min_read_interval: timedelta = timedelta(milliseconds=50),
     ) -> None:
         if retention is not None and retention < timedelta(0):
             raise ArgumentError(f"stream group '{group.name}': retention must be 0 or more (how long the stream keeps "
                                 f"entries both sinks stored), not {retention}")
+        if min_read_interval < timedelta(0):
+            raise ArgumentError(f"stream group '{group.name}': min_read_interval must be 0 or more (the least time between "
+                                f"reads while the consumer keeps up), not {min_read_interval}")
         if online.cluster:
             raise FeaturePlatformError(
                 f"stream group '{group.name}': the consumer applies each batch in one Redis script, which a Redis "
@@ -160,6 +168,7 @@ class StreamProcessor:
         self.offline_interval = offline_interval.total_seconds()
         self.retention = retention
         self.max_outage = max_outage.total_seconds()
+        self.min_read_interval = min_read_interval.total_seconds()
         self._token = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._lease_key = stream_state_key(online, group, "lease")
         self._watermark_key = stream_state_key(online, group, "watermark")
@@ -175,6 +184,7 @@ class StreamProcessor:
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="online-write")
         self._prepared: tuple[TileWrites, ParsedEvents, list[Entry], StreamStats] | None = None  # merged, not sent
         self._in_flight: tuple[Future, ParsedEvents, list[Entry], StreamStats] | None = None
+        self._short_read_at: float | None = None  # when the last read that returned fewer than `batch_size` did
         self._started = False
 
     def start(self) -> None:
@@ -231,11 +241,22 @@ class StreamProcessor:
             return False
 
     def _read(self) -> list[Entry]:
-        """The next batch; without waiting for entries while a merged batch waits to be sent."""
+        """The next batch; without waiting for entries while a merged batch waits to be sent.
+
+        After a short read the stream is given until `min_read_interval` to fill, with the merged batch's
+        write sent first, so what is merged becomes visible meanwhile.
+        """
+        if self._short_read_at is not None:
+            wait = self.min_read_interval - (time.monotonic() - self._short_read_at)
+            if wait > 0:
+                self._send()
+                time.sleep(wait)
         if self._rewind:
             self._rewind_to_durable()
         block_ms = None if self._prepared else self.block_ms
-        return self.stream.read(CONSUMER_GROUP, self.consumer, count=self.batch_size, block_ms=block_ms)
+        entries = self.stream.read(CONSUMER_GROUP, self.consumer, count=self.batch_size, block_ms=block_ms)
+        self._short_read_at = time.monotonic() if 0 < len(entries) < self.batch_size else None
+        return entries
 
     def _after(self, entries: list[Entry], mark: tuple[int, int] | None) -> list[Entry]:
         """The entries after `mark` (entries come in stream order, so usually all of them)."""
