@@ -73,10 +73,13 @@ def produce(root: str, url: str, rate: int, seconds: float, cards: int) -> None:
     write, and sent with replies off: publishing then costs this process well under
     a microsecond per event, so the 2 cores go to the consumer and redis-server,
     which still does every XADD. Entries get their ids (the latency's start) from
-    Redis when they arrive; event times are those of the pool, seconds old at most.
+    Redis when they arrive; each write's event times are stamped when it is sent
+    (the pool's one time, 13 digits, replaced), so tiles roll over every minute as
+    in a live stream.
     """
     stream = make_store(Path(root), url).stream("card_windows")
     pool = events(100_000, cards, 1)
+    stamp = b"%d" % pool[0]["event_time"]
     connection = redis.Connection(**stream.client.connection_pool.connection_kwargs)
     writes = [b"".join(b"".join(connection.pack_command("XADD", stream.key, "*", *_fields(e))) for e in pool[start : start + 500])
               for start in range(0, len(pool), 500)]
@@ -87,7 +90,8 @@ def produce(root: str, url: str, rate: int, seconds: float, cards: int) -> None:
     while time.monotonic() - began < seconds:
         due = int((time.monotonic() - began) * rate)
         while sent < due:
-            connection.send_packed_command([writes[(sent // 500) % len(writes)]], check_health=False)
+            now = b"%d" % int(time.time() * 1000)
+            connection.send_packed_command([writes[(sent // 500) % len(writes)].replace(stamp, now)], check_health=False)
             sent += 500
         time.sleep(0.001)
     connection.disconnect()
