@@ -355,6 +355,8 @@ def stream_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--retention-minutes", type=float, default=DEFAULT_STREAM_RETENTION / timedelta(minutes=1),
                         help="how long the stream keeps entries both sinks stored, for replays and backfills (Redis "
                              "memory: an hour at 50,000 events/s is 180 million entries, about 7 GB)")
+    parser.add_argument("--min-read-interval-ms", type=float, default=50.0,
+                        help="the least time between reads while the consumer keeps up: bigger batches, less CPU per event")
     parser.add_argument("--max-seconds", type=float, help="stop after this long (default: run until SIGTERM or Ctrl-C)")
     parser.add_argument("--max-events", type=int, help="stop after this many events")
     parser.add_argument("--until-idle", action="store_true", help="stop when no new event arrives")
@@ -371,7 +373,8 @@ def run_stream(args: argparse.Namespace) -> dict[str, Any]:
         signal.signal(number, lambda signum, _frame: stopping.append(signum))
     store = store_of(args)
     processor = store.stream_processor(args.group, consumer=args.consumer, batch_size=args.batch_size,
-                                       retention=timedelta(minutes=args.retention_minutes))
+                                       retention=timedelta(minutes=args.retention_minutes),
+                                       min_read_interval=timedelta(milliseconds=args.min_read_interval_ms))
     began = time.monotonic()
     totals = {"events": 0, "dead_letters": 0, "offline_rows": 0, "redelivered": 0}
     report: dict[str, Any] = {"group": args.group}

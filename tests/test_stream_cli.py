@@ -67,3 +67,11 @@ def test_stream_with_no_retention_trims_what_both_sinks_stored(repo_env: dict, c
     assert json.loads(capsys.readouterr().out)["events"] == 50
     assert store.stream("card_activity").length() == 0
     assert len(store.read_group("card_activity")) == 50
+
+
+def test_stream_refuses_a_negative_read_interval_naming_it(repo_env: dict, capsys: pytest.CaptureFixture) -> None:
+    publish(1)
+
+    assert main(["stream", "card_activity", "--repo", str(REPO), "--until-idle", "--min-read-interval-ms", "-5"]) != 0
+
+    assert "min_read_interval must be 0 or more" in capsys.readouterr().err
