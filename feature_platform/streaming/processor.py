@@ -6,10 +6,11 @@ online watermark (the last entry id applied), only if the stored watermark is
 the one this consumer last wrote. The script is sent, on a writer thread, just
 after the next batch is read and its uncached entities loaded (a read sent after
 it would wait behind it in Redis), and runs while that batch is merged (one write
-in flight);
-a batch counts as applied, and its watermark as ours, only once its write is
-confirmed. Each batch is also buffered for the offline table; the buffer is
-appended to the group's Delta table in one commit whose metadata records the offline watermark. Entries are
+in flight). While the consumer keeps up, reads are at least `min_read_interval`
+apart, and the write goes out before that wait. A batch counts as applied, and
+its watermark as ours, only once its write is confirmed. Each batch is also
+buffered for the offline table; the buffer is appended to the group's Delta
+table in one commit whose metadata records the offline watermark. Entries are
 read without acknowledgements: at start, and after a Redis outage, the
 consumer rewinds its consumer group to the older of the two durable
 watermarks and reads from there, and each sink skips what its watermark
@@ -122,8 +123,8 @@ class StreamProcessor:
     again from Redis when next touched. `min_read_interval` is the least time
     between reads while the consumer keeps up (a read came back short): the
     stream fills meanwhile, and fewer, bigger batches cost less CPU per event
-    (a quarter less at 50,000 events/s), which leaves the cores to Redis and
-    its append-only-file rewrites; events wait up to that long more.
+    (40% less at 50,000 events/s with 50 ms), which leaves the cores to Redis
+    and its append-only-file rewrites; events wait up to that long more.
 
     >>> with StreamProcessor(store.online, store.offline, group, stream) as processor:
     ...     processor.run(max_seconds=10).as_dict()
