@@ -27,7 +27,7 @@ from feature_platform import discovery
 from feature_platform.errors import FeaturePlatformError
 from feature_platform.scaffold import create_repository
 from feature_platform.store import DEFAULT_HOME, FeatureStore
-from feature_platform.streaming.processor import DEFAULT_STREAM_RETENTION
+from feature_platform.streaming.processor import DEFAULT_MIN_READ_INTERVAL, DEFAULT_STREAM_RETENTION
 
 
 @dataclass(frozen=True)
@@ -355,7 +355,7 @@ def stream_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--retention-minutes", type=float, default=DEFAULT_STREAM_RETENTION / timedelta(minutes=1),
                         help="how long the stream keeps entries both sinks stored, for replays and backfills (Redis "
                              "memory: an hour at 50,000 events/s is 180 million entries, about 7 GB)")
-    parser.add_argument("--min-read-interval-ms", type=float, default=50.0,
+    parser.add_argument("--min-read-interval-ms", type=float, default=DEFAULT_MIN_READ_INTERVAL / timedelta(milliseconds=1),
                         help="the least time between reads while the consumer keeps up: bigger batches, less CPU per event")
     parser.add_argument("--max-seconds", type=float, help="stop after this long (default: run until SIGTERM or Ctrl-C)")
     parser.add_argument("--max-events", type=int, help="stop after this many events")

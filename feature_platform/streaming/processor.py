@@ -50,6 +50,8 @@ from feature_platform.windows.tiles import partial_tiles
 CONSUMER_GROUP = "feature-platform"
 # How long the stream keeps entries both sinks stored, for replays and backfills from raw history.
 DEFAULT_STREAM_RETENTION = timedelta(hours=1)
+# The least time between reads while the consumer keeps up (see `StreamProcessor`).
+DEFAULT_MIN_READ_INTERVAL = timedelta(milliseconds=50)
 LEASE_MS = 30_000
 WATERMARK_KEY = "stream_watermark"
 CONSUMER_KEY = "stream_consumer"
@@ -145,7 +147,7 @@ class StreamProcessor:
         retention: timedelta | None = DEFAULT_STREAM_RETENTION,
         max_outage: timedelta = timedelta(minutes=5),
         cached_entities: int = 200_000,
-        min_read_interval: timedelta = timedelta(milliseconds=50),
+        min_read_interval: timedelta = DEFAULT_MIN_READ_INTERVAL,
     ) -> None:
         if retention is not None and retention < timedelta(0):
             raise ArgumentError(f"stream group '{group.name}': retention must be 0 or more (how long the stream keeps "
