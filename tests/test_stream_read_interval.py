@@ -2,26 +2,36 @@
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from feature_platform import FeatureStore
 from feature_platform.errors import ArgumentError
-from feature_platform.streaming.processor import StreamStats
+from feature_platform.streaming.processor import StreamProcessor, StreamStats
 
 from tests.stream_fixtures import features, stream_store, transaction
 
 INTERVAL = timedelta(seconds=2)
 
 
-def test_after_a_short_read_the_next_read_takes_what_arrived_during_the_interval(tmp_path: Path, redis_url: str) -> None:
+@contextmanager
+def after_a_short_read(tmp_path: Path, redis_url: str) -> Iterator[tuple[FeatureStore, StreamProcessor, StreamStats]]:
+    """A consumer that has read and merged 3 events of card 1, fewer than a batch: its next read waits for INTERVAL."""
     store = stream_store(tmp_path, redis_url)
     store.publish_events("card_windows", [transaction(1, 1.0, 5.0)] * 3)
     with store.stream_processor("card_windows", min_read_interval=INTERVAL) as processor:
         processor.start()
         stats = StreamStats("card_windows", "test")
-        assert processor.step(stats) == 3  # fewer than the batch size
+        assert processor.step(stats) == 3  # its write goes out with the next step
+        yield store, processor, stats
+
+
+def test_after_a_short_read_the_next_read_takes_what_arrived_during_the_interval(tmp_path: Path, redis_url: str) -> None:
+    with after_a_short_read(tmp_path, redis_url) as (store, processor, stats):
         second: list[int] = []
         waiting = threading.Thread(target=lambda: second.append(processor.step(stats)))
         waiting.start()
@@ -35,12 +45,7 @@ def test_after_a_short_read_the_next_read_takes_what_arrived_during_the_interval
 
 
 def test_the_merged_batch_is_visible_online_while_the_consumer_waits(tmp_path: Path, redis_url: str) -> None:
-    store = stream_store(tmp_path, redis_url)
-    store.publish_events("card_windows", [transaction(1, 1.0, 5.0)] * 3)
-    with store.stream_processor("card_windows", min_read_interval=INTERVAL) as processor:
-        processor.start()
-        stats = StreamStats("card_windows", "test")
-        processor.step(stats)  # merged; its write goes out with the next step
+    with after_a_short_read(tmp_path, redis_url) as (store, processor, stats):
         waiting = threading.Thread(target=lambda: processor.step(stats))
         waiting.start()
         time.sleep(0.3)
