@@ -13,6 +13,7 @@ Subcommands are entries of `COMMANDS`; `register(Command(...))` adds one (e.g. `
 
 import argparse
 import json
+import math
 import os
 import shutil
 import sys
@@ -348,19 +349,42 @@ register(Command("redis", "start, stop or show the embedded Redis online store",
 # Streams
 
 
+def finite_number(text: str) -> float:
+    """A command-line number that is finite: NaN would compare false everywhere (a limit never reached)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, not {text!r}")
+    return value
+
+
+def duration_in(unit: str) -> Callable[[str], timedelta]:
+    """A command-line duration counted in `unit` (e.g. "minutes"); negative ones go on to the check that names them."""
+
+    def duration(text: str) -> timedelta:
+        try:
+            return timedelta(**{unit: finite_number(text)})
+        except OverflowError:
+            raise argparse.ArgumentTypeError(f"too long a duration: {text} {unit}") from None
+
+    return duration
+
+
 def stream_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("group", help="a stream feature group")
     parser.add_argument("--consumer", help="the name this worker reads under (default: host-pid); any restart resumes from the durable watermarks")
     parser.add_argument("--batch-size", type=int, default=10_000, help="entries per online batch")
-    parser.add_argument("--retention-minutes", type=float, default=DEFAULT_STREAM_RETENTION / timedelta(minutes=1),
+    parser.add_argument("--retention-minutes", type=duration_in("minutes"), default=DEFAULT_STREAM_RETENTION,
                         help="how long the stream keeps entries both sinks stored, for replays and backfills (Redis "
                              "memory: an hour at 50,000 events/s is 180 million entries, about 7 GB)")
-    parser.add_argument("--min-read-interval-ms", type=float, default=DEFAULT_MIN_READ_INTERVAL / timedelta(milliseconds=1),
+    parser.add_argument("--min-read-interval-ms", type=duration_in("milliseconds"), default=DEFAULT_MIN_READ_INTERVAL,
                         help="the least time between reads while the consumer keeps up: bigger batches, less CPU per event")
-    parser.add_argument("--max-seconds", type=float, help="stop after this long (default: run until SIGTERM or Ctrl-C)")
+    parser.add_argument("--max-seconds", type=finite_number, help="stop after this long (default: run until SIGTERM or Ctrl-C)")
     parser.add_argument("--max-events", type=int, help="stop after this many events")
     parser.add_argument("--until-idle", action="store_true", help="stop when no new event arrives")
-    parser.add_argument("--report-every", type=float, default=10.0, help="seconds between progress lines on stderr")
+    parser.add_argument("--report-every", type=finite_number, default=10.0, help="seconds between progress lines on stderr")
 
 
 def run_stream(args: argparse.Namespace) -> dict[str, Any]:
@@ -373,11 +397,11 @@ def run_stream(args: argparse.Namespace) -> dict[str, Any]:
         signal.signal(number, lambda signum, _frame: stopping.append(signum))
     store = store_of(args)
     processor = store.stream_processor(args.group, consumer=args.consumer, batch_size=args.batch_size,
-                                       retention=timedelta(minutes=args.retention_minutes),
-                                       min_read_interval=timedelta(milliseconds=args.min_read_interval_ms))
+                                       retention=args.retention_minutes, min_read_interval=args.min_read_interval_ms)
     began = time.monotonic()
     totals = {"events": 0, "dead_letters": 0, "offline_rows": 0, "redelivered": 0}
     report: dict[str, Any] = {"group": args.group}
+    last_event = None  # over all runs: the last run of --until-idle found none
     try:
         while not stopping:
             left = None if args.max_seconds is None else args.max_seconds - (time.monotonic() - began)
@@ -389,6 +413,7 @@ def run_stream(args: argparse.Namespace) -> dict[str, Any]:
             for key in totals:
                 totals[key] += getattr(stats, key)
             report = stats.as_dict()
+            last_event = max(filter(None, (last_event, stats.last_event_time)), default=None)
             print(f"{args.group}: {report['events']} events ({report['events_per_second']}/s), {report['dead_letters']} dead letters, "
                   f"lag {report['lag_events']} events / {report['lag_seconds']} s, last event {report['last_event_time']}",
                   file=sys.stderr, flush=True)
@@ -398,7 +423,9 @@ def run_stream(args: argparse.Namespace) -> dict[str, Any]:
                 break
     finally:
         processor.close()
-    return {**report, **totals, "seconds": round(time.monotonic() - began, 3), "stopped_by_signal": bool(stopping)}
+    seconds = time.monotonic() - began
+    return {**report, **totals, "seconds": round(seconds, 3), "events_per_second": round(totals["events"] / seconds, 1),
+            "last_event_time": last_event.isoformat() if last_event else None, "stopped_by_signal": bool(stopping)}
 
 
 register(Command("stream", "consume a stream group's events into its online windows and offline table", stream_arguments, run_stream,

@@ -75,3 +75,29 @@ def test_stream_refuses_a_negative_read_interval_naming_it(repo_env: dict, capsy
     assert main(["stream", "card_activity", "--repo", str(REPO), "--until-idle", "--min-read-interval-ms", "-5"]) != 0
 
     assert "min_read_interval must be 0 or more" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("option", "value", "problem"), [
+    ("--min-read-interval-ms", "nan", "must be a finite number, not 'nan'"),
+    ("--retention-minutes", "inf", "must be a finite number, not 'inf'"),
+    ("--retention-minutes", "1e20", "too long a duration: 1e20 minutes"),
+    ("--max-seconds", "nan", "must be a finite number, not 'nan'"),
+    ("--report-every", "soon", "not a number: 'soon'"),
+])
+def test_stream_refuses_numbers_it_cannot_use_naming_the_option(option: str, value: str, problem: str, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as refused:
+        main(["stream", "card_activity", "--repo", str(REPO), option, value])
+
+    assert refused.value.code == 2
+    assert f"argument {option}: {problem}" in capsys.readouterr().err
+
+
+def test_stream_until_idle_reports_the_last_event_and_rate_of_the_whole_run(repo_env: dict, capsys: pytest.CaptureFixture) -> None:
+    store = publish(200)
+
+    assert main(["stream", "card_activity", "--repo", str(REPO), "--until-idle", "--json"]) == 0
+
+    report = json.loads(capsys.readouterr().out)  # its last pass found nothing new
+    latest = store.read_group("card_activity")["event_time"].max()
+    assert report["last_event_time"] == latest.isoformat()
+    assert report["events_per_second"] == pytest.approx(200 / report["seconds"], rel=0.01)
