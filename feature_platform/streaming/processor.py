@@ -149,12 +149,12 @@ class StreamProcessor:
         cached_entities: int = 200_000,
         min_read_interval: timedelta = DEFAULT_MIN_READ_INTERVAL,
     ) -> None:
-        if retention is not None and retention < timedelta(0):
-            raise ArgumentError(f"stream group '{group.name}': retention must be 0 or more (how long the stream keeps "
-                                f"entries both sinks stored), not {retention}")
-        if min_read_interval < timedelta(0):
-            raise ArgumentError(f"stream group '{group.name}': min_read_interval must be 0 or more (the least time between "
-                                f"reads while the consumer keeps up), not {min_read_interval}")
+        for name, value, meaning in (
+            ("retention", retention, "how long the stream keeps entries both sinks stored"),
+            ("min_read_interval", min_read_interval, "the least time between reads while the consumer keeps up"),
+        ):
+            if value is not None and value < timedelta(0):
+                raise ArgumentError(f"stream group '{group.name}': {name} must be 0 or more ({meaning}), not {value}")
         if online.cluster:
             raise FeaturePlatformError(
                 f"stream group '{group.name}': the consumer applies each batch in one Redis script, which a Redis "
