@@ -74,3 +74,11 @@ def test_a_negative_read_interval_is_refused_with_what_it_means(tmp_path: Path, 
 
     with pytest.raises(ArgumentError, match="stream group 'card_windows': min_read_interval must be 0 or more"):
         store.stream_processor("card_windows", min_read_interval=timedelta(milliseconds=-1))
+
+
+@pytest.mark.parametrize("batch_size", [0, -3])
+def test_a_batch_size_below_one_is_refused_with_what_it_means(tmp_path: Path, redis_url: str, batch_size: int) -> None:
+    store = stream_store(tmp_path, redis_url)
+
+    with pytest.raises(ArgumentError, match=f"stream group 'card_windows': batch_size must be 1 or more .*, not {batch_size}"):
+        store.stream_processor("card_windows", batch_size=batch_size)

@@ -149,6 +149,9 @@ class StreamProcessor:
         cached_entities: int = 200_000,
         min_read_interval: timedelta = DEFAULT_MIN_READ_INTERVAL,
     ) -> None:
+        if batch_size < 1:
+            raise ArgumentError(f"stream group '{group.name}': batch_size must be 1 or more (the most entries a read "
+                                f"takes; Redis reads without a limit at 0), not {batch_size}")
         for name, value, meaning in (
             ("retention", retention, "how long the stream keeps entries both sinks stored"),
             ("min_read_interval", min_read_interval, "the least time between reads while the consumer keeps up"),
